@@ -1,0 +1,215 @@
+"""Command line: ``summarizer serve`` and ``summarizer summarize FILE``.
+
+Every flag has a ``SUMMARIZER_*`` env var twin (flag wins) and shows its default
+in ``--help``. Call :func:`main` with an argument list to use it from Python or
+tests; it returns the exit status instead of exiting.
+
+Exit status of ``summarize``: 0 summary written, 1 the job failed (``error``
+event), 3 the connection failed, 130 cancelled (Ctrl-C); 2 is a usage error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import click
+
+from .client import SummarizerClient
+from .errors import TransportError
+from .protocol import StartOptions
+from .render import JsonRenderer, RichRenderer
+from .settings import Settings
+
+__all__ = ["EXIT_CANCELLED", "EXIT_ERROR", "EXIT_TRANSPORT", "main", "running_server"]
+
+EXIT_ERROR = 1
+EXIT_TRANSPORT = 3
+EXIT_CANCELLED = 130
+
+_FIELDS = Settings.model_fields
+
+
+def _setting(name: str, *flags: str, per_job: bool = False, **kwargs: Any) -> Callable[[Any], Any]:
+    """A click option for the setting ``name``: its env var, description and default shown.
+
+    With ``per_job`` the option is a job option sent in ``start``: unset, the
+    server's own default applies (shown as such in the help).
+    """
+    field = _FIELDS[name]
+    shown: bool | str = field.default is not None
+    if per_job:
+        shown = f"the server's; built in: {field.default}"
+    return click.option(
+        *flags,
+        name,
+        default=None if per_job else field.default,
+        envvar=f"SUMMARIZER_{name.upper()}",
+        show_envvar=True,
+        help=field.description,
+        show_default=shown,
+        **kwargs,
+    )
+
+
+def _settings(**given: Any) -> Settings:
+    try:
+        return Settings(**{k: v for k, v in given.items() if v is not None})
+    except ValueError as exc:
+        raise click.UsageError(f"Invalid setting: {exc}") from None
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def cli() -> None:
+    """Streaming map-reduce document summarizer."""
+
+
+@cli.command()
+@_setting("host", "--host")
+@_setting("port", "--port", type=int)
+@_setting("model", "--model")
+@_setting("concurrency", "--concurrency", type=int)
+@_setting("base_url", "--base-url")
+@_setting("log_level", "--log-level")
+def serve(**given: Any) -> None:
+    """Run the server: the WebSocket API at /ws and the web page at /."""
+    import uvicorn
+
+    from .server import create_app
+
+    settings = _settings(**given)
+    logging.basicConfig(level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level.lower(),
+        ws_max_size=settings.max_frame_bytes,
+        ws_per_message_deflate=False,
+    )
+
+
+@contextlib.contextmanager
+def running_server(settings: Settings) -> Iterator[str]:
+    """Run the app with uvicorn on a free 127.0.0.1 port in a background thread.
+
+    Args:
+        settings: Server configuration (``host``/``port`` are ignored).
+
+    Yields:
+        The server's WebSocket URL, e.g. ``ws://127.0.0.1:53127/ws``.
+
+    Raises:
+        RuntimeError: The server did not start within 30 seconds.
+    """
+    import uvicorn
+
+    from .server import create_app
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(
+        create_app(settings),
+        log_level="warning",
+        ws_max_size=settings.max_frame_bytes,
+        ws_per_message_deflate=False,
+        lifespan="on",
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True, name="summarizer-server")
+    thread.start()
+    try:
+        for _ in range(3000):
+            if server.started or not thread.is_alive():
+                break
+            threading.Event().wait(0.01)
+        if not server.started:
+            raise RuntimeError("The in-process server did not start.")
+        yield f"ws://127.0.0.1:{port}/ws"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()
+
+
+@cli.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--url", default=None, help="Server WebSocket URL; without it a server runs in-process on 127.0.0.1.")
+@_setting("model", "--model", per_job=True)
+@_setting("chunk_size", "--chunk-size", type=int, per_job=True)
+@_setting("chunk_overlap", "--chunk-overlap", type=int, per_job=True)
+@_setting("concurrency", "--concurrency", type=int, per_job=True)
+@_setting("summary_words", "--summary-words", type=int, per_job=True)
+@click.option("--json", "as_json", is_flag=True, help="Print every event as one JSON line instead.")
+@click.option("--no-chunks", is_flag=True, help="Do not print the chunk summaries.")
+def summarize(
+    file: Path, url: str | None, as_json: bool, no_chunks: bool, **given: Any
+) -> int:
+    """Summarize FILE (PDF, .txt or .md), streaming progress and the summary."""
+    try:
+        options = StartOptions(**{k: v for k, v in given.items() if v is not None})
+    except ValueError as exc:
+        raise click.UsageError(f"Invalid option: {exc}") from None
+    renderer: JsonRenderer | RichRenderer = JsonRenderer() if as_json else RichRenderer(show_chunks=not no_chunks)
+    try:
+        if url is not None:
+            return _summarize(url, file, options, renderer)
+        # The in-process server allows the requested model, with the env's defaults.
+        settings = _settings(model=options.model) if options.model else _settings()
+        with running_server(settings) as local_url:
+            return _summarize(local_url, file, options, renderer)
+    finally:
+        renderer.close()
+
+
+def _summarize(url: str, file: Path, options: StartOptions, render: Callable[[Any], None]) -> int:
+    client = SummarizerClient(url)
+
+    async def run() -> int:
+        status = EXIT_TRANSPORT
+        async for event in client.summarize_file(file, options=options):
+            render(event)
+            if event.type == "summary":
+                status = 0
+            elif event.type == "error":
+                status = EXIT_ERROR
+            elif event.type == "cancelled":
+                status = EXIT_CANCELLED
+        return status
+
+    try:
+        return asyncio.run(run())
+    except TransportError as exc:
+        click.echo(f"Error: {exc.message}", err=True)
+        return EXIT_TRANSPORT
+    except KeyboardInterrupt:
+        click.echo("Cancelled.", err=True)
+        return EXIT_CANCELLED
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI with ``argv`` (default ``sys.argv[1:]``) and return the exit status."""
+    try:
+        result = cli.main(args=argv, prog_name="summarizer", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        return EXIT_CANCELLED
+    return result if isinstance(result, int) else 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,219 @@
+"""Errors, error codes and WebSocket close codes.
+
+Every failure a user can cause is a :class:`SummarizerError` carrying an
+:class:`ErrorCode`; the server turns it into an ``error`` event on the wire
+(``{"type": "error", "code": ..., "message": ..., "retryable": ...}``) and, for
+protocol violations, closes the socket with the matching :class:`CloseCode`.
+
+Exception hierarchy (after httpx's ``_exceptions.py``)::
+
+    SummarizerError
+    ├── ProtocolError          the client broke the wire protocol (bad JSON, order, type)
+    ├── LimitExceeded          a configured limit was hit (size, frame, characters)
+    ├── DocumentError          the document cannot be read
+    │   ├── UnsupportedDocument    not a PDF, text or Markdown; or not UTF-8
+    │   ├── EncryptedDocument      needs a password
+    │   ├── DamagedDocument        a PDF pypdf cannot parse
+    │   └── NoTextError            nothing to summarize (empty, image-only, glyph garbage)
+    ├── ModelError             the chat model failed or cannot be loaded
+    ├── JobCancelled           the client cancelled the job
+    └── TransportError         (client side) the connection failed or closed early
+"""
+
+from __future__ import annotations
+
+import enum
+
+__all__ = [
+    "CloseCode",
+    "DamagedDocument",
+    "DocumentError",
+    "EncryptedDocument",
+    "ErrorCode",
+    "JobCancelled",
+    "LimitExceeded",
+    "ModelError",
+    "NoTextError",
+    "ProtocolError",
+    "SummarizerError",
+    "TransportError",
+    "UnsupportedDocument",
+]
+
+
+class ErrorCode(enum.StrEnum):
+    """Machine-readable reason carried by every ``error`` event.
+
+    Clients switch on these strings; they are public interface and never change
+    meaning. Each member's comment says when it is sent.
+    """
+
+    # -- protocol: the client sent something the server cannot accept ------------
+    BAD_JSON = "bad_json"
+    """A text frame was not valid JSON (or not a JSON object)."""
+    UNKNOWN_TYPE = "unknown_type"
+    """A message's ``type`` is missing or not one the protocol defines."""
+    INVALID_MESSAGE = "invalid_message"
+    """A known message type with missing, extra-typed or out-of-range fields."""
+    UNEXPECTED_MESSAGE = "unexpected_message"
+    """A valid message in the wrong state (e.g. bytes before ``start``)."""
+    UNSUPPORTED_PROTOCOL = "unsupported_protocol"
+    """``start.protocol`` names a version this server does not speak."""
+    INVALID_OPTION = "invalid_option"
+    """An option in ``start.options`` is out of range (e.g. overlap >= chunk size)."""
+
+    # -- limits ---------------------------------------------------------------
+    DOCUMENT_TOO_LARGE = "document_too_large"
+    """More bytes (or characters) than the server's document limit, or than ``start.size``."""
+    FRAME_TOO_LARGE = "frame_too_large"
+    """A single WebSocket message above the frame limit."""
+    SIZE_MISMATCH = "size_mismatch"
+    """``end`` arrived before ``start.size`` bytes did, or more bytes came."""
+    CHECKSUM_MISMATCH = "checksum_mismatch"
+    """``end.sha256`` does not match the bytes received; the bytes are not used."""
+
+    # -- the document -----------------------------------------------------------
+    UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
+    """Neither PDF, plain text nor Markdown (by media type, extension and content)."""
+    NOT_A_PDF = "not_a_pdf"
+    """Declared as a PDF but the bytes do not start like one."""
+    BAD_ENCODING = "bad_encoding"
+    """Text that is not valid UTF-8."""
+    EMPTY_DOCUMENT = "empty_document"
+    """Zero bytes, or only white space."""
+    ENCRYPTED_PDF = "encrypted_pdf"
+    """The PDF is password protected and no (or a wrong) password was given."""
+    DAMAGED_PDF = "damaged_pdf"
+    """pypdf cannot parse the file (broken trailer, cycles, truncation)."""
+    NO_TEXT = "no_text"
+    """The PDF has no text layer (scanned images); it needs OCR first."""
+    UNREADABLE_TEXT = "unreadable_text"
+    """Text extracts as garbage (glyph names, control characters)."""
+    PARSE_TIMEOUT = "parse_timeout"
+    """Parsing the document took longer than the configured wall-clock limit."""
+
+    # -- the model and the job ---------------------------------------------------
+    UNKNOWN_MODEL = "unknown_model"
+    """``options.model`` cannot be resolved to a chat model."""
+    MODEL_ERROR = "model_error"
+    """A model call failed."""
+    CANCELLED = "cancelled"
+    """The client cancelled the job."""
+    INTERNAL_ERROR = "internal_error"
+    """A bug in the server; the message says what to report."""
+    CONNECTION_LOST = "connection_lost"
+    """(Client side only) the WebSocket closed before the job ended."""
+
+
+class CloseCode(enum.IntEnum):
+    """WebSocket close codes the server uses (RFC 6455 section 7.4.1).
+
+    Only standard codes are used so that every client library understands them.
+    """
+
+    NORMAL_CLOSURE = 1000
+    """The client or the server is done (e.g. after idle time)."""
+    GOING_AWAY = 1001
+    """The server is shutting down."""
+    PROTOCOL_ERROR = 1002
+    """The client broke the protocol: bad JSON, unknown type, wrong order."""
+    UNSUPPORTED_DATA = 1003
+    """The client asked for a protocol version the server does not speak."""
+    POLICY_VIOLATION = 1008
+    """A limit other than the frame size was violated."""
+    MESSAGE_TOO_BIG = 1009
+    """A single frame exceeded the frame limit."""
+    INTERNAL_ERROR = 1011
+    """The server hit an unexpected condition."""
+    TRY_AGAIN_LATER = 1013
+    """The server is busy; retry later."""
+
+
+class SummarizerError(Exception):
+    """Base class of every error this package raises on purpose.
+
+    Args:
+        message: A sentence a person can act on, e.g. ``"The PDF is encrypted:
+            send the password in options.password."``
+        code: The wire :class:`ErrorCode`; defaults to the class's ``code``.
+        retryable: Whether the same request may succeed later; defaults to the
+            class's ``retryable``.
+    """
+
+    code: ErrorCode = ErrorCode.INTERNAL_ERROR
+    retryable: bool = False
+    close_code: CloseCode | None = None
+    """Close code to end the connection with, or ``None`` to keep it open."""
+
+    def __init__(
+        self, message: str, *, code: ErrorCode | None = None, retryable: bool | None = None
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+        if retryable is not None:
+            self.retryable = retryable
+
+
+class ProtocolError(SummarizerError):
+    """The client broke the wire protocol; the connection is closed with 1002."""
+
+    code = ErrorCode.INVALID_MESSAGE
+    close_code = CloseCode.PROTOCOL_ERROR
+
+
+class LimitExceeded(SummarizerError):
+    """A configured limit was exceeded; the connection is closed with 1008."""
+
+    code = ErrorCode.DOCUMENT_TOO_LARGE
+    close_code = CloseCode.POLICY_VIOLATION
+
+
+class DocumentError(SummarizerError):
+    """The document cannot be summarized; the job ends, the connection stays open."""
+
+    code = ErrorCode.UNSUPPORTED_MEDIA_TYPE
+
+
+class UnsupportedDocument(DocumentError):
+    """Not a PDF, plain text or Markdown, or text that is not UTF-8."""
+
+    code = ErrorCode.UNSUPPORTED_MEDIA_TYPE
+
+
+class EncryptedDocument(DocumentError):
+    """An encrypted PDF and no (or a wrong) password."""
+
+    code = ErrorCode.ENCRYPTED_PDF
+
+
+class DamagedDocument(DocumentError):
+    """A PDF that pypdf cannot parse."""
+
+    code = ErrorCode.DAMAGED_PDF
+
+
+class NoTextError(DocumentError):
+    """Nothing to summarize: empty, image-only, or unreadable text."""
+
+    code = ErrorCode.NO_TEXT
+
+
+class ModelError(SummarizerError):
+    """A chat model could not be loaded or a call failed."""
+
+    code = ErrorCode.MODEL_ERROR
+
+
+class JobCancelled(SummarizerError):
+    """The job was cancelled by its client."""
+
+    code = ErrorCode.CANCELLED
+
+
+class TransportError(SummarizerError):
+    """Client side: the server is unreachable or the socket closed before the job ended."""
+
+    code = ErrorCode.CONNECTION_LOST
+    retryable = True

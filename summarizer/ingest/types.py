@@ -1,0 +1,90 @@
+"""Value types shared by the ingestion modules: pages, chunks, options, progress."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+__all__ = ["Chunk", "IngestOptions", "IngestProgress", "Page"]
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One page of extracted text.
+
+    Attributes:
+        number: 1-based page number (for text documents, form-feed separated pages).
+        text: The page's text, as extracted (before or after cleaning).
+    """
+
+    number: int
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    """A piece of the cleaned document text handed to one map call.
+
+    Attributes:
+        index: 0-based position in the document.
+        text: The chunk's text (at most ``chunk_size`` characters, usually).
+        start: Offset of the first character in the cleaned document text (characters).
+        end: Offset one past the last character (characters); ``end - start == len(text)``.
+        first_page: 1-based page where the chunk starts.
+        last_page: 1-based page where it ends (inclusive).
+    """
+
+    index: int
+    text: str
+    start: int
+    end: int
+    first_page: int
+    last_page: int
+
+    @property
+    def pages(self) -> tuple[int, int]:
+        """``(first_page, last_page)``."""
+        return (self.first_page, self.last_page)
+
+
+@dataclass(frozen=True, slots=True)
+class IngestOptions:
+    """How to read and split one document.
+
+    Attributes:
+        chunk_size: Target chunk length in characters (default 4,000, about 1,000 tokens).
+        chunk_overlap: Characters shared by neighbouring chunks (default 200).
+        password: Password for an encrypted PDF, or ``None``.
+        max_pages: PDF pages at most; more is a ``document_too_large`` error.
+        max_text_chars: Characters of text at most; more is ``document_too_large``.
+        parse_timeout_s: Wall-clock seconds allowed for parsing a PDF.
+        parse_memory_bytes: Address-space limit of the PDF worker process (bytes).
+    """
+
+    chunk_size: int = 4000
+    chunk_overlap: int = 200
+    password: str | None = None
+    max_pages: int = 5000
+    max_text_chars: int = 20_000_000
+    parse_timeout_s: float = 600.0
+    parse_memory_bytes: int = 2 * 1024 * 1024 * 1024
+
+
+@dataclass(slots=True)
+class IngestProgress:
+    """Mutable progress of one ingestion, passed to the ``on_progress`` callback.
+
+    Attributes:
+        pages_done: Pages extracted and cleaned so far.
+        pages_total: Pages in the document once known (PDF: from the page tree), else ``None``.
+        characters: Characters of cleaned text so far.
+        chunks: Chunks yielded so far.
+        finished: ``True`` once the whole document is parsed and every chunk yielded.
+        warnings: Human-readable notes (e.g. "3 pages had no text").
+    """
+
+    pages_done: int = 0
+    pages_total: int | None = None
+    characters: int = 0
+    chunks: int = 0
+    finished: bool = False
+    warnings: list[str] = field(default_factory=list)

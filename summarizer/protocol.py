@@ -1,0 +1,436 @@
+"""Wire protocol v1: every message that crosses the WebSocket, as pydantic models.
+
+This module is the one currency of the project: the pipeline yields these events,
+the job stamps and logs them, the server serializes them, the Python client parses
+them and the CLI renders them. It knows nothing about sockets or LangChain.
+
+Control messages and events are JSON text frames, each an object with a ``type``
+tag; file bytes travel as binary frames. ``docs/protocol.md`` documents every
+message with a JSON example; ``tests/test_protocol.py`` parses those examples.
+
+Client → server: :class:`Start`, :class:`Text`, :class:`End`, :class:`Cancel`.
+Server → client (all :class:`ServerEvent`, stamped with ``job_id`` and ``seq``):
+:class:`Accepted`, :class:`Ack`, :class:`Progress`, :class:`Document`,
+:class:`ChunkStarted`, :class:`ChunkToken`, :class:`ChunkSummary`,
+:class:`Collapse`, :class:`CollapseToken`, :class:`CollapseSummary`,
+:class:`SummaryToken`, :class:`Summary`, :class:`Cancelled`, :class:`Error`.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
+from .errors import ErrorCode, ProtocolError
+
+__all__ = [
+    "PROTOCOL_VERSION",
+    "Accepted",
+    "Ack",
+    "Cancel",
+    "Cancelled",
+    "ChunkStarted",
+    "ChunkSummary",
+    "ChunkToken",
+    "ClientMessage",
+    "Collapse",
+    "CollapseSummary",
+    "CollapseToken",
+    "Document",
+    "End",
+    "Error",
+    "Limits",
+    "Progress",
+    "ServerEvent",
+    "Stage",
+    "Start",
+    "StartOptions",
+    "Summary",
+    "SummaryToken",
+    "TERMINAL_TYPES",
+    "Text",
+    "dump",
+    "parse_client",
+    "parse_server",
+]
+
+PROTOCOL_VERSION = 1
+"""The protocol version this module speaks; sent in ``start.protocol``."""
+
+PageRange = tuple[int, int]
+"""``[first, last]`` page numbers, 1-based and inclusive."""
+
+Stage = Literal["extract", "map", "collapse", "reduce"]
+"""Pipeline stages reported by :class:`Progress`."""
+
+
+class _Message(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# ---------------------------------------------------------------------------
+# client → server
+# ---------------------------------------------------------------------------
+
+
+class StartOptions(_Message):
+    """Per-job options in ``start.options``; ``None`` means the server default.
+
+    Attributes:
+        model: Model name the server advertises (``"extractive"`` or
+            ``"provider:model"``).
+        chunk_size: Target chunk length in characters (100–100,000).
+        chunk_overlap: Overlap between neighbouring chunks in characters;
+            must be smaller than ``chunk_size``.
+        concurrency: Map calls at once for this job (1–64), capped by the server.
+        summary_words: Target length of the final summary in words (20–5,000).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, protected_namespaces=())
+
+    model: str | None = None
+    chunk_size: int | None = Field(default=None, ge=100, le=100_000)
+    chunk_overlap: int | None = Field(default=None, ge=0, le=50_000)
+    concurrency: int | None = Field(default=None, ge=1, le=64)
+    summary_words: int | None = Field(default=None, ge=20, le=5_000)
+
+
+class Start(_Message):
+    """Opens a job. The client then sends bytes (binary frames) or :class:`Text`.
+
+    Attributes:
+        protocol: Protocol version, currently ``1``.
+        filename: Original file name; its extension helps detect the media type.
+        media_type: ``application/pdf``, ``text/plain`` or ``text/markdown``;
+            empty means "guess from the file name and the bytes".
+        size: Total bytes the client will send, or ``None`` if unknown
+            (text messages); checked against the document limit up front.
+        options: Per-job :class:`StartOptions`.
+    """
+
+    type: Literal["start"] = "start"
+    protocol: int = PROTOCOL_VERSION
+    filename: str = Field(default="document", max_length=1024)
+    media_type: str = Field(default="", max_length=255)
+    size: int | None = Field(default=None, ge=0)
+    options: StartOptions = Field(default_factory=StartOptions)
+
+
+class Text(_Message):
+    """A piece of document text, for clients that split the document themselves."""
+
+    type: Literal["text"] = "text"
+    text: str
+
+
+class End(_Message):
+    """The upload is complete.
+
+    Attributes:
+        sha256: Lowercase hex SHA-256 of all bytes sent (binary frames, or the
+            UTF-8 encoding of all ``text`` messages concatenated); optional.
+    """
+
+    type: Literal["end"] = "end"
+    sha256: str | None = Field(default=None, pattern=r"^[0-9a-fA-F]{64}$")
+
+
+class Cancel(_Message):
+    """Cancel the current job; the server answers with :class:`Cancelled`."""
+
+    type: Literal["cancel"] = "cancel"
+
+
+ClientMessage = Annotated[Start | Text | End | Cancel, Field(discriminator="type")]
+
+# ---------------------------------------------------------------------------
+# server → client
+# ---------------------------------------------------------------------------
+
+
+class _Event(_Message):
+    """Common fields: ``job_id`` and ``seq`` are stamped by the job, not the pipeline.
+
+    ``seq`` counts a job's messages from 1 without gaps or repeats; ``0`` (with
+    ``job_id`` ``null``) marks an error that belongs to no job, e.g. bad JSON
+    before any ``start``.
+    """
+
+    job_id: str | None = None
+    seq: int = Field(default=0, ge=0)
+
+
+class Limits(_Message):
+    """Server limits announced in :class:`Accepted` (all in bytes or characters)."""
+
+    max_document_bytes: int
+    max_frame_bytes: int
+    ack_window_bytes: int
+    """Keep at most this many bytes sent but not yet acknowledged."""
+    max_text_chars: int
+    max_concurrency: int
+
+
+class Accepted(_Event):
+    """The job exists; upload may start.
+
+    Attributes:
+        limits: The server's :class:`Limits`.
+        model: The model this job uses.
+        models: Models the server allows clients to pick.
+        options: Effective options after defaults were applied.
+    """
+
+    type: Literal["accepted"] = "accepted"
+    protocol: int = PROTOCOL_VERSION
+    limits: Limits
+    model: str
+    models: list[str] = Field(default_factory=list)
+    chunk_size: int
+    chunk_overlap: int
+    concurrency: int
+
+
+class Ack(_Event):
+    """Upload acknowledgement (flow control).
+
+    Attributes:
+        received: Bytes received so far (binary frames, or UTF-8 bytes of text).
+        messages: Upload messages received so far (frames plus ``text`` messages).
+    """
+
+    type: Literal["ack"] = "ack"
+    received: int
+    messages: int
+
+
+class Progress(_Event):
+    """How far a stage is.
+
+    Attributes:
+        stage: ``extract`` (pages), ``map`` (chunks), ``collapse`` (groups of
+            the current level) or ``reduce`` (1 call). Upload progress is told
+            by :class:`Ack` (``received`` of ``start.size``).
+        done: Units finished.
+        total: Units in all, or ``None`` while unknown (chunks of a document
+            still being parsed).
+        elapsed_s: Seconds since the job started.
+        eta_s: Estimated seconds until the stage ends, or ``None``.
+    """
+
+    type: Literal["progress"] = "progress"
+    stage: Stage
+    done: int
+    total: int | None = None
+    elapsed_s: float
+    eta_s: float | None = None
+
+
+class Document(_Event):
+    """The document is fully parsed.
+
+    Attributes:
+        pages: Pages (PDF) or form-feed separated pages (text, usually 1).
+        characters: Characters of cleaned text.
+        chunks: Number of chunks the text was split into.
+    """
+
+    type: Literal["document"] = "document"
+    pages: int
+    characters: int
+    chunks: int
+
+
+class ChunkStarted(_Event):
+    """A map call began for chunk ``index`` (0-based) covering ``pages``."""
+
+    type: Literal["chunk.started"] = "chunk.started"
+    index: int
+    pages: PageRange
+    characters: int = 0
+
+
+class ChunkToken(_Event):
+    """A streamed piece of chunk ``index``'s summary."""
+
+    type: Literal["chunk.token"] = "chunk.token"
+    index: int
+    pages: PageRange
+    text: str
+
+
+class ChunkSummary(_Event):
+    """Chunk ``index``'s complete summary; equals its ``chunk.token`` texts joined.
+
+    Attributes:
+        elapsed_s: Seconds the map call took.
+    """
+
+    type: Literal["chunk.summary"] = "chunk.summary"
+    index: int
+    pages: PageRange
+    text: str
+    elapsed_s: float = 0.0
+
+
+class Collapse(_Event):
+    """Chunk summaries exceed the reduce budget: collapse level ``level`` (from 1)
+    summarizes them in ``groups`` groups."""
+
+    type: Literal["collapse"] = "collapse"
+    level: int
+    groups: int
+    characters: int = 0
+    """Characters of summaries going into this level."""
+
+
+class CollapseToken(_Event):
+    """A streamed piece of a collapse call's output."""
+
+    type: Literal["collapse.token"] = "collapse.token"
+    level: int
+    group: int
+    pages: PageRange
+    text: str
+
+
+class CollapseSummary(_Event):
+    """A collapse call's complete output; equals its ``collapse.token`` texts joined."""
+
+    type: Literal["collapse.summary"] = "collapse.summary"
+    level: int
+    group: int
+    pages: PageRange
+    text: str
+
+
+class SummaryToken(_Event):
+    """A streamed piece of the final summary."""
+
+    type: Literal["summary.token"] = "summary.token"
+    text: str
+
+
+class Summary(_Event):
+    """The final summary; equals the ``summary.token`` texts joined. Ends the job.
+
+    Attributes:
+        text: The summary.
+        elapsed_s: Seconds from ``start`` to this event.
+        calls: Model calls made, by step: ``{"map": n, "collapse": n, "reduce": 1}``.
+        model: The model that wrote it.
+    """
+
+    type: Literal["summary"] = "summary"
+    text: str
+    elapsed_s: float
+    calls: dict[str, int] = Field(default_factory=dict)
+    model: str = ""
+
+
+class Cancelled(_Event):
+    """The job was cancelled by its client. Ends the job."""
+
+    type: Literal["cancelled"] = "cancelled"
+    elapsed_s: float = 0.0
+
+
+class Error(_Event):
+    """Something went wrong. Ends the job (if there is one).
+
+    Attributes:
+        code: An :class:`~summarizer.errors.ErrorCode` value.
+        message: A sentence for people.
+        retryable: Whether the same request may succeed later.
+    """
+
+    type: Literal["error"] = "error"
+    code: ErrorCode
+    message: str
+    retryable: bool = False
+
+
+ServerEvent = Annotated[
+    Accepted
+    | Ack
+    | Progress
+    | Document
+    | ChunkStarted
+    | ChunkToken
+    | ChunkSummary
+    | Collapse
+    | CollapseToken
+    | CollapseSummary
+    | SummaryToken
+    | Summary
+    | Cancelled
+    | Error,
+    Field(discriminator="type"),
+]
+
+TERMINAL_TYPES = frozenset({"summary", "cancelled", "error"})
+"""Event types after which a job emits nothing more."""
+
+_client_adapter: TypeAdapter[Start | Text | End | Cancel] = TypeAdapter(ClientMessage)
+_server_adapter: TypeAdapter[Any] = TypeAdapter(ServerEvent)
+_CLIENT_TYPES = frozenset({"start", "text", "end", "cancel"})
+
+
+def parse_client(raw: str | bytes) -> Start | Text | End | Cancel:
+    """Parse one client text frame.
+
+    Args:
+        raw: The frame's JSON text.
+
+    Returns:
+        The message model.
+
+    Raises:
+        ProtocolError: With ``bad_json`` if ``raw`` is not a JSON object,
+            ``unknown_type`` if ``type`` is missing or unknown, and
+            ``invalid_message`` if fields are wrong (the message names them).
+    """
+    import json
+
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ProtocolError(f"Message is not valid JSON: {exc}", code=ErrorCode.BAD_JSON) from None
+    if not isinstance(data, dict):
+        raise ProtocolError(
+            f"Message must be a JSON object, got {type(data).__name__}.", code=ErrorCode.BAD_JSON
+        )
+    kind = data.get("type")
+    if kind not in _CLIENT_TYPES:
+        raise ProtocolError(
+            f"Unknown message type {kind!r}; expected one of {sorted(_CLIENT_TYPES)}.",
+            code=ErrorCode.UNKNOWN_TYPE,
+        )
+    try:
+        return _client_adapter.validate_python(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'][1:]) or 'message'}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise ProtocolError(f"Invalid {kind!r} message: {problems}.") from None
+
+
+def parse_server(raw: str | bytes | dict[str, Any]) -> Any:
+    """Parse one server event (JSON text or an already decoded dict).
+
+    Returns:
+        One of the :data:`ServerEvent` models.
+
+    Raises:
+        pydantic.ValidationError: If the event does not match the protocol.
+    """
+    if isinstance(raw, dict):
+        return _server_adapter.validate_python(raw)
+    return _server_adapter.validate_json(raw)
+
+
+def dump(message: BaseModel) -> str:
+    """Serialize any protocol message to its compact JSON text frame."""
+    return message.model_dump_json()

@@ -1,0 +1,108 @@
+"""One typed settings object, read from ``SUMMARIZER_*`` environment variables.
+
+Every field is documented with its unit and default; ``docs/settings.md`` lists
+them and the CLI exposes the common ones as flags (flags win over env vars).
+OpenAI's own ``OPENAI_API_KEY`` and ``OPENAI_BASE_URL`` are read by
+``langchain-openai`` directly and need no ``SUMMARIZER_`` twin.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["Settings", "WEB_DIR"]
+
+WEB_DIR = Path(__file__).resolve().parent.parent / "web"
+"""The page served at ``/`` when running from a checkout."""
+
+MiB = 1024 * 1024
+
+
+class Settings(BaseSettings):
+    """Server and pipeline configuration.
+
+    Each attribute ``name`` is read from the env var ``SUMMARIZER_NAME``.
+
+    Raises:
+        pydantic.ValidationError: On a malformed or out-of-range value; the
+            message names the variable.
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix="SUMMARIZER_", extra="ignore", validate_default=True, protected_namespaces=()
+    )
+
+    # -- server ------------------------------------------------------------------
+    host: str = Field(default="127.0.0.1", description="Interface to listen on.")
+    port: int = Field(default=8000, ge=0, le=65535, description="TCP port; 0 picks a free one.")
+    web_dir: Path = Field(default=WEB_DIR, description="Folder served at / (the web page).")
+    log_level: str = Field(default="info", description="Python logging level name.")
+
+    # -- model --------------------------------------------------------------------
+    model: str = Field(
+        default="extractive",
+        description="Default chat model: 'extractive' (embedded) or 'provider:model'.",
+    )
+    models: list[str] = Field(
+        default_factory=list,
+        description="Extra models clients may pick (JSON list); the default is always allowed.",
+    )
+    base_url: str | None = Field(
+        default=None,
+        description="Base URL for OpenAI-compatible servers (else OPENAI_BASE_URL).",
+    )
+    concurrency: int = Field(default=4, ge=1, le=64, description="Map calls at once per job.")
+
+    # -- chunking and budgets (characters, about 4 per token) ------------------------
+    chunk_size: int = Field(default=4000, ge=100, le=100_000, description="Chunk length (chars).")
+    chunk_overlap: int = Field(default=200, ge=0, le=50_000, description="Chunk overlap (chars).")
+    reduce_budget_chars: int = Field(
+        default=12_000,
+        ge=500,
+        description="Largest input of one collapse or reduce call (chars); above it, collapse.",
+    )
+    map_words: int = Field(default=80, ge=10, le=2000, description="Target words per chunk summary.")
+    summary_words: int = Field(default=250, ge=20, le=5000, description="Target words of the summary.")
+    max_collapse_levels: int = Field(default=8, ge=1, le=32, description="Collapse levels at most.")
+
+    # -- limits -----------------------------------------------------------------------
+    max_document_bytes: int = Field(default=200 * MiB, ge=1, description="Largest upload (bytes).")
+    max_frame_bytes: int = Field(default=4 * MiB, ge=1024, description="Largest frame (bytes).")
+    ack_window_bytes: int = Field(
+        default=8 * MiB, ge=1024, description="Unacknowledged upload bytes a client may have."
+    )
+    max_text_chars: int = Field(
+        default=20_000_000, ge=1, description="Characters of text per job at most."
+    )
+    pdf_max_pages: int = Field(default=5000, ge=1, description="PDF pages at most.")
+    parse_timeout_s: float = Field(
+        default=600.0, gt=0, description="Wall-clock limit for parsing one document (s)."
+    )
+    parse_memory_bytes: int = Field(
+        default=2048 * MiB, ge=64 * MiB, description="Address-space limit of the PDF worker (bytes)."
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> Settings:
+        if self.chunk_overlap >= self.chunk_size:
+            raise ValueError(
+                f"chunk_overlap ({self.chunk_overlap}) must be smaller than "
+                f"chunk_size ({self.chunk_size})"
+            )
+        if self.reduce_budget_chars < 2 * self.map_words * 8:
+            raise ValueError(
+                f"reduce_budget_chars ({self.reduce_budget_chars}) must hold at least two chunk "
+                f"summaries of map_words ({self.map_words}) words"
+            )
+        return self
+
+    def allowed_models(self) -> list[str]:
+        """The default model first, then the extra ``models``, without repeats."""
+        out = [self.model]
+        for name in self.models:
+            if name not in out:
+                out.append(name)
+        return out

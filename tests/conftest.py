@@ -1,0 +1,36 @@
+"""Shared fixtures: corpus paths, settings, apps, a real uvicorn server."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from summarizer.settings import Settings
+
+CORPUS = Path(os.environ.get("SUMMARIZER_CORPUS", Path(__file__).resolve().parent.parent.parent / "shared" / "corpus"))
+SAMPLES = Path(__file__).resolve().parent.parent / "samples"
+
+
+def corpus_file(*parts: str) -> Path:
+    """A file of ../shared/corpus, or skip the test if the corpus is not beside the checkout."""
+    path = CORPUS.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"corpus file {path} not available")
+    return path
+
+
+@pytest.fixture
+def settings() -> Settings:
+    return Settings(_env_file=None)  # type: ignore[call-arg]
+
+
+@pytest.fixture(scope="session")
+def live_server() -> Iterator[str]:
+    """A real uvicorn server on 127.0.0.1 with a random port; yields its ws:// URL."""
+    from summarizer.cli import running_server
+
+    with running_server(Settings()) as url:
+        yield url
