@@ -42,7 +42,17 @@ def build_pdf(text: str, running_head: str) -> bytes:
     font_id, pages_id = 3, 2
     page_ids = []
     for number, page_lines in enumerate(pages, start=1):
-        ops = ["BT", "/F1 9 Tf", "72 750 Td", f"({_escape(running_head)}) Tj", "ET", "BT", "/F1 11 Tf", "14 TL", "72 720 Td"]
+        ops = [
+            "BT",
+            "/F1 9 Tf",
+            "72 750 Td",
+            f"({_escape(running_head)}) Tj",
+            "ET",
+            "BT",
+            "/F1 11 Tf",
+            "14 TL",
+            "72 720 Td",
+        ]
         for line in page_lines:
             ops.append(f"({_escape(line)}) '")
         ops += ["ET", "BT", "/F1 9 Tf", "300 40 Td", f"({number}) Tj", "ET"]
@@ -59,7 +69,8 @@ def build_pdf(text: str, running_head: str) -> bytes:
         )
     header = [
         b"<< /Type /Catalog /Pages 2 0 R >>",
-        f"<< /Type /Pages /Kids [{' '.join(f'{i} 0 R' for i in page_ids)}] /Count {len(page_ids)} >>".encode(),
+        f"<< /Type /Pages /Kids [{' '.join(f'{i} 0 R' for i in page_ids)}] "
+        f"/Count {len(page_ids)} >>".encode(),
         b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>",
     ]
     all_objects = header + objects

@@ -25,8 +25,18 @@ async def summarize(path: Path, url: str) -> int:
     data = path.read_bytes()
     media = {".pdf": "application/pdf", ".md": "text/markdown"}.get(path.suffix.lower(), "text/plain")
     async with websockets.connect(url, max_size=None, compression=None) as ws:
-        await ws.send(json.dumps({"type": "start", "protocol": 1, "filename": path.name,
-                                  "media_type": media, "size": len(data), "options": {}}))
+        await ws.send(
+            json.dumps(
+                {
+                    "type": "start",
+                    "protocol": 1,
+                    "filename": path.name,
+                    "media_type": media,
+                    "size": len(data),
+                    "options": {},
+                }
+            )
+        )
         accepted = json.loads(await ws.recv())
         if accepted["type"] != "accepted":
             print(f"refused: {accepted['code']}: {accepted['message']}", file=sys.stderr)
@@ -59,7 +69,9 @@ async def summarize(path: Path, url: str) -> int:
                 print(f"[{event['stage']}] {event['done']}/{total}", file=sys.stderr)
             elif kind == "chunk.summary":
                 first, last = event["pages"]
-                print(f"\n--- chunk {event['index']} (pages {first}-{last})\n{event['text']}", file=sys.stderr)
+                print(
+                    f"\n--- chunk {event['index']} (pages {first}-{last})\n{event['text']}", file=sys.stderr
+                )
             elif kind == "summary.token":
                 print(event["text"], end="", flush=True)
             elif kind == "summary":

@@ -125,7 +125,9 @@ def running_server(settings: Settings) -> Iterator[str]:
         lifespan="on",
     )
     server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True, name="summarizer-server")
+    thread = threading.Thread(
+        target=server.run, kwargs={"sockets": [sock]}, daemon=True, name="summarizer-server"
+    )
     thread.start()
     try:
         for _ in range(3000):
@@ -143,7 +145,9 @@ def running_server(settings: Settings) -> Iterator[str]:
 
 @cli.command()
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--url", default=None, help="Server WebSocket URL; without it a server runs in-process on 127.0.0.1.")
+@click.option(
+    "--url", default=None, help="Server WebSocket URL; without it a server runs in-process on 127.0.0.1."
+)
 @_setting("model", "--model", per_job=True)
 @_setting("chunk_size", "--chunk-size", type=int, per_job=True)
 @_setting("chunk_overlap", "--chunk-overlap", type=int, per_job=True)
@@ -151,15 +155,15 @@ def running_server(settings: Settings) -> Iterator[str]:
 @_setting("summary_words", "--summary-words", type=int, per_job=True)
 @click.option("--json", "as_json", is_flag=True, help="Print every event as one JSON line instead.")
 @click.option("--no-chunks", is_flag=True, help="Do not print the chunk summaries.")
-def summarize(
-    file: Path, url: str | None, as_json: bool, no_chunks: bool, **given: Any
-) -> int:
+def summarize(file: Path, url: str | None, as_json: bool, no_chunks: bool, **given: Any) -> int:
     """Summarize FILE (PDF, .txt or .md), streaming progress and the summary."""
     try:
         options = StartOptions(**{k: v for k, v in given.items() if v is not None})
     except ValueError as exc:
         raise click.UsageError(f"Invalid option: {exc}") from None
-    renderer: JsonRenderer | RichRenderer = JsonRenderer() if as_json else RichRenderer(show_chunks=not no_chunks)
+    renderer: JsonRenderer | RichRenderer = (
+        JsonRenderer() if as_json else RichRenderer(show_chunks=not no_chunks)
+    )
     try:
         if url is not None:
             return _summarize(url, file, options, renderer)

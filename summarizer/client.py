@@ -33,7 +33,12 @@ __all__ = ["DEFAULT_URL", "SummarizerClient", "guess_media_type"]
 
 DEFAULT_URL = "ws://127.0.0.1:8000/ws"
 
-_MEDIA_TYPES = {".pdf": "application/pdf", ".txt": "text/plain", ".md": "text/markdown", ".markdown": "text/markdown"}
+_MEDIA_TYPES = {
+    ".pdf": "application/pdf",
+    ".txt": "text/plain",
+    ".md": "text/markdown",
+    ".markdown": "text/markdown",
+}
 
 
 def guess_media_type(filename: str) -> str:
@@ -54,7 +59,9 @@ class _Window:
     async def reserve(self, n: int) -> None:
         """Wait until ``n`` more bytes fit (a lone frame may exceed the window)."""
         async with self._changed:
-            await self._changed.wait_for(lambda: self.sent == self.acked or self.sent - self.acked + n <= self.size)
+            await self._changed.wait_for(
+                lambda: self.sent == self.acked or self.sent - self.acked + n <= self.size
+            )
             self.sent += n
 
     async def ack(self, received: int) -> None:
@@ -76,7 +83,9 @@ class SummarizerClient:
     up to and including the terminal one (``summary``, ``cancelled`` or ``error``).
     """
 
-    def __init__(self, url: str = DEFAULT_URL, *, frame_bytes: int = 256 * 1024, open_timeout: float = 10.0) -> None:
+    def __init__(
+        self, url: str = DEFAULT_URL, *, frame_bytes: int = 256 * 1024, open_timeout: float = 10.0
+    ) -> None:
         self.url = url
         self.frame_bytes = frame_bytes
         self.open_timeout = open_timeout

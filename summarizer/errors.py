@@ -145,9 +145,7 @@ class SummarizerError(Exception):
     close_code: CloseCode | None = None
     """Close code to end the connection with, or ``None`` to keep it open."""
 
-    def __init__(
-        self, message: str, *, code: ErrorCode | None = None, retryable: bool | None = None
-    ) -> None:
+    def __init__(self, message: str, *, code: ErrorCode | None = None, retryable: bool | None = None) -> None:
         super().__init__(message)
         self.message = message
         if code is not None:

@@ -40,6 +40,7 @@ from .protocol import (
     Cancelled,
     Document,
     Error,
+    JobWarning,
     Limits,
     Progress,
     Start,
@@ -148,6 +149,7 @@ class Job:
         self._task: asyncio.Task[None] | None = None
         self._cancel_requested = False
         self._last_pages_done = -1
+        self._warnings_sent = 0
         self.emit(
             Accepted(
                 limits=limits.to_message(),
@@ -313,6 +315,9 @@ class Job:
         return self._task
 
     def _on_ingest(self, progress: IngestProgress) -> None:
+        for message in progress.warnings[self._warnings_sent :]:
+            self.emit(JobWarning(message=message))
+        self._warnings_sent = len(progress.warnings)
         if progress.pages_done != self._last_pages_done or progress.finished:
             self._last_pages_done = progress.pages_done
             eta = None
@@ -329,7 +334,9 @@ class Job:
                 )
             )
         if progress.finished:
-            self.emit(Document(pages=progress.pages_done, characters=progress.characters, chunks=progress.chunks))
+            self.emit(
+                Document(pages=progress.pages_done, characters=progress.characters, chunks=progress.chunks)
+            )
 
     async def _run(self) -> None:
         try:

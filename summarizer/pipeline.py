@@ -47,11 +47,12 @@ from .protocol import (
     CollapseSummary,
     CollapseToken,
     Progress,
+    Stage,
     Summary,
     SummaryToken,
 )
 
-__all__ = ["PipelineConfig", "Piece", "group_pieces", "summarize_chunks"]
+__all__ = ["Piece", "PipelineConfig", "group_pieces", "summarize_chunks"]
 
 Event = Any
 """One of the server events of :mod:`summarizer.protocol`, without ``seq``."""
@@ -242,36 +243,7 @@ class _Run:
                     f"{self.config.max_collapse_levels} collapse levels, more than the reduce "
                     f"budget of {self.config.reduce_budget_chars}: the model's summaries are too long."
                 )
-            groups = group_pieces(pieces, self.config.reduce_budget_chars)
-            self.emit(Collapse(level=level, groups=len(groups), characters=joined_length(pieces)))
-            results: list[Piece | None] = [None] * len(groups)
-            done = 0
-            began = self.clock()
-
-            async def collapse_one(i: int, group: list[Piece], level: int = level) -> None:
-                nonlocal done
-                async with self.limit:
-                    pages = (group[0].first_page, group[-1].last_page)
-                    self.calls["collapse"] += 1
-                    text = await self._stream(
-                        self.collapse_chain,
-                        {"text": fence(_SEPARATOR.join(p.text for p in group)), "words": self.config.summary_words},
-                        lambda t: self.emit(CollapseToken(level=level, group=i, pages=pages, text=t)),
-                    )
-                    results[i] = Piece(pages[0], pages[1], text)
-                    self.emit(CollapseSummary(level=level, group=i, pages=pages, text=text))
-                    done += 1
-                    eta = round((self.clock() - began) / done * (len(groups) - done), 1)
-                    self.emit(
-                        Progress(
-                            stage="collapse", done=done, total=len(groups), elapsed_s=self.elapsed(), eta_s=eta
-                        )
-                    )
-
-            async with asyncio.TaskGroup() as tg:
-                for i, group in enumerate(groups):
-                    tg.create_task(collapse_one(i, group))
-            new = [p for p in results if p is not None]
+            new = await self.collapse_level(level, pieces)
             if joined_length(new) >= joined_length(pieces):
                 raise ModelError(
                     f"Collapse level {level} did not shorten the summaries "
@@ -279,6 +251,33 @@ class _Run:
                 )
             pieces = new
         return pieces
+
+    async def collapse_level(self, level: int, pieces: list[Piece]) -> list[Piece]:
+        """Summarize every budget-sized group of ``pieces`` concurrently; one piece per group."""
+        groups = group_pieces(pieces, self.config.reduce_budget_chars)
+        self.emit(Collapse(level=level, groups=len(groups), characters=joined_length(pieces)))
+        tracker = _StageProgress("collapse", len(groups), self)
+        async with asyncio.TaskGroup() as tg:
+            tasks = [
+                tg.create_task(self.collapse_group(level, i, group, tracker))
+                for i, group in enumerate(groups)
+            ]
+        return [task.result() for task in tasks]
+
+    async def collapse_group(
+        self, level: int, index: int, group: list[Piece], tracker: _StageProgress
+    ) -> Piece:
+        async with self.limit:
+            pages = (group[0].first_page, group[-1].last_page)
+            self.calls["collapse"] += 1
+            text = await self._stream(
+                self.collapse_chain,
+                {"text": fence(_SEPARATOR.join(p.text for p in group)), "words": self.config.summary_words},
+                lambda t: self.emit(CollapseToken(level=level, group=index, pages=pages, text=t)),
+            )
+            self.emit(CollapseSummary(level=level, group=index, pages=pages, text=text))
+            tracker.step()
+            return Piece(pages[0], pages[1], text)
 
     # -- reduce --------------------------------------------------------------------
 
@@ -291,7 +290,9 @@ class _Run:
             lambda t: self.emit(SummaryToken(text=t)),
         )
         self.emit(Progress(stage="reduce", done=1, total=1, elapsed_s=self.elapsed(), eta_s=0.0))
-        return Summary(text=text, elapsed_s=self.elapsed(), calls=dict(self.calls), model=self.config.model_name)
+        return Summary(
+            text=text, elapsed_s=self.elapsed(), calls=dict(self.calls), model=self.config.model_name
+        )
 
     async def run(self, chunks: AsyncIterable[Chunk]) -> None:
         pieces = await self.map_all(chunks)
@@ -299,6 +300,27 @@ class _Run:
             raise NoTextError("The document has no text to summarize.", code=ErrorCode.EMPTY_DOCUMENT)
         pieces = await self.collapse_until_fits(pieces)
         self.emit(await self.reduce(pieces))
+
+
+class _StageProgress:
+    """Counts finished calls of one stage and emits ``progress`` with an ETA."""
+
+    def __init__(self, stage: Stage, total: int, run: _Run) -> None:
+        self.stage: Stage = stage
+        self.total = total
+        self.done = 0
+        self.run = run
+        self.began = run.clock()
+
+    def step(self) -> None:
+        self.done += 1
+        spent = self.run.clock() - self.began
+        eta = round(spent / self.done * (self.total - self.done), 1)
+        self.run.emit(
+            Progress(
+                stage=self.stage, done=self.done, total=self.total, elapsed_s=self.run.elapsed(), eta_s=eta
+            )
+        )
 
 
 _DONE = object()

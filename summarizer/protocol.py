@@ -13,7 +13,8 @@ Server → client (all :class:`ServerEvent`, stamped with ``job_id`` and ``seq``
 :class:`Accepted`, :class:`Ack`, :class:`Progress`, :class:`Document`,
 :class:`ChunkStarted`, :class:`ChunkToken`, :class:`ChunkSummary`,
 :class:`Collapse`, :class:`CollapseToken`, :class:`CollapseSummary`,
-:class:`SummaryToken`, :class:`Summary`, :class:`Cancelled`, :class:`Error`.
+:class:`SummaryToken`, :class:`Summary`, :class:`JobWarning`, :class:`Cancelled`,
+:class:`Error`.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from .errors import ErrorCode, ProtocolError
 
 __all__ = [
     "PROTOCOL_VERSION",
+    "TERMINAL_TYPES",
     "Accepted",
     "Ack",
     "Cancel",
@@ -40,6 +42,7 @@ __all__ = [
     "Document",
     "End",
     "Error",
+    "JobWarning",
     "Limits",
     "Progress",
     "ServerEvent",
@@ -48,7 +51,6 @@ __all__ = [
     "StartOptions",
     "Summary",
     "SummaryToken",
-    "TERMINAL_TYPES",
     "Text",
     "dump",
     "parse_client",
@@ -329,6 +331,17 @@ class Summary(_Event):
     model: str = ""
 
 
+class JobWarning(_Event):
+    """Something the user should know that does not stop the job.
+
+    For example a damaged PDF that pypdf repaired, or pages without a text
+    layer. ``message`` is a sentence for people.
+    """
+
+    type: Literal["warning"] = "warning"
+    message: str
+
+
 class Cancelled(_Event):
     """The job was cancelled by its client. Ends the job."""
 
@@ -364,6 +377,7 @@ ServerEvent = Annotated[
     | CollapseSummary
     | SummaryToken
     | Summary
+    | JobWarning
     | Cancelled
     | Error,
     Field(discriminator="type"),
@@ -411,8 +425,7 @@ def parse_client(raw: str | bytes) -> Start | Text | End | Cancel:
         return _client_adapter.validate_python(data)
     except ValidationError as exc:
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'][1:]) or 'message'}: {err['msg']}"
-            for err in exc.errors()
+            f"{'.'.join(str(p) for p in err['loc'][1:]) or 'message'}: {err['msg']}" for err in exc.errors()
         )
         raise ProtocolError(f"Invalid {kind!r} message: {problems}.") from None
 

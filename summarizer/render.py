@@ -50,7 +50,9 @@ class RichRenderer:
         show_chunks: Print each chunk summary as it completes (default ``True``).
     """
 
-    def __init__(self, out: TextIO | None = None, err: Console | None = None, show_chunks: bool = True) -> None:
+    def __init__(
+        self, out: TextIO | None = None, err: Console | None = None, show_chunks: bool = True
+    ) -> None:
         self.out = out or sys.stdout
         self.console = err or Console(stderr=True)
         self.show_chunks = show_chunks
@@ -93,7 +95,8 @@ class RichRenderer:
             self.progress.update(task, completed=event.done, total=event.total, eta=eta)
         elif kind == "document":
             self.console.print(
-                f"[dim]document: {event.pages} pages, {event.characters:,} characters, {event.chunks} chunks[/dim]"
+                f"[dim]document: {event.pages} pages, {event.characters:,} characters, "
+                f"{event.chunks} chunks[/dim]"
             )
         elif kind == "chunk.summary" and self.show_chunks:
             header = Text(f"chunk {event.index + 1} ({page_label(*event.pages)})", style="bold cyan")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, MutableMapping
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
@@ -106,7 +106,7 @@ class _Connection:
         finally:
             await self.detach()
 
-    async def dispatch(self, message: dict[str, Any]) -> None:
+    async def dispatch(self, message: MutableMapping[str, Any]) -> None:
         data = message.get("bytes")
         if data is not None:
             if len(data) > self.settings.max_frame_bytes:
@@ -164,7 +164,9 @@ class _Connection:
             )
         opts = start.options
         chunk_size = opts.chunk_size or s.chunk_size
-        overlap = opts.chunk_overlap if opts.chunk_overlap is not None else min(s.chunk_overlap, chunk_size // 2)
+        overlap = (
+            opts.chunk_overlap if opts.chunk_overlap is not None else min(s.chunk_overlap, chunk_size // 2)
+        )
         if overlap >= chunk_size:
             raise ProtocolError(
                 f"options.chunk_overlap ({overlap}) must be smaller than chunk_size ({chunk_size}).",
@@ -254,7 +256,9 @@ def _too_big(size: int, limit: int) -> LimitExceeded:
     return err
 
 
-def create_app(settings: Settings | None = None, *, models: Mapping[str, BaseChatModel] | None = None) -> Starlette:
+def create_app(
+    settings: Settings | None = None, *, models: Mapping[str, BaseChatModel] | None = None
+) -> Starlette:
     """Build the ASGI app.
 
     Args:

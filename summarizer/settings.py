@@ -13,7 +13,7 @@ from pathlib import Path
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["Settings", "WEB_DIR"]
+__all__ = ["WEB_DIR", "Settings"]
 
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 """The page served at ``/`` when running from a checkout."""
@@ -74,9 +74,7 @@ class Settings(BaseSettings):
     ack_window_bytes: int = Field(
         default=8 * MiB, ge=1024, description="Unacknowledged upload bytes a client may have."
     )
-    max_text_chars: int = Field(
-        default=20_000_000, ge=1, description="Characters of text per job at most."
-    )
+    max_text_chars: int = Field(default=20_000_000, ge=1, description="Characters of text per job at most.")
     pdf_max_pages: int = Field(default=5000, ge=1, description="PDF pages at most.")
     parse_timeout_s: float = Field(
         default=600.0, gt=0, description="Wall-clock limit for parsing one document (s)."
@@ -89,8 +87,7 @@ class Settings(BaseSettings):
     def _check(self) -> Settings:
         if self.chunk_overlap >= self.chunk_size:
             raise ValueError(
-                f"chunk_overlap ({self.chunk_overlap}) must be smaller than "
-                f"chunk_size ({self.chunk_size})"
+                f"chunk_overlap ({self.chunk_overlap}) must be smaller than chunk_size ({self.chunk_size})"
             )
         if self.reduce_budget_chars < 2 * self.map_words * 8:
             raise ValueError(

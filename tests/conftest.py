@@ -10,7 +10,9 @@ import pytest
 
 from summarizer.settings import Settings
 
-CORPUS = Path(os.environ.get("SUMMARIZER_CORPUS", Path(__file__).resolve().parent.parent.parent / "shared" / "corpus"))
+CORPUS = Path(
+    os.environ.get("SUMMARIZER_CORPUS", Path(__file__).resolve().parent.parent.parent / "shared" / "corpus")
+)
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 
 

@@ -47,7 +47,9 @@ def test_summarize_against_url_and_bad_file(live_server: str, capsys: pytest.Cap
 
 
 def test_unreachable_url(capsys: pytest.CaptureFixture[str]) -> None:
-    status = main(["summarize", str(SAMPLES / "documents" / "zen-of-python.md"), "--url", "ws://127.0.0.1:9/ws"])
+    status = main(
+        ["summarize", str(SAMPLES / "documents" / "zen-of-python.md"), "--url", "ws://127.0.0.1:9/ws"]
+    )
     assert status == EXIT_TRANSPORT
     assert "Cannot connect" in capsys.readouterr().err
 

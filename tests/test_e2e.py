@@ -23,7 +23,9 @@ async def run(client: SummarizerClient, path: Any, **options: Any) -> list[Any]:
 
 
 async def test_tracemonkey_pdf(live_server: str) -> None:
-    events = await run(SummarizerClient(live_server, frame_bytes=64 * 1024), corpus_file("pdf", "tracemonkey.pdf"))
+    events = await run(
+        SummarizerClient(live_server, frame_bytes=64 * 1024), corpus_file("pdf", "tracemonkey.pdf")
+    )
     assert [e.seq for e in events] == list(range(1, len(events) + 1))
     (document,) = [e for e in events if e.type == "document"]
     assert document.pages == 14
@@ -61,7 +63,9 @@ async def test_text_stream_is_summarized_before_upload_ends(live_server: str) ->
 
     client = SummarizerClient(live_server)
     seen: list[str] = []
-    async for event in client.summarize_text(pieces(), filename="zen.md", options=StartOptions(chunk_size=800, chunk_overlap=0)):
+    async for event in client.summarize_text(
+        pieces(), filename="zen.md", options=StartOptions(chunk_size=800, chunk_overlap=0)
+    ):
         seen.append(event.type)
         if event.type == "chunk.summary":
             release.set()

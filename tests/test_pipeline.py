@@ -10,7 +10,7 @@ import pytest
 
 from summarizer.errors import ErrorCode, ModelError, NoTextError
 from summarizer.ingest.types import Chunk
-from summarizer.pipeline import PipelineConfig, Piece, group_pieces, summarize_chunks
+from summarizer.pipeline import Piece, PipelineConfig, group_pieces, summarize_chunks
 
 from .fakes import EchoModel
 
@@ -20,7 +20,9 @@ def make_chunks(n: int, words: int = 30) -> list[Chunk]:
     offset = 0
     for i in range(n):
         text = " ".join(f"w{i}x{j}" for j in range(words))
-        out.append(Chunk(index=i, text=text, start=offset, end=offset + len(text), first_page=i + 1, last_page=i + 2))
+        out.append(
+            Chunk(index=i, text=text, start=offset, end=offset + len(text), first_page=i + 1, last_page=i + 2)
+        )
         offset += len(text)
     return out
 
@@ -102,13 +104,17 @@ async def test_map_starts_before_chunks_end() -> None:
 async def test_collapse_when_budget_exceeded() -> None:
     model = EchoModel(words=40)
     # 12 chunk summaries of ~40 words (~280 chars each) exceed a 1,000-char budget.
-    events = await collect(make_chunks(12, words=60), model, concurrency=4, reduce_budget_chars=1000, summary_words=20)
+    events = await collect(
+        make_chunks(12, words=60), model, concurrency=4, reduce_budget_chars=1000, summary_words=20
+    )
     collapses = [e for e in events if e.type == "collapse"]
     assert collapses and collapses[0].level == 1 and collapses[0].groups >= 3
     level1 = [e for e in events if e.type == "collapse.summary" and e.level == 1]
     assert len(level1) == collapses[0].groups
     for e in level1:
-        tokens = "".join(t.text for t in events if t.type == "collapse.token" and t.level == 1 and t.group == e.group)
+        tokens = "".join(
+            t.text for t in events if t.type == "collapse.token" and t.level == 1 and t.group == e.group
+        )
         assert tokens == e.text
     # Groups cover the pages in order.
     assert level1[0].pages[0] == 1 and level1[-1].pages[1] == 13

@@ -27,6 +27,7 @@ from summarizer.protocol import (
     Document,
     End,
     Error,
+    JobWarning,
     Limits,
     Progress,
     Start,
@@ -41,10 +42,20 @@ from summarizer.protocol import (
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "protocol.md"
 
-LIMITS = Limits(max_document_bytes=10, max_frame_bytes=5, ack_window_bytes=8, max_text_chars=100, max_concurrency=4)
+LIMITS = Limits(
+    max_document_bytes=10, max_frame_bytes=5, ack_window_bytes=8, max_text_chars=100, max_concurrency=4
+)
 SERVER_EXAMPLES: list[BaseModel] = [
-    Accepted(job_id="a" * 32, seq=1, limits=LIMITS, model="extractive", models=["extractive"],
-             chunk_size=4000, chunk_overlap=200, concurrency=4),
+    Accepted(
+        job_id="a" * 32,
+        seq=1,
+        limits=LIMITS,
+        model="extractive",
+        models=["extractive"],
+        chunk_size=4000,
+        chunk_overlap=200,
+        concurrency=4,
+    ),
     Ack(job_id="a" * 32, seq=2, received=10, messages=1),
     Progress(job_id="a" * 32, seq=3, stage="map", done=1, total=None, elapsed_s=0.5, eta_s=None),
     Document(job_id="a" * 32, seq=4, pages=3, characters=100, chunks=2),
@@ -55,12 +66,20 @@ SERVER_EXAMPLES: list[BaseModel] = [
     CollapseToken(job_id="a" * 32, seq=9, level=1, group=0, pages=(1, 9), text="A "),
     CollapseSummary(job_id="a" * 32, seq=10, level=1, group=0, pages=(1, 9), text="A b."),
     SummaryToken(job_id="a" * 32, seq=11, text="The "),
-    Summary(job_id="a" * 32, seq=12, text="The end.", elapsed_s=1.5, calls={"map": 2, "reduce": 1}, model="x"),
+    Summary(
+        job_id="a" * 32, seq=12, text="The end.", elapsed_s=1.5, calls={"map": 2, "reduce": 1}, model="x"
+    ),
     Cancelled(job_id="a" * 32, seq=13, elapsed_s=2.0),
+    JobWarning(job_id="a" * 32, seq=14, message="Page 1 has no text layer."),
     Error(job_id=None, seq=0, code=ErrorCode.BAD_JSON, message="bad", retryable=False),
 ]
 CLIENT_EXAMPLES: list[BaseModel] = [
-    Start(filename="a.pdf", media_type="application/pdf", size=3, options=StartOptions(model="extractive", chunk_size=500)),
+    Start(
+        filename="a.pdf",
+        media_type="application/pdf",
+        size=3,
+        options=StartOptions(model="extractive", chunk_size=500),
+    ),
     Text(text="hello \u2603\n"),
     End(sha256="ab" * 32),
     End(),

@@ -110,11 +110,16 @@ def test_injected_model_is_used(settings: Settings) -> None:
         ('{"type": "end"}', "unexpected_message", CloseCode.PROTOCOL_ERROR),
         ('{"type": "cancel"}', "unexpected_message", CloseCode.PROTOCOL_ERROR),
         ('{"type": "start", "protocol": 2}', "unsupported_protocol", CloseCode.UNSUPPORTED_DATA),
-        ('{"type": "start", "options": {"chunk_size": 500, "chunk_overlap": 600}}', "invalid_option",
-         CloseCode.PROTOCOL_ERROR),
+        (
+            '{"type": "start", "options": {"chunk_size": 500, "chunk_overlap": 600}}',
+            "invalid_option",
+            CloseCode.PROTOCOL_ERROR,
+        ),
     ],
 )
-def test_protocol_errors_are_reported_then_closed(client: TestClient, frame: str, code: str, close: int) -> None:
+def test_protocol_errors_are_reported_then_closed(
+    client: TestClient, frame: str, code: str, close: int
+) -> None:
     with client.websocket_connect("/ws") as ws:
         ws.send_text(frame)
         error = parse_server(ws.receive_text())

@@ -1,0 +1,33 @@
+"""Ingestion: turn an uploaded PDF, text or Markdown document into chunks.
+
+The entry point is :func:`iter_chunks`, an async iterator that reads the
+upload as it arrives and yields :class:`Chunk` values with exact character
+offsets and page ranges. The modules, one idea each:
+
+* :mod:`~summarizer.ingest.detect`: PDF, text or Markdown?
+* :mod:`~summarizer.ingest.text`: incremental UTF-8 decoding and form-feed pages.
+* :mod:`~summarizer.ingest.pdf`: page-by-page extraction in a worker process.
+* :mod:`~summarizer.ingest.clean`: running heads, page numbers, hyphenation.
+* :mod:`~summarizer.ingest.chunking`: incremental chunking with offsets.
+* :mod:`~summarizer.ingest.pipeline`: all of the above, as :func:`iter_chunks`.
+"""
+
+from __future__ import annotations
+
+from summarizer.ingest.chunking import IncrementalChunker
+from summarizer.ingest.detect import DocumentKind, detect_kind
+from summarizer.ingest.pipeline import ProgressCallback, iter_chunks, read_document
+from summarizer.ingest.types import Chunk, IngestOptions, IngestProgress, Page
+
+__all__ = [
+    "Chunk",
+    "DocumentKind",
+    "IncrementalChunker",
+    "IngestOptions",
+    "IngestProgress",
+    "Page",
+    "ProgressCallback",
+    "detect_kind",
+    "iter_chunks",
+    "read_document",
+]

@@ -1,0 +1,407 @@
+"""Clean the text PDF extraction leaves behind, page by page, as a stream.
+
+What is removed or repaired:
+
+* running headers and footers: lines at the top or bottom of a page that
+  recur on other pages nearby (digits and roman numerals normalized, so
+  ``"Chapter 3 - 45"`` matches ``"Chapter 3 - 46"``; OCR variants of the two
+  outermost lines match fuzzily);
+* bare page numbers at the top or bottom (``12``, ``- 12 -``, ``Page 12``,
+  ``Page 3 of 10``, ``xiv``);
+* words hyphenated across line breaks (``impor-\\ntant`` becomes
+  ``important`` when the next line starts with a lowercase letter);
+* dot leaders of tables of contents (``Introduction ....... 3`` becomes
+  ``Introduction``);
+* ligatures (``ﬁ`` to ``fi``), control characters, runs of spaces, spaces at
+  line ends and more than one blank line in a row. Paragraph breaks (one
+  blank line) are kept.
+
+The pure functions work on one page or a window of pages; :class:`PageCleaner`
+and :func:`clean_pages` apply them to a stream with a bounded lookahead, so
+cleaned pages (and chunks) flow long before the document ends.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import re
+from collections import deque
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
+
+from summarizer.ingest.types import Page
+
+__all__ = [
+    "DEFAULT_HISTORY",
+    "DEFAULT_LOOKAHEAD",
+    "PageCleaner",
+    "clean_pages",
+    "clean_pages_batch",
+    "dehyphenate",
+    "is_page_number",
+    "line_key",
+    "normalize_text",
+    "remove_dot_leaders",
+]
+
+DEFAULT_LOOKAHEAD = 8
+"""Pages :class:`PageCleaner` holds back to compare a page with the ones after it."""
+
+DEFAULT_HISTORY = 8
+"""Already emitted pages it still compares new pages with."""
+
+MAX_FURNITURE_LINE = 120
+"""Longer lines (characters) are never treated as running headers or footers."""
+
+_EDGE_LINES = 2  # outermost lines compared fuzzily and checked for page numbers
+_FUZZY_RATIO = 0.8  # difflib similarity for OCR variants of a running head
+_FUZZY_MIN_LETTERS = 6
+_FUZZY_MAX_LETTERS = 40  # running heads are short; long lines must match exactly
+_GUTTER_RUN = 3  # consecutive number/furniture lines dropped even inside a page
+_GUTTER_LINE = 8  # longest repeated line (characters) that can be part of a gutter run
+_MAX_EDGE_DEPTH = 6  # furniture lines removed at most from each edge of a page
+
+_LIGATURES = str.maketrans(
+    {
+        "\ufb00": "ff",
+        "\ufb01": "fi",
+        "\ufb02": "fl",
+        "\ufb03": "ffi",
+        "\ufb04": "ffl",
+        "\ufb05": "st",
+        "\ufb06": "st",
+        "\u00a0": " ",
+        "\u2007": " ",
+        "\u202f": " ",
+    }
+)
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\u200b\ufeff]")
+_SPACES = re.compile(r"[ \t\u2000-\u2006\u2008-\u200a\u3000]+")
+_BLANK_RUNS = re.compile(r"\n{3,}")
+_ROMAN = r"(?=[ivxlcdm])m{0,4}(?:cm|cd|d?c{0,3})(?:xc|xl|l?x{0,3})(?:ix|iv|v?i{0,3})"
+_ROMAN_TOKEN = re.compile(rf"(?<![\w]){_ROMAN}(?![\w])", re.IGNORECASE)
+_DIGITS = re.compile(r"\d+")
+_PAGE_NUMBER = re.compile(
+    rf"""^[\s\-\u2010-\u2015\u2212·•|\[(<]*
+        (?:(?:page|p\.|pg\.?|seite|s\.|pagina|página)\s*)?
+        (?:\d{{1,5}}|{_ROMAN})
+        (?:\s*(?:of|/|von|de|sur)\s*\d{{1,5}})?
+        [\s\-\u2010-\u2015\u2212·•|\])>]*$""",
+    re.IGNORECASE | re.VERBOSE,
+)
+_LEADER = re.compile(
+    rf"[ \t]*(?:[.·•…‥_][ \t]*){{5,}}(?:\d{{1,5}}|{_ROMAN})?[ \t]*$",
+    re.IGNORECASE | re.MULTILINE,
+)
+_HYPHEN_BREAK = re.compile(r"([^\W\d_])[-\u00ad\u2010][ \t]*\n[ \t]*([^\W\d_])")
+_SOFT_HYPHEN_BREAK = re.compile(r"\u00ad[ \t]*\n[ \t]*")
+_NON_LETTERS = re.compile(r"[^\w]|[\d_]")
+
+
+def normalize_text(text: str) -> str:
+    """Tidy characters and spacing of one page without changing its lines.
+
+    Args:
+        text: Raw extracted text.
+
+    Returns:
+        The text with ligatures expanded, control characters dropped, runs of
+        spaces collapsed and lines stripped (line breaks kept).
+    """
+    text = text.translate(_LIGATURES)
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    text = _CONTROL.sub("", text)
+    text = _SPACES.sub(" ", text)
+    return "\n".join(line.strip() for line in text.split("\n"))
+
+
+def is_page_number(line: str) -> bool:
+    """Whether ``line`` is just a page number (``12``, ``- 12 -``, ``Page 3 of 10``, ``xiv``).
+
+    Args:
+        line: One line of text.
+
+    Returns:
+        ``True`` for a bare page number.
+    """
+    return bool(line.strip()) and _PAGE_NUMBER.match(line.strip()) is not None
+
+
+def line_key(line: str) -> str:
+    """Normalize a line for comparison across pages.
+
+    Lowercases, collapses white space and replaces every number (digits or a
+    roman numeral) with ``#``, so ``"Chapter 3 - 45"`` and ``"Chapter 3 - 46"``
+    get the same key.
+
+    Args:
+        line: One line of text.
+
+    Returns:
+        The key.
+    """
+    key = _DIGITS.sub("#", line.strip().lower())
+    key = _ROMAN_TOKEN.sub("#", key)
+    return " ".join(key.split())
+
+
+def remove_dot_leaders(text: str) -> str:
+    """Drop table-of-contents dot leaders and the page number after them.
+
+    ``"2.1 Scope ........ 7"`` becomes ``"2.1 Scope"``. At least five leader
+    characters (``.``, ``·``, ``…``, ``_``) must end the line.
+
+    Args:
+        text: Text with newlines.
+
+    Returns:
+        The text without leaders.
+    """
+    return _LEADER.sub("", text)
+
+
+def dehyphenate(text: str) -> str:
+    """Join words hyphenated across a line break.
+
+    ``"impor-\\ntant"`` becomes ``"important"`` when the next line starts
+    with a lowercase letter; a capital (``"Anglo-\\nSaxon"``) keeps the
+    hyphen and the break. Soft hyphens at line ends are always joined.
+
+    Args:
+        text: Text with newlines.
+
+    Returns:
+        The text with hyphenated words joined.
+    """
+    text = _SOFT_HYPHEN_BREAK.sub("", text)
+
+    def join(match: re.Match[str]) -> str:
+        before, after = match.group(1), match.group(2)
+        if after.islower():
+            return before + after
+        return match.group(0)
+
+    return _HYPHEN_BREAK.sub(join, text)
+
+
+def _finish(lines: Sequence[str]) -> str:
+    """Join kept lines and apply the in-text repairs."""
+    text = "\n".join(lines)
+    text = remove_dot_leaders(text)
+    text = dehyphenate(text)
+    text = "\n".join(line.rstrip() for line in text.split("\n"))
+    return _BLANK_RUNS.sub("\n\n", text).strip()
+
+
+@dataclass(slots=True)
+class _PreparedPage:
+    """A page split into lines, with what the window comparison needs."""
+
+    number: int
+    lines: list[str]
+    keys: frozenset[str]  # line_key of every short non-empty line
+    edge_letters: tuple[str, ...]  # letters-only forms of the outermost lines
+
+
+def _prepare(page: Page) -> _PreparedPage:
+    lines = normalize_text(page.text).split("\n")
+    content = [line for line in lines if line]
+    keys = frozenset(line_key(line) for line in content if len(line) <= MAX_FURNITURE_LINE)
+    edges = content[:_EDGE_LINES] + content[-_EDGE_LINES:]
+    edge_letters = tuple(
+        letters
+        for letters in (_letters(line) for line in edges)
+        if _FUZZY_MIN_LETTERS <= len(letters) <= _FUZZY_MAX_LETTERS
+    )
+    return _PreparedPage(page.number, lines, keys, edge_letters)
+
+
+def _letters(line: str) -> str:
+    return _NON_LETTERS.sub("", line.lower())
+
+
+def _threshold(window_size: int) -> int:
+    """Pages (this one included) a line must appear on to be furniture."""
+    return max(2, min(3, math.ceil(window_size / 2)))
+
+
+def _clean_in_window(page: _PreparedPage, window: Sequence[_PreparedPage]) -> str:
+    """Clean ``page`` (a member of ``window``) using the other pages to spot furniture."""
+    threshold = _threshold(len(window))
+    others = [other for other in window if other is not page]
+
+    def repeated(line: str) -> bool:
+        if len(line) > MAX_FURNITURE_LINE:
+            return False
+        key = line_key(line)
+        return 1 + sum(1 for other in others if key in other.keys) >= threshold
+
+    def fuzzy_repeated(line: str) -> bool:
+        letters = _letters(line)
+        if not _FUZZY_MIN_LETTERS <= len(letters) <= _FUZZY_MAX_LETTERS:
+            return False
+        matcher = difflib.SequenceMatcher(None, autojunk=False)
+        matcher.set_seq2(letters)  # the matcher caches what it learns about seq2
+        count = 1
+        for other in others:
+            for candidate in other.edge_letters:
+                matcher.set_seq1(candidate)
+                if (
+                    matcher.real_quick_ratio() >= _FUZZY_RATIO
+                    and matcher.quick_ratio() >= _FUZZY_RATIO
+                    and matcher.ratio() >= _FUZZY_RATIO
+                ):
+                    count += 1
+                    break
+            if count >= threshold:
+                return True
+        return False
+
+    lines = page.lines
+    drop = [False] * len(lines)
+    _drop_gutter_runs(lines, drop, is_furniture=repeated)
+    content = [i for i, line in enumerate(lines) if line and not drop[i]]
+    edges = {*content[:_EDGE_LINES], *content[-_EDGE_LINES:]}
+    for order in (content, content[::-1]):
+        removed = numbers = 0
+        for i in order:
+            line = lines[i]
+            if drop[i]:
+                continue  # already removed from the other edge
+            if removed >= _MAX_EDGE_DEPTH:
+                break
+            if repeated(line) or _is_decoration(line):
+                pass
+            elif numbers < _EDGE_LINES and is_page_number(line):
+                numbers += 1
+            elif not (i in edges and fuzzy_repeated(line)):
+                break
+            drop[i] = True
+            removed += 1
+    return _finish([line for line, dropped in zip(lines, drop, strict=True) if not dropped])
+
+
+def _is_decoration(line: str) -> bool:
+    """A line without any letter or digit (crop marks, rules, ornaments)."""
+    return not any(char.isalnum() for char in line)
+
+
+def _drop_gutter_runs(lines: Sequence[str], drop: list[bool], *, is_furniture: Callable[[str], bool]) -> None:
+    """Drop runs of furniture lines inside a page that look like a gutter.
+
+    Line numbers and printer's marks extracted from a column beside the text
+    end up in the middle of a page: a run of consecutive lines, each a bare
+    number or a line repeated on other pages, with at least three bare
+    numbers or very short lines (``"12"``, ``"S32"``) in it.
+    """
+    run: list[int] = []
+    short = 0
+    for i, line in enumerate([*lines, None]):
+        if line == "":
+            continue  # blank lines neither extend nor end a run
+        if line is not None and not drop[i]:
+            number = is_page_number(line)
+            if number or is_furniture(line):
+                run.append(i)
+                short += number or len(line) <= _GUTTER_LINE
+                continue
+        if short >= _GUTTER_RUN:
+            for j in run:
+                drop[j] = True
+        run, short = [], 0
+
+
+def clean_pages_batch(pages: Sequence[Page]) -> list[Page]:
+    """Clean a whole document at once (same result as the streaming cleaner).
+
+    Args:
+        pages: The pages in order.
+
+    Returns:
+        Cleaned pages, same numbers, in order (a page may become empty).
+    """
+    cleaner = PageCleaner()
+    cleaned: list[Page] = []
+    for page in pages:
+        cleaned.extend(cleaner.push(page))
+    cleaned.extend(cleaner.finish())
+    return cleaned
+
+
+class PageCleaner:
+    """Streaming page cleaner with a bounded window.
+
+    Each page is compared with up to ``history`` pages before it and
+    ``lookahead`` pages after it, so a page is returned once ``lookahead``
+    more pages have been pushed (or at :meth:`finish`).
+
+    Args:
+        lookahead: Pages held back (>= 0).
+        history: Earlier pages remembered for comparison (>= 0).
+
+    Raises:
+        ValueError: If a size is negative.
+    """
+
+    def __init__(self, lookahead: int = DEFAULT_LOOKAHEAD, history: int = DEFAULT_HISTORY) -> None:
+        if lookahead < 0 or history < 0:
+            raise ValueError(f"lookahead and history must be >= 0 pages, got {lookahead} and {history}")
+        self._lookahead = lookahead
+        self._pending: deque[_PreparedPage] = deque()
+        self._history: deque[_PreparedPage] = deque(maxlen=history or None)
+        self._keep_history = history > 0
+
+    def push(self, page: Page) -> list[Page]:
+        """Add the next page.
+
+        Args:
+            page: The next page, raw text.
+
+        Returns:
+            Pages that are now cleaned (at most a few; often exactly one).
+        """
+        self._pending.append(_prepare(page))
+        cleaned: list[Page] = []
+        while len(self._pending) > self._lookahead:
+            cleaned.append(self._emit())
+        return cleaned
+
+    def finish(self) -> list[Page]:
+        """Clean and return every page still held back."""
+        cleaned: list[Page] = []
+        while self._pending:
+            cleaned.append(self._emit())
+        return cleaned
+
+    def _emit(self) -> Page:
+        page = self._pending.popleft()
+        window = [*self._history, page, *self._pending]
+        text = _clean_in_window(page, window)
+        if self._keep_history:
+            self._history.append(page)
+        return Page(page.number, text)
+
+
+async def clean_pages(
+    pages: AsyncIterable[Page],
+    *,
+    lookahead: int = DEFAULT_LOOKAHEAD,
+    history: int = DEFAULT_HISTORY,
+) -> AsyncIterator[Page]:
+    """Clean an async stream of pages, yielding each once its window is known.
+
+    Args:
+        pages: Raw pages in order.
+        lookahead: Pages held back before a page is yielded.
+        history: Earlier pages compared with.
+
+    Yields:
+        Cleaned pages, in order, same numbers.
+    """
+    cleaner = PageCleaner(lookahead=lookahead, history=history)
+    async for page in pages:
+        for cleaned in cleaner.push(page):
+            yield cleaned
+    for cleaned in cleaner.finish():
+        yield cleaned

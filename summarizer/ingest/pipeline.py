@@ -1,0 +1,456 @@
+"""The ingestion entry point: an upload in, a stream of chunks out.
+
+:func:`iter_chunks` detects the kind of document from its first KiB, then
+
+* text and Markdown: decodes, paginates (form feeds) and chunks each piece as
+  it arrives, so chunks flow while the upload is still coming in;
+* PDF: collects the whole file (a PDF cannot be read from its start), parses
+  it in a worker process (:mod:`summarizer.ingest.pdf`), cleans pages with a
+  bounded lookahead (:mod:`summarizer.ingest.clean`), drops unreadable pages
+  and chunks the rest as pages arrive.
+
+It enforces the limits in :class:`IngestOptions`, reports progress through an
+optional callback, and ends with a specific :class:`DocumentError` when there
+is nothing to summarize.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import mimetypes
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Callable, Iterable
+from pathlib import Path
+
+from summarizer.errors import (
+    DamagedDocument,
+    ErrorCode,
+    LimitExceeded,
+    NoTextError,
+    UnsupportedDocument,
+)
+from summarizer.ingest.chunking import IncrementalChunker
+from summarizer.ingest.clean import PageCleaner
+from summarizer.ingest.detect import MAGIC_WINDOW, DocumentKind, detect_kind
+from summarizer.ingest.pdf import PdfNotice, PdfOpened, PdfPage, extract_pages, unreadable_reason
+from summarizer.ingest.text import TextStreamReader
+from summarizer.ingest.types import Chunk, IngestOptions, IngestProgress, Page
+
+__all__ = ["ProgressCallback", "iter_chunks", "read_document"]
+
+logger = logging.getLogger(__name__)
+
+ProgressCallback = Callable[[IngestProgress], None]
+"""Receives a snapshot of the progress (a copy: keeping it is safe)."""
+
+UNREADABLE_CHECK_PAGES = 8
+"""After this many pages with text, a document whose pages are mostly
+unreadable is refused at once rather than at its end."""
+
+
+async def iter_chunks(
+    upload: AsyncIterable[bytes | str],
+    *,
+    filename: str,
+    media_type: str,
+    options: IngestOptions,
+    on_progress: ProgressCallback | None = None,
+) -> AsyncIterator[Chunk]:
+    """Read an upload as it arrives and yield its chunks.
+
+    Args:
+        upload: The document as it arrives: binary slices of any size, or
+            :class:`str` pieces (text messages) for text documents.
+        filename: The client's file name (its extension helps detection).
+        media_type: The declared media type (may be empty).
+        options: Chunk sizes, password and limits.
+        on_progress: Called with a snapshot after each PDF page or upload
+            piece, and once at the end with ``finished=True``.
+
+    Yields:
+        Chunks in order: ``index`` 0, 1, ...; offsets into the cleaned
+        document text (pages joined with ``"\\n\\n"``).
+
+    Raises:
+        ValueError: ``options.chunk_overlap`` is not smaller than ``options.chunk_size``
+            (or either is out of range).
+        NoTextError: ``empty_document`` (zero bytes or only white space),
+            ``no_text`` (a PDF without text layer: needs OCR) or
+            ``unreadable_text`` (glyph-name garbage).
+        UnsupportedDocument: ``not_a_pdf``, ``unsupported_media_type`` or
+            ``bad_encoding`` (the message has the byte offset).
+        EncryptedDocument: The PDF needs ``options.password``.
+        DamagedDocument: pypdf cannot read the PDF.
+        DocumentError: ``parse_timeout`` after ``options.parse_timeout_s``.
+        LimitExceeded: More than ``options.max_pages`` pages or
+            ``options.max_text_chars`` characters.
+        SummarizerError: ``internal_error`` if the PDF worker process cannot be started.
+    """
+    # Validate the chunk sizes before reading anything.
+    chunker = IncrementalChunker(options.chunk_size, options.chunk_overlap)
+    progress = IngestProgress()
+    pieces = aiter(upload)
+    head: list[bytes | str] = []
+    head_bytes = bytearray()
+    async for piece in pieces:
+        if not piece:
+            continue
+        head.append(piece)
+        head_bytes += piece.encode("utf-8") if isinstance(piece, str) else piece
+        if len(head_bytes) >= MAGIC_WINDOW:
+            break
+    kind = detect_kind(filename, media_type, bytes(head_bytes[:MAGIC_WINDOW]))
+    if kind == "pdf":
+        stream = _pdf_chunks(head, pieces, chunker, options, progress, on_progress)
+    else:
+        if kind == "markdown":
+            chunker = IncrementalChunker(options.chunk_size, options.chunk_overlap, markdown=True)
+        stream = _text_chunks(head, pieces, kind, chunker, options, progress, on_progress)
+    async with contextlib.aclosing(stream):
+        async for chunk in stream:
+            yield chunk
+
+
+def read_document(
+    path: str | Path,
+    *,
+    media_type: str | None = None,
+    options: IngestOptions | None = None,
+    on_progress: ProgressCallback | None = None,
+) -> list[Chunk]:
+    """Read a file from disk into chunks (a blocking convenience for scripts and benchmarks).
+
+    Args:
+        path: The file.
+        media_type: Declared media type; guessed from the name if ``None``.
+        options: Ingestion options (defaults if ``None``).
+        on_progress: As for :func:`iter_chunks`.
+
+    Returns:
+        All chunks.
+
+    Raises:
+        OSError: If the file cannot be read.
+        DocumentError: As :func:`iter_chunks`.
+        RuntimeError: If called from a running event loop (use :func:`iter_chunks`).
+    """
+    path = Path(path)
+    if media_type is None:
+        media_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+    data = path.read_bytes()
+
+    async def collect() -> list[Chunk]:
+        async def upload() -> AsyncIterator[bytes]:
+            for start in range(0, len(data), 1 << 20):
+                yield data[start : start + (1 << 20)]
+
+        return [
+            chunk
+            async for chunk in iter_chunks(
+                upload(),
+                filename=path.name,
+                media_type=media_type,
+                options=options or IngestOptions(),
+                on_progress=on_progress,
+            )
+        ]
+
+    return asyncio.run(collect())
+
+
+# --------------------------------------------------------------------------
+# text and Markdown
+
+
+async def _text_chunks(
+    head: Iterable[bytes | str],
+    rest: AsyncIterator[bytes | str],
+    kind: DocumentKind,
+    chunker: IncrementalChunker,
+    options: IngestOptions,
+    progress: IngestProgress,
+    on_progress: ProgressCallback | None,
+) -> AsyncGenerator[Chunk, None]:
+    """Decode and chunk a text upload piece by piece."""
+    reader = TextStreamReader()
+
+    async def all_pieces() -> AsyncIterator[bytes | str]:
+        for piece in head:
+            yield piece
+        async for piece in rest:
+            yield piece
+
+    async for piece in all_pieces():
+        if not piece:
+            continue
+        chunks: list[Chunk] = []
+        for run in reader.feed(piece):
+            chunks += chunker.append(run.text, run.page)
+        _check_text_limit(reader.characters, options)
+        progress.pages_done = reader.page
+        progress.characters = reader.characters
+        for chunk in chunks:
+            progress.chunks += 1
+            yield chunk
+        _report(on_progress, progress)
+    chunks = []
+    for run in reader.finish():
+        chunks += chunker.append(run.text, run.page)
+    progress.characters = reader.characters
+    for chunk in [*chunks, *chunker.finish()]:
+        progress.chunks += 1
+        yield chunk
+    if progress.chunks == 0:
+        what = "Markdown document" if kind == "markdown" else "text document"
+        raise NoTextError(
+            f"The {what} contains only white space: there is nothing to summarize.",
+            code=ErrorCode.EMPTY_DOCUMENT,
+        )
+    progress.finished = True
+    _report(on_progress, progress)
+
+
+def _check_text_limit(characters: int, options: IngestOptions) -> None:
+    if characters > options.max_text_chars:
+        raise LimitExceeded(
+            f"The document has more than {options.max_text_chars:,} characters of text "
+            "(the max_text_chars limit); split it into smaller documents.",
+            code=ErrorCode.DOCUMENT_TOO_LARGE,
+        )
+
+
+# --------------------------------------------------------------------------
+# PDF
+
+
+@dataclasses.dataclass(slots=True)
+class _PdfReport:
+    """What went wrong on which pages, turned into user-facing warnings."""
+
+    pages_with_text: int = 0
+    textless: list[int] = dataclasses.field(default_factory=list)
+    images_only: list[int] = dataclasses.field(default_factory=list)
+    blank: int = 0
+    failed: dict[int, str] = dataclasses.field(default_factory=dict)
+    unreadable: dict[int, str] = dataclasses.field(default_factory=dict)
+    repaired: str | None = None
+    _rendered: tuple[tuple[int, ...], list[str]] | None = dataclasses.field(default=None, repr=False)
+
+    def warnings(self) -> list[str]:
+        """The current warnings (re-rendered only when something was added)."""
+        key = (len(self.failed), len(self.unreadable), len(self.images_only), self.repaired is None)
+        if self._rendered is None or self._rendered[0] != key:
+            self._rendered = (key, self._render())
+        return list(self._rendered[1])
+
+    def _render(self) -> list[str]:
+        notes: list[str] = []
+        if self.repaired is not None:
+            notes.append(
+                "The PDF is damaged; its structure was repaired while reading "
+                f"(first problem: {self.repaired}). Some text may be missing."
+            )
+        if self.failed:
+            first = min(self.failed)
+            notes.append(
+                f"{_pages(self.failed)} could not be read and {_were(self.failed)} skipped "
+                f"(page {first}: {self.failed[first]})."
+            )
+        if self.unreadable:
+            first = min(self.unreadable)
+            notes.append(
+                f"{_pages(self.unreadable)} {_were(self.unreadable, 'has', 'have')} unreadable "
+                f"text ({self.unreadable[first]}) and {_were(self.unreadable)} skipped."
+            )
+        if self.images_only:
+            scanned = self.images_only
+            notes.append(
+                f"{_pages(scanned)} {_were(scanned, 'has', 'have')} no text layer "
+                f"(scanned images?) and {_were(scanned)} skipped; run OCR to include them."
+            )
+        return notes
+
+
+async def _pdf_chunks(
+    head: Iterable[bytes | str],
+    rest: AsyncIterator[bytes | str],
+    chunker: IncrementalChunker,
+    options: IngestOptions,
+    progress: IngestProgress,
+    on_progress: ProgressCallback | None,
+) -> AsyncGenerator[Chunk, None]:
+    """Collect a PDF upload, then extract, clean and chunk it page by page."""
+    data = bytearray()
+    for piece in head:
+        data += _pdf_bytes(piece)
+    async for piece in rest:
+        data += _pdf_bytes(piece)
+    cleaner = PageCleaner()
+    report = _PdfReport()
+
+    def take(cleaned: Iterable[Page]) -> list[Chunk]:
+        chunks: list[Chunk] = []
+        for page in cleaned:
+            if not page.text:
+                continue
+            report.pages_with_text += 1
+            reason = unreadable_reason(page.text)
+            if reason is not None:
+                report.unreadable[page.number] = reason
+                _check_unreadable(report, final=False)
+                continue
+            chunks += chunker.feed(page)
+            progress.characters += len(page.text)
+            _check_text_limit(progress.characters, options)
+        return chunks
+
+    events = extract_pages(
+        bytes(data),
+        password=options.password,
+        timeout_s=options.parse_timeout_s,
+        memory_bytes=options.parse_memory_bytes,
+        max_text_chars=options.max_text_chars,
+    )
+    del data
+    async with contextlib.aclosing(events):
+        async for event in events:
+            if isinstance(event, PdfOpened):
+                _check_page_limit(event.pages, options)
+                progress.pages_total = event.pages
+                _report(on_progress, progress)
+            elif isinstance(event, PdfNotice):
+                logger.debug("pypdf (%s): %s", event.source, event.message)
+                if event.source == "pypdf._reader" and report.repaired is None:
+                    report.repaired = event.message
+                    progress.warnings = report.warnings()
+            elif isinstance(event, PdfPage):
+                _note_page(event, report)
+                for chunk in take(cleaner.push(Page(event.number, event.text))):
+                    progress.chunks += 1
+                    yield chunk
+                progress.pages_done += 1
+                progress.warnings = report.warnings()
+                _report(on_progress, progress)
+    for chunk in [*take(cleaner.finish()), *chunker.finish()]:
+        progress.chunks += 1
+        yield chunk
+    _check_unreadable(report, final=True)
+    progress.warnings = report.warnings()
+    if progress.chunks == 0:
+        raise _no_chunks_error(report, progress.pages_total or 0)
+    progress.finished = True
+    _report(on_progress, progress)
+
+
+def _pdf_bytes(piece: bytes | str) -> bytes:
+    if isinstance(piece, str):
+        raise UnsupportedDocument(
+            "A PDF must be uploaded as binary data, not as text messages.",
+            code=ErrorCode.NOT_A_PDF,
+        )
+    return piece
+
+
+def _check_page_limit(pages: int, options: IngestOptions) -> None:
+    if pages > options.max_pages:
+        raise LimitExceeded(
+            f"The PDF has {pages:,} pages; at most {options.max_pages:,} are accepted "
+            "(the max_pages limit). Split it into smaller documents.",
+            code=ErrorCode.DOCUMENT_TOO_LARGE,
+        )
+
+
+def _note_page(page: PdfPage, report: _PdfReport) -> None:
+    if page.error is not None:
+        report.failed[page.number] = page.error
+    elif not page.text.strip():
+        report.textless.append(page.number)
+        if page.has_images:
+            report.images_only.append(page.number)
+        report.blank += page.blank
+
+
+def _check_unreadable(report: _PdfReport, *, final: bool) -> None:
+    """Refuse a document whose pages with text are mostly garbage."""
+    seen, bad = report.pages_with_text, len(report.unreadable)
+    if not final and seen < UNREADABLE_CHECK_PAGES:
+        return
+    if bad and 2 * bad > seen:
+        first = min(report.unreadable)
+        raise NoTextError(
+            f"The PDF's text cannot be read: {bad} of {seen} pages with text extract as "
+            f"{report.unreadable[first]}. Run OCR on the pages or export the PDF again "
+            "with embedded Unicode fonts.",
+            code=ErrorCode.UNREADABLE_TEXT,
+        )
+
+
+def _no_chunks_error(report: _PdfReport, pages_total: int) -> Exception:
+    """The most specific error for a PDF that produced no text at all."""
+    if pages_total == 0:
+        return NoTextError(
+            "The PDF has no pages: there is nothing to summarize.",
+            code=ErrorCode.EMPTY_DOCUMENT,
+        )
+    if report.failed and len(report.failed) >= len(report.images_only):
+        first = min(report.failed)
+        return DamagedDocument(
+            f"No page of the PDF could be read ({_pages(report.failed)} failed; page {first}: "
+            f"{report.failed[first]}). Try saving (or printing) it as a new PDF.",
+            code=ErrorCode.DAMAGED_PDF,
+        )
+    if report.images_only:
+        return NoTextError(
+            f"The PDF has no extractable text: its {_count(pages_total, 'page')} "
+            f"{'is an image' if pages_total == 1 else 'are images'} (a scan?). "
+            "Run OCR on it first (e.g. ocrmypdf) and upload the result.",
+            code=ErrorCode.NO_TEXT,
+        )
+    if report.blank == len(report.textless) == pages_total:
+        return NoTextError(
+            f"The PDF's {_count(pages_total, 'page')} {'is' if pages_total == 1 else 'are'} "
+            "blank: there is nothing to summarize.",
+            code=ErrorCode.EMPTY_DOCUMENT,
+        )
+    return NoTextError(
+        f"The PDF has no extractable text on its {_count(pages_total, 'page')} (only drawings "
+        "or outlined glyphs?). If it is a scan, run OCR on it first.",
+        code=ErrorCode.NO_TEXT,
+    )
+
+
+# --------------------------------------------------------------------------
+# helpers
+
+
+def _report(on_progress: ProgressCallback | None, progress: IngestProgress) -> None:
+    if on_progress is not None:
+        on_progress(dataclasses.replace(progress, warnings=list(progress.warnings)))
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n:,} {noun}" if n == 1 else f"{n:,} {noun}s"
+
+
+def _were(pages: Iterable[int], one: str = "was", many: str = "were") -> str:
+    return one if len(list(pages)) == 1 else many
+
+
+def _pages(pages: Iterable[int]) -> str:
+    """``"Page 3"``, ``"Pages 3-5, 9"`` (ranges collapsed; long lists shortened)."""
+    numbers = sorted(set(pages))
+    ranges: list[str] = []
+    start = previous = numbers[0]
+    for number in [*numbers[1:], None]:
+        if number is not None and number == previous + 1:
+            previous = number
+            continue
+        ranges.append(str(start) if start == previous else f"{start}-{previous}")
+        if number is not None:
+            start = previous = number
+    if len(ranges) > 8:
+        ranges = [*ranges[:8], f"and {len(ranges) - 8} more ranges"]
+    label = "Page" if len(numbers) == 1 else "Pages"
+    return f"{label} {', '.join(ranges)}"

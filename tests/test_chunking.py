@@ -1,0 +1,189 @@
+"""IncrementalChunker: exact offsets, page ranges, early emission, validation."""
+
+from __future__ import annotations
+
+import itertools
+import random
+
+import pytest
+from langchain_text_splitters import RecursiveCharacterTextSplitter
+
+from summarizer.ingest.chunking import FLUSH_FACTOR, PAGE_SEPARATOR, IncrementalChunker
+from summarizer.ingest.types import Chunk, Page
+
+WORDS = ["alpha", "beta", "gamma", "delta", "epsilon", "x" * 25, "Ωmega", "中文字", "🙂"]
+
+
+def random_pages(seed: int, count: int, max_words: int = 700) -> list[Page]:
+    rng = random.Random(seed)
+    pages = []
+    for number in range(1, count + 1):
+        parts = []
+        for _ in range(rng.randint(0, max_words)):
+            parts.append(rng.choice(WORDS))
+            parts.append(rng.choices([" ", "\n", "\n\n", "  "], weights=[20, 3, 1, 1])[0])
+        pages.append(Page(number, "".join(parts)))
+    return pages
+
+
+def full_text(pages: list[Page]) -> str:
+    return PAGE_SEPARATOR.join(page.text for page in pages if page.text.strip())
+
+
+def page_of_offsets(pages: list[Page]) -> list[int]:
+    """Page number of every character of full_text (a separator belongs to the page before)."""
+    owners: list[int] = []
+    for page in pages:
+        if not page.text.strip():
+            continue
+        if owners:
+            owners += [owners[-1]] * len(PAGE_SEPARATOR)
+        owners += [page.number] * len(page.text)
+    return owners
+
+
+def chunk_all(pages: list[Page], size: int, overlap: int) -> list[Chunk]:
+    chunker = IncrementalChunker(size, overlap)
+    chunks: list[Chunk] = []
+    for page in pages:
+        chunks += chunker.feed(page)
+    return chunks + chunker.finish()
+
+
+@pytest.mark.parametrize(
+    ("seed", "size", "overlap"), [(1, 500, 50), (2, 1000, 0), (3, 300, 299), (4, 4000, 200)]
+)
+def test_offsets_are_exact_and_pages_right(seed: int, size: int, overlap: int) -> None:
+    pages = random_pages(seed, 30)
+    text = full_text(pages)
+    owners = page_of_offsets(pages)
+    chunks = chunk_all(pages, size, overlap)
+
+    assert chunks, "random pages produce text"
+    assert [chunk.index for chunk in chunks] == list(range(len(chunks)))
+    for chunk in chunks:
+        assert text[chunk.start : chunk.end] == chunk.text
+        assert chunk.end - chunk.start == len(chunk.text) <= size
+        assert chunk.text == chunk.text.strip()
+        assert chunk.first_page == owners[chunk.start]
+        assert chunk.last_page == owners[chunk.end - 1]
+        assert chunk.pages == (chunk.first_page, chunk.last_page)
+    starts = [chunk.start for chunk in chunks]
+    assert starts == sorted(starts) and len(set(starts)) == len(starts)
+
+
+def test_every_visible_character_is_covered() -> None:
+    pages = random_pages(7, 25)
+    text = full_text(pages)
+    covered = bytearray(len(text))
+    for chunk in chunk_all(pages, 600, 60):
+        covered[chunk.start : chunk.end] = b"\x01" * (chunk.end - chunk.start)
+    missing = [i for i, char in enumerate(text) if not char.isspace() and not covered[i]]
+    assert missing == []
+
+
+def test_overlap_is_kept_between_neighbours() -> None:
+    pages = [Page(1, " ".join(f"word{i}" for i in range(3000)))]
+    chunks = chunk_all(pages, 500, 100)
+    for before, after in itertools.pairwise(chunks):
+        assert after.start < before.end, "neighbouring chunks share text"
+        assert before.end - after.start <= 100
+
+
+def test_same_as_langchain_when_document_is_small() -> None:
+    pages = random_pages(11, 3, max_words=200)
+    text = full_text(pages)
+    assert len(text) < FLUSH_FACTOR * 1000
+    splitter = RecursiveCharacterTextSplitter(chunk_size=1000, chunk_overlap=100)
+    assert [chunk.text for chunk in chunk_all(pages, 1000, 100)] == splitter.split_text(text)
+
+
+def test_chunks_are_emitted_before_the_end_and_buffer_stays_bounded() -> None:
+    chunker = IncrementalChunker(1000, 100)
+    emitted_before_finish = 0
+    for page in random_pages(5, 40):
+        emitted_before_finish += len(chunker.feed(page))
+        assert chunker.buffered < FLUSH_FACTOR * 1000 + len(page.text) + len(PAGE_SEPARATOR)
+    assert emitted_before_finish > 0
+    assert chunker.chunks_emitted == emitted_before_finish
+    assert chunker.finish()
+    assert chunker.finish() == []
+
+
+def test_append_continues_a_page_without_separator() -> None:
+    chunker = IncrementalChunker(100, 10)
+    chunker.append("Hello ", 1)
+    chunker.append("world.", 1)
+    chunker.append("Second page.", 2)
+    chunker.append("", 3)
+    chunks = chunker.finish()
+    assert [chunk.text for chunk in chunks] == ["Hello world.\n\nSecond page."]
+    assert chunks[0].pages == (1, 2)
+    assert chunker.characters == len("Hello world.\n\nSecond page.")
+
+
+def test_whitespace_pages_are_skipped_and_empty_document_has_no_chunks() -> None:
+    chunker = IncrementalChunker(100, 10)
+    assert chunker.feed(Page(1, "  \n\n ")) == []
+    assert chunker.finish() == []
+    chunker = IncrementalChunker(100, 10)
+    chunker.feed(Page(1, "one"))
+    chunker.feed(Page(2, "\n"))
+    chunker.feed(Page(3, "three"))
+    (chunk,) = chunker.finish()
+    assert chunk.text == "one\n\nthree"
+    assert chunk.pages == (1, 3)
+
+
+def test_long_single_page_spans_many_chunks_on_that_page() -> None:
+    chunks = chunk_all([Page(7, "lorem ipsum " * 2000)], 400, 40)
+    assert len(chunks) > 50
+    assert {chunk.pages for chunk in chunks} == {(7, 7)}
+
+
+def test_markdown_prefers_headings() -> None:
+    sections = [f"# Section {i}\n\n" + ("Some words here. " * 30) for i in range(12)]
+    chunker = IncrementalChunker(800, 0, markdown=True)
+    chunks = [*chunker.append("\n\n".join(sections), 1), *chunker.finish()]
+    assert sum(chunk.text.startswith("# Section") for chunk in chunks) >= 10
+
+
+def test_feed_after_finish_is_an_error() -> None:
+    chunker = IncrementalChunker(100, 0)
+    chunker.finish()
+    with pytest.raises(RuntimeError, match="after finish"):
+        chunker.feed(Page(1, "late"))
+
+
+@pytest.mark.parametrize(
+    ("size", "overlap", "message"),
+    [
+        (100, 100, r"chunk_overlap \(100\) must be smaller than chunk_size \(100\)"),
+        (100, 250, r"chunk_overlap \(250\) must be smaller than chunk_size \(100\)"),
+        (0, 0, r"chunk_size must be a positive integer .*got 0"),
+        (-5, 0, r"got -5"),
+        (100, -1, r"chunk_overlap must be an integer >= 0 .*got -1"),
+        (True, 0, r"got True"),
+    ],
+)
+def test_invalid_sizes_are_refused_with_the_values(size: int, overlap: int, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        IncrementalChunker(size, overlap)
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_invariants_hold_for_random_sizes(seed: int) -> None:
+    rng = random.Random(seed)
+    size = rng.randint(20, 2000)
+    overlap = rng.randint(0, size - 1)
+    pages = random_pages(100 + seed, rng.randint(1, 15), max_words=rng.choice([5, 50, 500]))
+    text = full_text(pages)
+    chunks = chunk_all(pages, size, overlap)
+    assert [chunk.index for chunk in chunks] == list(range(len(chunks)))
+    assert all(text[chunk.start : chunk.end] == chunk.text for chunk in chunks)
+    assert all(len(chunk.text) <= size for chunk in chunks)
+    for before, after in itertools.pairwise(chunks):
+        assert before.start < after.start and before.end < after.end
+        assert before.first_page <= after.first_page and before.last_page <= after.last_page
+    visible = sum(not char.isspace() for char in text)
+    assert (visible == 0) == (chunks == [])
