@@ -101,7 +101,8 @@ def running_server(settings: Settings) -> Iterator[str]:
     """Run the app with uvicorn on a free 127.0.0.1 port in a background thread.
 
     Args:
-        settings: Server configuration (``host``/``port`` are ignored).
+        settings: Server configuration (``host``/``port`` are ignored). Jobs are
+            kept in ``settings.data_dir`` if set, else in a temporary directory.
 
     Yields:
         The server's WebSocket URL, e.g. ``ws://127.0.0.1:53127/ws``.
@@ -117,8 +118,13 @@ def running_server(settings: Settings) -> Iterator[str]:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
+    from .storage import Storage
+
+    # Without an explicit data directory the in-process server keeps its jobs in
+    # a temporary one: it lives as long as this one command.
+    storage = None if settings.data_dir is not None else Storage(None)
     config = uvicorn.Config(
-        create_app(settings),
+        create_app(settings, storage=storage),
         log_level="warning",
         ws_max_size=settings.max_frame_bytes,
         ws_per_message_deflate=False,

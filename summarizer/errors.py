@@ -16,6 +16,13 @@ Exception hierarchy (after httpx's ``_exceptions.py``)::
     │   ├── DamagedDocument        a PDF pypdf cannot parse
     │   └── NoTextError            nothing to summarize (empty, image-only, glyph garbage)
     ├── ModelError             the chat model failed or cannot be loaded
+    │   └── ModelCallError         a classified provider failure (HTTP status, timeout)
+    │       ├── AuthenticationFailed   401/403: bad or missing API key
+    │       ├── ModelNotFound          404: no such model at the provider
+    │       ├── RateLimited            429, still after the retries
+    │       ├── ProviderUnavailable    5xx or connection failure, still after the retries
+    │       ├── ContextTooLong         the prompt exceeds the model's context window
+    │       └── ModelTimeout           connect/read timeout or a stalled stream
     ├── JobCancelled           the client cancelled the job
     └── TransportError         (client side) the connection failed or closed early
 """
@@ -25,16 +32,23 @@ from __future__ import annotations
 import enum
 
 __all__ = [
+    "AuthenticationFailed",
     "CloseCode",
+    "ContextTooLong",
     "DamagedDocument",
     "DocumentError",
     "EncryptedDocument",
     "ErrorCode",
     "JobCancelled",
     "LimitExceeded",
+    "ModelCallError",
     "ModelError",
+    "ModelNotFound",
+    "ModelTimeout",
     "NoTextError",
     "ProtocolError",
+    "ProviderUnavailable",
+    "RateLimited",
     "SummarizerError",
     "TransportError",
     "UnsupportedDocument",
@@ -71,6 +85,20 @@ class ErrorCode(enum.StrEnum):
     """``end`` arrived before ``start.size`` bytes did, or more bytes came."""
     CHECKSUM_MISMATCH = "checksum_mismatch"
     """``end.sha256`` does not match the bytes received; the bytes are not used."""
+    TOO_MANY_MESSAGES = "too_many_messages"
+    """More client messages per second than the server allows (closes with 1008)."""
+    TOO_MANY_JOBS = "too_many_jobs"
+    """This connection has started as many jobs as the server allows (closes with 1008)."""
+    SERVER_BUSY = "server_busy"
+    """The server runs as many jobs as it allows; retry later (closes with 1013)."""
+    IDLE_TIMEOUT = "idle_timeout"
+    """No message and no running job for the idle time (closes with 1000)."""
+
+    # -- sessions -------------------------------------------------------------------
+    UNAUTHORIZED = "unauthorized"
+    """The server requires a token and the first message had none or a wrong one (1008)."""
+    UNKNOWN_JOB = "unknown_job"
+    """``resume`` names a job that does not exist or has expired."""
 
     # -- the document -----------------------------------------------------------
     UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
@@ -96,7 +124,24 @@ class ErrorCode(enum.StrEnum):
     UNKNOWN_MODEL = "unknown_model"
     """``options.model`` cannot be resolved to a chat model."""
     MODEL_ERROR = "model_error"
-    """A model call failed."""
+    """A model call failed for a reason none of the codes below names (e.g. a
+    malformed response or a content filter)."""
+    AUTHENTICATION_FAILED = "authentication_failed"
+    """The model provider refused the credentials (HTTP 401 or 403): check the API key."""
+    MODEL_NOT_FOUND = "model_not_found"
+    """The model provider does not know the model (HTTP 404): check the model name."""
+    RATE_LIMITED = "rate_limited"
+    """The provider kept answering HTTP 429 after every retry; the message says when
+    to try again (retryable)."""
+    PROVIDER_UNAVAILABLE = "provider_unavailable"
+    """The provider kept failing with HTTP 5xx or the connection failed, after every
+    retry (retryable)."""
+    CONTEXT_TOO_LONG = "context_too_long"
+    """The model rejected a prompt as longer than its context window and splitting
+    the text in smaller parts did not help."""
+    MODEL_TIMEOUT = "model_timeout"
+    """A model call timed out (connect or read) or its stream stalled, after every
+    retry (retryable)."""
     CANCELLED = "cancelled"
     """The client cancelled the job."""
     INTERNAL_ERROR = "internal_error"
@@ -202,6 +247,74 @@ class ModelError(SummarizerError):
     """A chat model could not be loaded or a call failed."""
 
     code = ErrorCode.MODEL_ERROR
+
+
+class ModelCallError(ModelError):
+    """A model call failed; the subclass (and ``code``) says how.
+
+    Raised by the pipeline after :func:`summarizer.models.retry.classify_error`
+    has sorted a provider exception; ``retryable`` also tells the pipeline
+    whether retrying the call may help.
+
+    Args:
+        message: A sentence for people.
+        code: The wire :class:`ErrorCode`; defaults to the class's ``code``.
+        retryable: Whether retrying may succeed; defaults to the class's.
+        retry_after_s: Seconds the provider asked to wait (``Retry-After``), or ``None``.
+        status: The HTTP status of the provider's answer, or ``None``.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: ErrorCode | None = None,
+        retryable: bool | None = None,
+        retry_after_s: float | None = None,
+        status: int | None = None,
+    ) -> None:
+        super().__init__(message, code=code, retryable=retryable)
+        self.retry_after_s = retry_after_s
+        self.status = status
+
+
+class AuthenticationFailed(ModelCallError):
+    """HTTP 401/403 from the provider: the API key is missing, wrong or lacks access."""
+
+    code = ErrorCode.AUTHENTICATION_FAILED
+
+
+class ModelNotFound(ModelCallError):
+    """HTTP 404 from the provider: the model name is unknown there."""
+
+    code = ErrorCode.MODEL_NOT_FOUND
+
+
+class RateLimited(ModelCallError):
+    """HTTP 429 from the provider (retried; raised once the retries are spent)."""
+
+    code = ErrorCode.RATE_LIMITED
+    retryable = True
+
+
+class ProviderUnavailable(ModelCallError):
+    """HTTP 5xx or a failed connection (retried; raised once the retries are spent)."""
+
+    code = ErrorCode.PROVIDER_UNAVAILABLE
+    retryable = True
+
+
+class ContextTooLong(ModelCallError):
+    """The prompt exceeds the model's context window (the pipeline splits and retries)."""
+
+    code = ErrorCode.CONTEXT_TOO_LONG
+
+
+class ModelTimeout(ModelCallError):
+    """A connect or read timeout, or a stream that stalled (retried, then raised)."""
+
+    code = ErrorCode.MODEL_TIMEOUT
+    retryable = True
 
 
 class JobCancelled(SummarizerError):

@@ -1,52 +1,65 @@
-"""Jobs: one document's upload, its pipeline run and its event log.
+"""Jobs: one document's upload, its pipeline run and its durable event log.
 
 A :class:`Job` is the single place where events get their ``job_id`` and ``seq``.
 It assembles the upload (binary slices or text pieces, with size and SHA-256
 checks), feeds it to ingestion and the map-reduce pipeline as it arrives, and
-appends every event to an in-memory log that any number of readers follow with
-:meth:`Job.events` (from the start, or after a given ``seq``). It knows nothing
-about WebSockets.
+commits every event to :class:`~summarizer.storage.Storage` before any reader
+sees it. Readers follow the log with :meth:`Job.events` from any ``seq``, so a
+client that reconnects gets every event after the last one it has, exactly once.
+
+Jobs outlive connections: a dropped socket is not a cancel. After a server
+crash :meth:`JobManager.recover` rebuilds unfinished jobs from storage; chunks
+whose summaries are in the log are not sent to the model again.
 
 State machine::
 
     uploading ──end──► processing ──summary──► done
         │                  │
         └──── cancel ──────┴──► cancelled        (any error) ──► failed
+
+The module knows nothing about WebSockets.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import enum
 import hashlib
 import logging
 import secrets
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
 
-from .errors import ErrorCode, LimitExceeded, ProtocolError, SummarizerError
+from .errors import CloseCode, ErrorCode, LimitExceeded, ProtocolError, SummarizerError
 from .ingest import iter_chunks
 from .ingest.types import IngestOptions, IngestProgress
-from .pipeline import PipelineConfig, summarize_chunks
+from .pipeline import PipelineConfig, PriorResults, summarize_chunks
 from .protocol import (
     TERMINAL_TYPES,
     Accepted,
     Ack,
     Cancelled,
+    ChunkRestart,
+    CollapseRestart,
     Document,
     Error,
     JobWarning,
     Limits,
     Progress,
     Start,
+    SummaryRestart,
+    dump,
+    parse_server,
 )
+from .storage import Storage, UploadRecord
 
-__all__ = ["Job", "JobLimits", "JobState", "JobStore", "new_job_id"]
+__all__ = ["Job", "JobLimits", "JobManager", "JobSpec", "JobState", "new_job_id"]
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +77,10 @@ class JobState(enum.StrEnum):
     DONE = "done"
     FAILED = "failed"
     CANCELLED = "cancelled"
+
+
+FINISHED_STATES = (JobState.DONE.value, JobState.FAILED.value, JobState.CANCELLED.value)
+_TERMINAL_STATE = {"summary": JobState.DONE, "cancelled": JobState.CANCELLED, "error": JobState.FAILED}
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,63 +103,102 @@ class JobLimits:
 
     def to_message(self) -> Limits:
         """The limits as announced in ``accepted``."""
-        return Limits(
-            max_document_bytes=self.max_document_bytes,
-            max_frame_bytes=self.max_frame_bytes,
-            ack_window_bytes=self.ack_window_bytes,
-            max_text_chars=self.max_text_chars,
-            max_concurrency=self.max_concurrency,
+        return Limits(**dataclasses.asdict(self))
+
+
+@dataclass(frozen=True, slots=True)
+class JobSpec:
+    """Everything needed to (re)build a job; stored as JSON with the job.
+
+    Attributes:
+        start: The client's ``start`` message (its ``token`` removed).
+        model: Name of the model for map and collapse.
+        reduce_model: Name of the model for the reduce, or ``None`` for ``model``.
+        models: Names clients may choose from (announced in ``accepted``).
+        pipeline: Map-reduce configuration.
+        ingest: Chunking and parsing options.
+        limits: Upload limits.
+    """
+
+    start: Start
+    model: str
+    models: list[str]
+    pipeline: PipelineConfig
+    ingest: IngestOptions
+    limits: JobLimits
+    reduce_model: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-able dict (see :meth:`from_json`)."""
+        return {
+            "start": self.start.model_dump(mode="json"),
+            "model": self.model,
+            "reduce_model": self.reduce_model,
+            "models": self.models,
+            "pipeline": dataclasses.asdict(self.pipeline),
+            "ingest": dataclasses.asdict(self.ingest),
+            "limits": dataclasses.asdict(self.limits),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> JobSpec:
+        """Inverse of :meth:`to_json`."""
+        return cls(
+            start=Start.model_validate(data["start"]),
+            model=data["model"],
+            reduce_model=data.get("reduce_model"),
+            models=list(data["models"]),
+            pipeline=PipelineConfig(**data["pipeline"]),
+            ingest=IngestOptions(**data["ingest"]),
+            limits=JobLimits(**data["limits"]),
         )
 
 
 class Job:
     """One summarization job.
 
-    Args:
-        start: The client's ``start`` message.
-        model: The chat model for map and collapse (and reduce unless
-            ``reduce_model`` is given).
-        model_name: Name announced in ``accepted`` and ``summary``.
-        models: Names clients may choose from (announced in ``accepted``).
-        pipeline: Map-reduce configuration.
-        ingest: Chunking and parsing options.
-        limits: Upload limits.
-        job_id: Defaults to :func:`new_job_id`.
-        reduce_model: Optional stronger model for the final summary.
-        clock: Monotonic clock in seconds.
+    Create new jobs with :meth:`JobManager.create`; the constructor is shared by
+    new and recovered jobs.
 
-    The job emits ``accepted`` (``seq`` 1) on construction and starts its
-    pipeline task when :meth:`run` is called.
+    Args:
+        job_id: 32 hex digits.
+        spec: The job's :class:`JobSpec`.
+        storage: Where events and upload are committed.
+        model: Chat model for map and collapse.
+        reduce_model: Chat model for the reduce (``None``: ``model``).
+        state: Initial state (``uploading`` for a new job).
+        log: Events already committed (a recovered or re-opened job).
+        upload: Upload records already committed.
+        clock: Monotonic clock in seconds.
     """
 
     def __init__(
         self,
-        start: Start,
+        job_id: str,
+        spec: JobSpec,
         *,
-        model: BaseChatModel,
-        model_name: str,
-        models: list[str],
-        pipeline: PipelineConfig,
-        ingest: IngestOptions,
-        limits: JobLimits,
-        job_id: str | None = None,
+        storage: Storage,
+        model: BaseChatModel | None,
         reduce_model: BaseChatModel | None = None,
+        state: JobState = JobState.UPLOADING,
+        log: Iterable[Any] = (),
+        upload: Iterable[UploadRecord] = (),
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.id = job_id or new_job_id()
-        self.start = start
-        self.state = JobState.UPLOADING
-        self.log: list[Any] = []
-        self.limits = limits
+        self.id = job_id
+        self.spec = spec
+        self.start = spec.start
+        self.limits = spec.limits
+        self.state = state
+        self.log: list[Any] = list(log)
+        self._storage = storage
         self._model = model
         self._reduce_model = reduce_model
-        self._pipeline = pipeline
-        self._ingest = ingest
         self._clock = clock
         self._started = clock()
         self._changed = asyncio.Event()
-        self._upload: asyncio.Queue[bytes | str | None] = asyncio.Queue()
-        self._upload_kind: type[bytes] | type[str] | None = None
+        self._upload: asyncio.Queue[UploadRecord | None] = asyncio.Queue()
+        self._upload_kind: type | None = None
         self._received = 0
         self._messages = 0
         self._sha = hashlib.sha256()
@@ -150,16 +206,11 @@ class Job:
         self._cancel_requested = False
         self._last_pages_done = -1
         self._warnings_sent = 0
-        self.emit(
-            Accepted(
-                limits=limits.to_message(),
-                model=model_name,
-                models=models,
-                chunk_size=ingest.chunk_size,
-                chunk_overlap=ingest.chunk_overlap,
-                concurrency=pipeline.concurrency,
-            )
-        )
+        for record in upload:
+            self._take(record)
+        if state is not JobState.UPLOADING and not self.finished:
+            self._upload.put_nowait(None)
+        self._prior = _prior_results(self.log)
 
     # -- the event log -----------------------------------------------------------------
 
@@ -168,26 +219,40 @@ class Job:
         """Whether the job has emitted its terminal event."""
         return self.state in (JobState.DONE, JobState.FAILED, JobState.CANCELLED)
 
+    @property
+    def last_seq(self) -> int:
+        """The ``seq`` of the latest event."""
+        return len(self.log)
+
+    @property
+    def received(self) -> int:
+        """Upload bytes committed."""
+        return self._received
+
+    @property
+    def messages(self) -> int:
+        """Upload messages committed."""
+        return self._messages
+
     def elapsed(self) -> float:
-        """Seconds since the job was created."""
+        """Seconds since this process started (or recovered) the job."""
         return round(self._clock() - self._started, 3)
 
     def emit(self, event: Any) -> Any:
-        """Stamp ``event`` with this job's id and the next ``seq``, log it, wake readers.
+        """Stamp ``event`` with the job id and the next ``seq``, commit it, wake readers.
 
         Events after the terminal one are dropped (a cancelled pipeline may still
-        be unwinding). Returns the stamped event (or ``None`` if dropped).
+        be unwinding), and so are events a recovered job already has in its log
+        (see :func:`_prior_results`). Returns the stamped event, or ``None``.
         """
-        if self.finished:
+        if self.finished or self._prior.is_duplicate(event):
             return None
         stamped = event.model_copy(update={"job_id": self.id, "seq": len(self.log) + 1})
+        self._storage.append_event(self.id, stamped.seq, stamped.type, dump(stamped))
         self.log.append(stamped)
         if stamped.type in TERMINAL_TYPES:
-            self.state = {
-                "summary": JobState.DONE,
-                "cancelled": JobState.CANCELLED,
-                "error": JobState.FAILED,
-            }[stamped.type]
+            self.state = _TERMINAL_STATE[stamped.type]
+            self._storage.set_state(self.id, self.state.value)
         self._changed.set()
         self._changed = asyncio.Event()
         return stamped
@@ -213,35 +278,41 @@ class Job:
 
     # -- upload ----------------------------------------------------------------------------
 
-    def _check_kind(self, kind: type[bytes] | type[str]) -> None:
+    def _take(self, record: UploadRecord) -> int:
+        """Count, hash and queue one upload record; returns its size in bytes."""
+        data = record.encode("utf-8", "surrogatepass") if isinstance(record, str) else record
+        self._upload_kind = type(record)
+        self._received += len(data)
+        self._messages += 1
+        self._sha.update(data)
+        self._upload.put_nowait(record)
+        return len(data)
+
+    def _accept(self, record: UploadRecord) -> Ack:
         if self.state is not JobState.UPLOADING:
             raise ProtocolError(
                 f"Upload data arrived after 'end' (job is {self.state.value}).",
                 code=ErrorCode.UNEXPECTED_MESSAGE,
             )
-        if self._upload_kind is None:
-            self._upload_kind = kind
-        elif self._upload_kind is not kind:
+        if self._upload_kind is not None and self._upload_kind is not type(record):
             raise ProtocolError(
                 "A job's upload is either binary frames or 'text' messages, not both.",
                 code=ErrorCode.UNEXPECTED_MESSAGE,
             )
-
-    def _account(self, data: bytes) -> Ack:
-        self._received += len(data)
-        self._messages += 1
-        limit = self.limits.max_document_bytes
-        if self._received > limit:
+        size = len(record.encode("utf-8", "surrogatepass")) if isinstance(record, str) else len(record)
+        total = self._received + size
+        if total > self.limits.max_document_bytes:
             raise LimitExceeded(
-                f"The document exceeds the server's limit of {limit} bytes.",
+                f"The document exceeds the server's limit of {self.limits.max_document_bytes} bytes.",
                 code=ErrorCode.DOCUMENT_TOO_LARGE,
             )
-        if self.start.size is not None and self._received > self.start.size:
+        if self.start.size is not None and total > self.start.size:
             raise ProtocolError(
-                f"Received {self._received} bytes, more than the {self.start.size} announced in 'start'.",
+                f"Received {total} bytes, more than the {self.start.size} announced in 'start'.",
                 code=ErrorCode.SIZE_MISMATCH,
             )
-        self._sha.update(data)
+        self._take(record)
+        self._storage.append_upload(self.id, record, self._received, self._messages)
         return self.emit(Ack(received=self._received, messages=self._messages))  # type: ignore[no-any-return]
 
     def feed_bytes(self, data: bytes) -> Ack:
@@ -254,26 +325,20 @@ class Job:
             The ``ack`` event emitted for it.
 
         Raises:
-            ProtocolError: Data after ``end``, or mixed with ``text`` messages, or
+            ProtocolError: Data after ``end``, mixed with ``text`` messages, or
                 more than ``start.size`` bytes.
             LimitExceeded: Over the document size limit.
         """
-        self._check_kind(bytes)
-        ack = self._account(data)
-        self._upload.put_nowait(data)
-        return ack
+        return self._accept(bytes(data))
 
     def feed_text(self, text: str) -> Ack:
         """Accept one ``text`` message (a piece of the document).
 
         Raises:
             ProtocolError: As for :meth:`feed_bytes`.
-            LimitExceeded: Over the document size or character limit.
+            LimitExceeded: Over the document size limit.
         """
-        self._check_kind(str)
-        ack = self._account(text.encode("utf-8", "surrogatepass"))
-        self._upload.put_nowait(text)
-        return ack
+        return self._accept(text)
 
     def end(self, sha256: str | None) -> None:
         """The upload is complete; check size and checksum, then let parsing finish.
@@ -297,9 +362,10 @@ class Job:
                 code=ErrorCode.CHECKSUM_MISMATCH,
             )
         self.state = JobState.PROCESSING
+        self._storage.set_state(self.id, self.state.value)
         self._upload.put_nowait(None)
 
-    async def _upload_stream(self) -> AsyncIterator[bytes | str]:
+    async def _upload_stream(self) -> AsyncIterator[UploadRecord]:
         while True:
             item = await self._upload.get()
             if item is None:
@@ -308,11 +374,23 @@ class Job:
 
     # -- running ---------------------------------------------------------------------------
 
-    def run(self) -> asyncio.Task[None]:
-        """Start the ingestion and map-reduce task (idempotent)."""
-        if self._task is None:
+    def run(self) -> asyncio.Task[None] | None:
+        """Start the ingestion and map-reduce task (idempotent; not for finished jobs)."""
+        if self._task is None and not self.finished:
+            self._announce_restarts()
             self._task = asyncio.create_task(self._run(), name=f"job-{self.id}")
         return self._task
+
+    def _announce_restarts(self) -> None:
+        """After a recovery, tell readers to drop text of calls that will run again."""
+        reason = "The server restarted; this call runs again."
+        for index, pages in self._prior.open_chunks.items():
+            self.emit(ChunkRestart(index=index, pages=pages, reason=reason))
+        for (level, group), pages in self._prior.open_collapses.items():
+            self.emit(CollapseRestart(level=level, group=group, pages=pages, reason=reason))
+        if self._prior.open_summary:
+            self.emit(SummaryRestart(reason=reason))
+        self._prior.forget_open()
 
     def _on_ingest(self, progress: IngestProgress) -> None:
         for message in progress.warnings[self._warnings_sent :]:
@@ -339,21 +417,23 @@ class Job:
             )
 
     async def _run(self) -> None:
+        assert self._model is not None
         try:
             chunks = iter_chunks(
                 self._upload_stream(),
                 filename=self.start.filename,
                 media_type=self.start.media_type,
-                options=self._ingest,
+                options=self.spec.ingest,
                 on_progress=self._on_ingest,
             )
             async for event in summarize_chunks(
                 chunks,
                 self._model,
-                config=self._pipeline,
+                config=self.spec.pipeline,
                 reduce_model=self._reduce_model,
                 clock=self._clock,
                 started=self._started,
+                prior=self._prior.results,
             ):
                 self.emit(event)
         except asyncio.CancelledError:
@@ -395,38 +475,208 @@ class Job:
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.shield(self._task)
 
+    async def stop(self) -> None:
+        """Stop the task without a terminal event (server shutdown: resumable later)."""
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
 
-class JobStore:
-    """The jobs a server holds, by id (in memory; durable storage comes later).
 
-    Args:
-        max_jobs: Jobs that may be running at once.
+class _Prior:
+    """What a recovered job's log already holds, so that it is neither paid for
+    nor emitted twice.
+
+    Attributes:
+        results: Chunk and collapse summaries to reuse (handed to the pipeline).
+        open_chunks: Chunks started but not finished before the crash: index → pages.
+        open_collapses: Collapse groups started but not finished: (level, group) → pages.
+        open_summary: Whether summary tokens were sent without a ``summary``.
     """
 
-    def __init__(self, max_jobs: int = 64) -> None:
+    def __init__(self) -> None:
+        self.results = PriorResults()
+        self.open_chunks: dict[int, tuple[int, int]] = {}
+        self.open_collapses: dict[tuple[int, int], tuple[int, int]] = {}
+        self.open_summary = False
+        self.document = False
+        self.levels: set[int] = set()
+
+    def forget_open(self) -> None:
+        self.open_chunks.clear()
+        self.open_collapses.clear()
+        self.open_summary = False
+
+    def is_duplicate(self, event: Any) -> bool:
+        kind = event.type
+        if kind == "document":
+            seen, self.document = self.document, True
+            return seen
+        if kind == "collapse":
+            seen = event.level in self.levels
+            self.levels.add(event.level)
+            return seen
+        return False
+
+
+def _prior_results(log: list[Any]) -> _Prior:
+    prior = _Prior()
+    for event in log:
+        kind = event.type
+        if kind == "chunk.started":
+            prior.open_chunks[event.index] = tuple(event.pages)
+        elif kind == "chunk.restart":
+            prior.open_chunks.pop(event.index, None)
+        elif kind == "chunk.summary":
+            prior.open_chunks.pop(event.index, None)
+            prior.results.maps[event.index] = event.text
+        elif kind == "collapse":
+            prior.levels.add(event.level)
+        elif kind == "collapse.token":
+            prior.open_collapses[(event.level, event.group)] = tuple(event.pages)
+        elif kind == "collapse.restart":
+            prior.open_collapses.pop((event.level, event.group), None)
+        elif kind == "collapse.summary":
+            prior.open_collapses.pop((event.level, event.group), None)
+            prior.results.collapses[(event.level, event.group)] = event.text
+        elif kind == "summary.token":
+            prior.open_summary = True
+        elif kind == "summary.restart":
+            prior.open_summary = False
+        elif kind == "document":
+            prior.document = True
+    return prior
+
+
+class JobManager:
+    """The server's jobs: creation within limits, lookup, recovery, expiry.
+
+    Args:
+        storage: Durable state.
+        load_model: Returns the chat model for a model name (raises ``ModelError``).
+        max_jobs: Jobs running at once; more is ``server_busy`` (close 1013).
+        ttl_s: Seconds a finished job stays available for ``resume``.
+        clock: Monotonic clock in seconds.
+    """
+
+    def __init__(
+        self,
+        storage: Storage,
+        load_model: Callable[[str], BaseChatModel],
+        *,
+        max_jobs: int = 32,
+        ttl_s: float = 86_400.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.storage = storage
+        self._load_model = load_model
         self.max_jobs = max_jobs
+        self.ttl_s = ttl_s
+        self._clock = clock
         self._jobs: dict[str, Job] = {}
-
-    def add(self, job: Job) -> None:
-        """Register ``job``."""
-        self._jobs[job.id] = job
-
-    def get(self, job_id: str) -> Job | None:
-        """The job with this id, or ``None``."""
-        return self._jobs.get(job_id)
 
     def running(self) -> int:
         """Jobs not yet finished."""
         return sum(1 for job in self._jobs.values() if not job.finished)
 
-    def discard(self, job_id: str) -> None:
-        """Forget a job (after it finished and its connection closed)."""
-        self._jobs.pop(job_id, None)
+    def create(self, spec: JobSpec) -> Job:
+        """Create, persist and announce (``accepted``) a new job; the caller runs it.
 
-    async def cancel_all(self) -> None:
-        """Cancel every running job and wait for them (server shutdown)."""
-        jobs = [job for job in self._jobs.values() if not job.finished]
-        for job in jobs:
-            job.cancel()
-        for job in jobs:
-            await job.wait()
+        Raises:
+            LimitExceeded: ``server_busy`` (close 1013) if ``max_jobs`` are running.
+            ModelError: The job's model cannot be loaded.
+        """
+        if self.running() >= self.max_jobs:
+            err = LimitExceeded(
+                f"The server is running {self.max_jobs} jobs, its limit; try again in a minute.",
+                code=ErrorCode.SERVER_BUSY,
+                retryable=True,
+            )
+            err.close_code = CloseCode.TRY_AGAIN_LATER
+            raise err
+        model = self._load_model(spec.model)
+        reduce_model = self._load_model(spec.reduce_model) if spec.reduce_model else None
+        job_id = new_job_id()
+        stored = dataclasses.replace(spec, start=spec.start.model_copy(update={"token": None}))
+        self.storage.create_job(job_id, stored.to_json(), JobState.UPLOADING.value)
+        job = Job(
+            job_id, stored, storage=self.storage, model=model, reduce_model=reduce_model, clock=self._clock
+        )
+        self._jobs[job_id] = job
+        job.emit(
+            Accepted(
+                limits=spec.limits.to_message(),
+                model=spec.model,
+                models=spec.models,
+                chunk_size=spec.ingest.chunk_size,
+                chunk_overlap=spec.ingest.chunk_overlap,
+                concurrency=spec.pipeline.concurrency,
+            )
+        )
+        return job
+
+    def get(self, job_id: str) -> Job | None:
+        """The job, live or re-opened from storage (finished jobs, read only); ``None`` if unknown."""
+        job = self._jobs.get(job_id)
+        if job is not None:
+            return job
+        record = self.storage.job(job_id)
+        if record is None or record.state not in FINISHED_STATES:
+            return None
+        return self._restore(record, load_models=False)
+
+    def _restore(self, record: Any, *, load_models: bool) -> Job:
+        spec = JobSpec.from_json(record.spec)
+        events = [parse_server(body) for body in self.storage.events(record.id)]
+        model = self._load_model(spec.model) if load_models else None
+        reduce_model = self._load_model(spec.reduce_model) if load_models and spec.reduce_model else None
+        if record.state not in FINISHED_STATES:
+            self.storage.truncate_upload(record.id, record.messages)
+        job = Job(
+            record.id,
+            spec,
+            storage=self.storage,
+            model=model,
+            reduce_model=reduce_model,
+            state=JobState(record.state),
+            log=events,
+            upload=self.storage.upload_records(record.id, record.messages),
+            clock=self._clock,
+        )
+        self._jobs[record.id] = job
+        return job
+
+    def recover(self) -> list[Job]:
+        """Rebuild and restart every unfinished job found in storage (server start).
+
+        A job whose model cannot be loaded any more fails with that error.
+
+        Returns:
+            The recovered jobs (already running).
+        """
+        recovered = []
+        for record in self.storage.jobs_in_states((JobState.UPLOADING.value, JobState.PROCESSING.value)):
+            try:
+                job = self._restore(record, load_models=True)
+            except SummarizerError as exc:
+                job = self._restore(record, load_models=False)
+                job.fail(exc)
+                continue
+            job.run()
+            recovered.append(job)
+            log.info("recovered job %s (%s, %d events)", job.id, job.state.value, job.last_seq)
+        return recovered
+
+    def release(self, job: Job) -> None:
+        """Drop a finished job from memory (it stays in storage until it expires)."""
+        if job.finished and self._jobs.get(job.id) is job:
+            del self._jobs[job.id]
+
+    def purge_expired(self) -> int:
+        """Delete finished jobs older than the TTL from storage; returns how many."""
+        return self.storage.purge(FINISHED_STATES, time.time() - self.ttl_s)
+
+    async def shutdown(self) -> None:
+        """Stop every running job's task, leaving it resumable after a restart."""
+        for job in list(self._jobs.values()):
+            await job.stop()

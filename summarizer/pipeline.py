@@ -28,7 +28,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
@@ -52,7 +52,7 @@ from .protocol import (
     SummaryToken,
 )
 
-__all__ = ["Piece", "PipelineConfig", "group_pieces", "summarize_chunks"]
+__all__ = ["Piece", "PipelineConfig", "PriorResults", "group_pieces", "summarize_chunks"]
 
 Event = Any
 """One of the server events of :mod:`summarizer.protocol`, without ``seq``."""
@@ -101,6 +101,22 @@ class Piece:
     def pages(self) -> tuple[int, int]:
         """``(first_page, last_page)``."""
         return (self.first_page, self.last_page)
+
+
+@dataclass(slots=True)
+class PriorResults:
+    """Model outputs a previous run of the same job already produced (after a crash).
+
+    A chunk or collapse group found here is not sent to the model again and
+    emits no events (its events are already in the job's log).
+
+    Attributes:
+        maps: Chunk index → chunk summary text.
+        collapses: ``(level, group)`` → collapse output text.
+    """
+
+    maps: dict[int, str] = field(default_factory=dict)
+    collapses: dict[tuple[int, int], str] = field(default_factory=dict)
 
 
 def joined_length(pieces: list[Piece]) -> int:
@@ -155,8 +171,10 @@ class _Run:
         emit: Callable[[Event], None],
         clock: Callable[[], float],
         started: float,
+        prior: PriorResults,
     ) -> None:
         self.config = config
+        self.prior = prior
         self.emit = emit
         self.clock = clock
         self.started = started
@@ -202,6 +220,9 @@ class _Run:
         return [self.summaries[i] for i in range(count)]
 
     async def map_one(self, chunk: Chunk) -> None:
+        if chunk.index in self.prior.maps:
+            self.summaries[chunk.index] = Piece(chunk.first_page, chunk.last_page, self.prior.maps[chunk.index])
+            return
         async with self.limit:
             pages = chunk.pages
             self.emit(ChunkStarted(index=chunk.index, pages=pages, characters=len(chunk.text)))
@@ -267,8 +288,11 @@ class _Run:
     async def collapse_group(
         self, level: int, index: int, group: list[Piece], tracker: _StageProgress
     ) -> Piece:
+        pages = (group[0].first_page, group[-1].last_page)
+        if (level, index) in self.prior.collapses:
+            tracker.step()
+            return Piece(pages[0], pages[1], self.prior.collapses[(level, index)])
         async with self.limit:
-            pages = (group[0].first_page, group[-1].last_page)
             self.calls["collapse"] += 1
             text = await self._stream(
                 self.collapse_chain,
@@ -334,6 +358,7 @@ async def summarize_chunks(
     reduce_model: BaseChatModel | Runnable[Any, Any] | None = None,
     clock: Callable[[], float] = time.monotonic,
     started: float | None = None,
+    prior: PriorResults | None = None,
 ) -> AsyncIterator[Event]:
     """Summarize a stream of chunks with map-reduce, yielding protocol events.
 
@@ -345,6 +370,8 @@ async def summarize_chunks(
         reduce_model: Model for the final reduce; defaults to ``model``.
         clock: Monotonic clock in seconds (injectable for tests).
         started: Clock reading that ``elapsed_s`` counts from; defaults to now.
+        prior: Outputs of an earlier run of the same job to reuse (no model
+            call, no events for them).
 
     Yields:
         ``chunk.started``/``chunk.token``/``chunk.summary``/``progress`` per
@@ -366,6 +393,7 @@ async def summarize_chunks(
         queue.put_nowait,
         clock,
         clock() if started is None else started,
+        prior or PriorResults(),
     )
 
     async def runner() -> None:

@@ -8,12 +8,14 @@ Control messages and events are JSON text frames, each an object with a ``type``
 tag; file bytes travel as binary frames. ``docs/protocol.md`` documents every
 message with a JSON example; ``tests/test_protocol.py`` parses those examples.
 
-Client → server: :class:`Start`, :class:`Text`, :class:`End`, :class:`Cancel`.
+Client → server: :class:`Start`, :class:`Text`, :class:`End`, :class:`Cancel`,
+:class:`Resume`.
 Server → client (all :class:`ServerEvent`, stamped with ``job_id`` and ``seq``):
 :class:`Accepted`, :class:`Ack`, :class:`Progress`, :class:`Document`,
-:class:`ChunkStarted`, :class:`ChunkToken`, :class:`ChunkSummary`,
+:class:`ChunkStarted`, :class:`ChunkToken`, :class:`ChunkSummary`, :class:`ChunkFailed`,
 :class:`Collapse`, :class:`CollapseToken`, :class:`CollapseSummary`,
-:class:`SummaryToken`, :class:`Summary`, :class:`JobWarning`, :class:`Cancelled`,
+:class:`SummaryToken`, :class:`Summary`, :class:`Resumed`, :class:`ChunkRestart`,
+:class:`CollapseRestart`, :class:`SummaryRestart`, :class:`JobWarning`, :class:`Cancelled`,
 :class:`Error`.
 """
 
@@ -32,11 +34,14 @@ __all__ = [
     "Ack",
     "Cancel",
     "Cancelled",
+    "ChunkFailed",
+    "ChunkRestart",
     "ChunkStarted",
     "ChunkSummary",
     "ChunkToken",
     "ClientMessage",
     "Collapse",
+    "CollapseRestart",
     "CollapseSummary",
     "CollapseToken",
     "Document",
@@ -45,13 +50,17 @@ __all__ = [
     "JobWarning",
     "Limits",
     "Progress",
+    "Resume",
+    "Resumed",
     "ServerEvent",
     "Stage",
     "Start",
     "StartOptions",
     "Summary",
+    "SummaryRestart",
     "SummaryToken",
     "Text",
+    "Usage",
     "dump",
     "parse_client",
     "parse_server",
@@ -82,20 +91,43 @@ class StartOptions(_Message):
     Attributes:
         model: Model name the server advertises (``"extractive"`` or
             ``"provider:model"``).
+        password: Password of an encrypted PDF (never logged).
         chunk_size: Target chunk length in characters (100–100,000).
         chunk_overlap: Overlap between neighbouring chunks in characters;
             must be smaller than ``chunk_size``.
         concurrency: Map calls at once for this job (1–64), capped by the server.
-        summary_words: Target length of the final summary in words (20–5,000).
+        summary_words: Target length of the final summary in words (20–5,000);
+            wins over ``length``.
+        length: ``short`` (100 words), ``medium`` (250) or ``long`` (600): the
+            final summary's length when ``summary_words`` is not given.
+        format: ``paragraphs`` (prose) or ``bullets`` (a bulleted list) for the
+            final summary.
+        language: Language to write the final summary in, e.g. ``"French"``
+            (letters, spaces and hyphens, at most 40 characters); default: the
+            document's.
+        instructions: Extra instructions for the model (at most 1,000
+            characters), e.g. ``"Focus on the financial figures."``; they never
+            override faithfulness or the treatment of the document as data.
+        strict: ``true``: fail the job when one chunk fails after its retries;
+            default (``false``): report it with ``chunk.failed``, summarize the
+            rest and list the pages in ``summary.missing_pages``.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True, protected_namespaces=())
 
     model: str | None = None
+    password: str | None = Field(default=None, max_length=1024)
     chunk_size: int | None = Field(default=None, ge=100, le=100_000)
     chunk_overlap: int | None = Field(default=None, ge=0, le=50_000)
     concurrency: int | None = Field(default=None, ge=1, le=64)
     summary_words: int | None = Field(default=None, ge=20, le=5_000)
+    length: Literal["short", "medium", "long"] | None = None
+    format: Literal["paragraphs", "bullets"] | None = None
+    language: str | None = Field(
+        default=None, min_length=2, max_length=40, pattern=r"^[^\W\d_]+(?:[ -][^\W\d_]+)*$"
+    )
+    instructions: str | None = Field(default=None, max_length=1000)
+    strict: bool | None = None
 
 
 class Start(_Message):
@@ -109,6 +141,7 @@ class Start(_Message):
         size: Total bytes the client will send, or ``None`` if unknown
             (text messages); checked against the document limit up front.
         options: Per-job :class:`StartOptions`.
+        token: The server's shared token, if it requires one (never logged).
     """
 
     type: Literal["start"] = "start"
@@ -117,6 +150,7 @@ class Start(_Message):
     media_type: str = Field(default="", max_length=255)
     size: int | None = Field(default=None, ge=0)
     options: StartOptions = Field(default_factory=StartOptions)
+    token: str | None = Field(default=None, max_length=1024)
 
 
 class Text(_Message):
@@ -144,7 +178,25 @@ class Cancel(_Message):
     type: Literal["cancel"] = "cancel"
 
 
-ClientMessage = Annotated[Start | Text | End | Cancel, Field(discriminator="type")]
+class Resume(_Message):
+    """Re-attach to a job after a dropped connection (or to review a finished one).
+
+    The server answers with :class:`Resumed` (how much upload it has committed),
+    then sends every event with ``seq > last_seq`` exactly once, then live ones.
+
+    Attributes:
+        job_id: The job's id from ``accepted``.
+        last_seq: The last ``seq`` the client has (0 for all).
+        token: The server's shared token, if it requires one.
+    """
+
+    type: Literal["resume"] = "resume"
+    job_id: str = Field(pattern=r"^[0-9a-f]{32}$")
+    last_seq: int = Field(default=0, ge=0)
+    token: str | None = Field(default=None, max_length=1024)
+
+
+ClientMessage = Annotated[Start | Text | End | Cancel | Resume, Field(discriminator="type")]
 
 # ---------------------------------------------------------------------------
 # server → client
@@ -172,6 +224,23 @@ class Limits(_Message):
     """Keep at most this many bytes sent but not yet acknowledged."""
     max_text_chars: int
     max_concurrency: int
+
+
+class Usage(_Message):
+    """Model tokens consumed, as the provider reported them (``usage_metadata``).
+
+    Calls whose provider reports nothing are estimated at 4 characters per
+    token; attempts that failed and were retried are not counted.
+
+    Attributes:
+        input_tokens: Prompt tokens.
+        output_tokens: Generated tokens.
+        total_tokens: Their sum.
+    """
+
+    input_tokens: int = Field(default=0, ge=0)
+    output_tokens: int = Field(default=0, ge=0)
+    total_tokens: int = Field(default=0, ge=0)
 
 
 class Accepted(_Event):
@@ -267,6 +336,7 @@ class ChunkSummary(_Event):
 
     Attributes:
         elapsed_s: Seconds the map call took.
+        usage: Tokens of the call(s) that wrote it, or ``None`` if unknown.
     """
 
     type: Literal["chunk.summary"] = "chunk.summary"
@@ -274,6 +344,25 @@ class ChunkSummary(_Event):
     pages: PageRange
     text: str
     elapsed_s: float = 0.0
+    usage: Usage | None = None
+
+
+class ChunkFailed(_Event):
+    """Chunk ``index`` could not be summarized, even after retries and splitting.
+
+    The job goes on without it (unless ``options.strict``): its pages are listed
+    in ``summary.missing_pages``. Discard its ``chunk.token`` text.
+
+    Attributes:
+        code: An :class:`~summarizer.errors.ErrorCode` value, e.g. ``rate_limited``.
+        message: A sentence for people.
+    """
+
+    type: Literal["chunk.failed"] = "chunk.failed"
+    index: int
+    pages: PageRange
+    code: ErrorCode
+    message: str
 
 
 class Collapse(_Event):
@@ -298,13 +387,18 @@ class CollapseToken(_Event):
 
 
 class CollapseSummary(_Event):
-    """A collapse call's complete output; equals its ``collapse.token`` texts joined."""
+    """A collapse call's complete output; equals its ``collapse.token`` texts joined.
+
+    Attributes:
+        usage: Tokens of the call(s) that wrote it, or ``None`` if unknown.
+    """
 
     type: Literal["collapse.summary"] = "collapse.summary"
     level: int
     group: int
     pages: PageRange
     text: str
+    usage: Usage | None = None
 
 
 class SummaryToken(_Event):
@@ -320,8 +414,15 @@ class Summary(_Event):
     Attributes:
         text: The summary.
         elapsed_s: Seconds from ``start`` to this event.
-        calls: Model calls made, by step: ``{"map": n, "collapse": n, "reduce": 1}``.
-        model: The model that wrote it.
+        calls: Model calls made, by step: ``{"map": n, "collapse": n, "reduce": 1}``
+            (successful calls; retries are counted in ``retries``).
+        model: The model that wrote it (the reduce model).
+        missing_pages: Page ranges ``[first, last]`` of chunks that failed
+            (``chunk.failed``) and are not covered by the summary; empty if none.
+        usage: Tokens of all model calls of the job, or ``None`` if unknown.
+        cost_usd: ``usage`` priced with the server's price table
+            (``SUMMARIZER_PRICES``), or ``None`` if a model used has no price.
+        retries: Model calls that were retried (429, 5xx, timeouts, ...).
     """
 
     type: Literal["summary"] = "summary"
@@ -329,6 +430,58 @@ class Summary(_Event):
     elapsed_s: float
     calls: dict[str, int] = Field(default_factory=dict)
     model: str = ""
+    missing_pages: list[PageRange] = Field(default_factory=list)
+    usage: Usage | None = None
+    cost_usd: float | None = None
+    retries: int = 0
+
+
+class Resumed(_Event):
+    """Answer to :class:`Resume`; not part of the job's log, so its ``seq`` is 0.
+
+    Attributes:
+        state: ``uploading``, ``processing``, ``done``, ``failed`` or ``cancelled``.
+        last_seq: The job's latest ``seq`` at this moment.
+        received: Upload bytes the server has committed; continue the upload
+            from this byte offset (binary) ...
+        messages: ... or after this many upload messages (``text``).
+    """
+
+    type: Literal["resumed"] = "resumed"
+    state: str
+    last_seq: int
+    received: int
+    messages: int
+
+
+class ChunkRestart(_Event):
+    """Discard the ``chunk.token`` text received so far for chunk ``index``: its
+    map call starts again (a retry, or a recovery after a server restart)."""
+
+    type: Literal["chunk.restart"] = "chunk.restart"
+    index: int
+    pages: PageRange
+    attempt: int = 1
+    reason: str = ""
+
+
+class CollapseRestart(_Event):
+    """Discard the ``collapse.token`` text so far of one collapse group; it starts again."""
+
+    type: Literal["collapse.restart"] = "collapse.restart"
+    level: int
+    group: int
+    pages: PageRange
+    attempt: int = 1
+    reason: str = ""
+
+
+class SummaryRestart(_Event):
+    """Discard the ``summary.token`` text so far; the reduce starts again."""
+
+    type: Literal["summary.restart"] = "summary.restart"
+    attempt: int = 1
+    reason: str = ""
 
 
 class JobWarning(_Event):
@@ -372,11 +525,16 @@ ServerEvent = Annotated[
     | ChunkStarted
     | ChunkToken
     | ChunkSummary
+    | ChunkFailed
     | Collapse
     | CollapseToken
     | CollapseSummary
     | SummaryToken
     | Summary
+    | Resumed
+    | ChunkRestart
+    | CollapseRestart
+    | SummaryRestart
     | JobWarning
     | Cancelled
     | Error,
@@ -386,12 +544,12 @@ ServerEvent = Annotated[
 TERMINAL_TYPES = frozenset({"summary", "cancelled", "error"})
 """Event types after which a job emits nothing more."""
 
-_client_adapter: TypeAdapter[Start | Text | End | Cancel] = TypeAdapter(ClientMessage)
+_client_adapter: TypeAdapter[Start | Text | End | Cancel | Resume] = TypeAdapter(ClientMessage)
 _server_adapter: TypeAdapter[Any] = TypeAdapter(ServerEvent)
-_CLIENT_TYPES = frozenset({"start", "text", "end", "cancel"})
+_CLIENT_TYPES = frozenset({"start", "text", "end", "cancel", "resume"})
 
 
-def parse_client(raw: str | bytes) -> Start | Text | End | Cancel:
+def parse_client(raw: str | bytes) -> Start | Text | End | Cancel | Resume:
     """Parse one client text frame.
 
     Args:

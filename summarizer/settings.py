@@ -8,17 +8,22 @@ OpenAI's own ``OPENAI_API_KEY`` and ``OPENAI_BASE_URL`` are read by
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["WEB_DIR", "Settings"]
+__all__ = ["WEB_DIR", "ModelPrice", "Settings"]
 
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 """The page served at ``/`` when running from a checkout."""
 
 MiB = 1024 * 1024
+
+ModelPrice = dict[Literal["input_per_mtok", "output_per_mtok"], Annotated[float, Field(ge=0)]]
+"""USD per million input and output tokens of one model (a missing key counts as 0)."""
 
 
 class Settings(BaseSettings):
@@ -55,6 +60,38 @@ class Settings(BaseSettings):
         description="Base URL for OpenAI-compatible servers (else OPENAI_BASE_URL).",
     )
     concurrency: int = Field(default=4, ge=1, le=64, description="Map calls at once per job.")
+    reduce_model: str | None = Field(
+        default=None,
+        description="Model for the final summary (reduce) of every job; unset: the job's model.",
+    )
+    requests_per_second: float | None = Field(
+        default=None, gt=0, description="Model requests per second, all jobs together; unset: unlimited."
+    )
+    connect_timeout_s: float = Field(
+        default=10.0, gt=0, description="Connect timeout of each model request (s)."
+    )
+    read_timeout_s: float = Field(
+        default=120.0, gt=0, description="Wait for a model's first token, and for any HTTP read (s)."
+    )
+    stall_timeout_s: float = Field(
+        default=60.0, gt=0, description="Largest pause between two streamed pieces of an answer (s)."
+    )
+    max_retries: int = Field(
+        default=4, ge=0, le=20, description="Retries of a model call on 429, 5xx, timeouts and drops."
+    )
+    retry_base_s: float = Field(
+        default=1.0, ge=0, description="First retry delay (s); doubles each retry, with jitter."
+    )
+    retry_max_s: float = Field(
+        default=30.0, ge=0, description="Longest retry delay (s), also caps Retry-After."
+    )
+    strict: bool = Field(
+        default=False, description="Fail a job when one chunk fails (else report it and go on)."
+    )
+    prices: dict[str, ModelPrice] = Field(
+        default_factory=dict,
+        description="Prices in USD per million tokens by model (JSON), for summary.cost_usd.",
+    )
 
     # -- chunking and budgets (characters, about 4 per token) ------------------------
     chunk_size: int = Field(default=4000, ge=100, le=100_000, description="Chunk length (chars).")
@@ -82,6 +119,30 @@ class Settings(BaseSettings):
     parse_memory_bytes: int = Field(
         default=2048 * MiB, ge=64 * MiB, description="Address-space limit of the PDF worker (bytes)."
     )
+    max_jobs: int = Field(default=32, ge=1, description="Jobs running at once on the server (1013 when busy).")
+    max_jobs_per_connection: int = Field(default=100, ge=1, description="Jobs one connection may start.")
+    idle_timeout_s: float = Field(
+        default=300.0, gt=0, description="Close a connection silent this long with no job running (s)."
+    )
+    max_messages_per_second: float = Field(
+        default=2000.0, gt=0, description="Client messages per second per connection (1008 above)."
+    )
+
+    # -- durability and security -----------------------------------------------------
+    data_dir: Path | None = Field(
+        default=None,
+        description="Folder for the job database and uploads; unset: ~/.local/share/summarizer.",
+    )
+    job_ttl_s: float = Field(
+        default=86_400.0, gt=0, description="How long a finished job can be re-opened (s)."
+    )
+    allowed_origins: list[str] = Field(
+        default_factory=list,
+        description="Extra browser origins allowed to connect (JSON list); own origin and localhost always are.",
+    )
+    token: SecretStr | None = Field(
+        default=None, description="Shared token clients must send in 'start'/'resume'; unset: none needed."
+    )
 
     @model_validator(mode="after")
     def _check(self) -> Settings:
@@ -95,6 +156,13 @@ class Settings(BaseSettings):
                 f"summaries of map_words ({self.map_words}) words"
             )
         return self
+
+    def resolved_data_dir(self) -> Path:
+        """``data_dir``, or ``$XDG_DATA_HOME/summarizer`` (default ``~/.local/share/summarizer``)."""
+        if self.data_dir is not None:
+            return self.data_dir
+        base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+        return Path(base) / "summarizer"
 
     def allowed_models(self) -> list[str]:
         """The default model first, then the extra ``models``, without repeats."""

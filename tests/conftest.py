@@ -24,6 +24,18 @@ def corpus_file(*parts: str) -> Path:
     return path
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _private_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Keep every test's job database out of the user's data directory."""
+    old = os.environ.get("SUMMARIZER_DATA_DIR")
+    os.environ["SUMMARIZER_DATA_DIR"] = str(tmp_path_factory.mktemp("data"))
+    yield
+    if old is None:
+        os.environ.pop("SUMMARIZER_DATA_DIR", None)
+    else:
+        os.environ["SUMMARIZER_DATA_DIR"] = old
+
+
 @pytest.fixture
 def settings() -> Settings:
     return Settings(_env_file=None)  # type: ignore[call-arg]

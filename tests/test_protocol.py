@@ -18,6 +18,8 @@ from summarizer.protocol import (
     Ack,
     Cancel,
     Cancelled,
+    ChunkRestart,
+    CollapseRestart,
     ChunkStarted,
     ChunkSummary,
     ChunkToken,
@@ -30,9 +32,12 @@ from summarizer.protocol import (
     JobWarning,
     Limits,
     Progress,
+    Resume,
+    Resumed,
     Start,
     StartOptions,
     Summary,
+    SummaryRestart,
     SummaryToken,
     Text,
     dump,
@@ -71,6 +76,10 @@ SERVER_EXAMPLES: list[BaseModel] = [
     ),
     Cancelled(job_id="a" * 32, seq=13, elapsed_s=2.0),
     JobWarning(job_id="a" * 32, seq=14, message="Page 1 has no text layer."),
+    Resumed(job_id="a" * 32, seq=0, state="processing", last_seq=14, received=100, messages=2),
+    ChunkRestart(job_id="a" * 32, seq=15, index=3, pages=(4, 5), attempt=2, reason="server restarted"),
+    CollapseRestart(job_id="a" * 32, seq=16, level=1, group=0, pages=(1, 9), reason="retry"),
+    SummaryRestart(job_id="a" * 32, seq=17, attempt=2, reason="retry"),
     Error(job_id=None, seq=0, code=ErrorCode.BAD_JSON, message="bad", retryable=False),
 ]
 CLIENT_EXAMPLES: list[BaseModel] = [
@@ -84,6 +93,7 @@ CLIENT_EXAMPLES: list[BaseModel] = [
     End(sha256="ab" * 32),
     End(),
     Cancel(),
+    Resume(job_id="a" * 32, last_seq=17, token="secret"),
 ]
 
 

@@ -1,0 +1,877 @@
+"""Sentence splitting and LexRank sentence ranking for the extractive model.
+
+Pure functions over strings and numpy arrays; no model files, no downloads.
+
+The ranking is LexRank (G. Erkan and D. R. Radev, "LexRank: Graph-based
+Lexical Centrality as Salience in Text Summarization", *Journal of Artificial
+Intelligence Research* 22, 2004, pp. 457-479): sentences are TF-IDF vectors, an
+edge joins two sentences whose cosine similarity reaches a threshold, and a
+sentence's salience is its stationary probability under a random walk on that
+graph (power iteration with damping 0.85). Plain LexRank likes filler (short
+replies, headings, running heads, transcriber's notes), so the candidates are
+filtered first and the centrality is mixed with a position prior, a length
+prior and a dialogue penalty; sentences are then picked greedily with a
+redundancy penalty in the style of MMR (J. Carbonell and J. Goldstein, "The Use
+of MMR, Diversity-Based Reranking for Reordering Documents and Producing
+Summaries", SIGIR 1998) until the word budget is full. The weights were tuned on
+the SQuALITY dev stories (see ``bench/quality.py``).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import re
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+import numpy.typing as npt
+import pysbd
+
+__all__ = [
+    "DEFAULT_CONFIG",
+    "MAX_PIECE_CHARS",
+    "RankingConfig",
+    "Sentence",
+    "lexrank",
+    "rank_sentences",
+    "split_paragraphs",
+    "split_sentences",
+    "stem",
+    "summarize_sentences",
+    "summarize_text",
+    "tokenize",
+]
+
+FloatArray = npt.NDArray[np.float64]
+
+MAX_PIECE_CHARS = 2000
+"""Longest string handed to the sentence segmenter at once (characters)."""
+
+_BATCH_CHARS = 1500
+"""Pieces are batched, newline-separated, into segmenter calls of about this size."""
+
+
+@dataclass(frozen=True, slots=True)
+class Sentence:
+    """One sentence of the input, in document order.
+
+    Attributes:
+        text: The sentence with its inner white space collapsed to single spaces.
+        index: 0-based position among all sentences of the text.
+        paragraph: 0-based index of the paragraph (or line block) it came from.
+    """
+
+    text: str
+    index: int
+    paragraph: int
+
+    @property
+    def words(self) -> int:
+        """Length in words (white-space separated tokens)."""
+        return len(self.text.split())
+
+
+@dataclass(frozen=True, slots=True)
+class RankingConfig:
+    """Weights and limits of the sentence scorer.
+
+    Attributes:
+        threshold: Cosine similarity at or above which two sentences are linked.
+        damping: LexRank damping factor (probability of following an edge).
+        continuous: Weight edges by their similarity (continuous LexRank)
+            instead of 1.
+        w_centrality: Weight of the LexRank score (scaled to a maximum of 1).
+        w_position: Weight of the position prior ``exp(-position / position_decay)``,
+            position being the fraction of the text before the sentence.
+        position_decay: Decay of the position prior (fraction of the text).
+        w_length: Weight of the length prior (1 from ``ideal_words`` up to
+            ``long_words``, falling off on both sides).
+        ideal_words: Length from which a sentence gets the full length prior (words).
+        long_words: Length above which the length prior falls off (words).
+        min_sentence_words: Shorter sentences are not candidates (words).
+        max_sentence_words: Longer sentences are not candidates (words).
+        dialogue_penalty: Subtracted, times the fraction of characters inside
+            quotation marks.
+        redundancy: MMR penalty weight on the similarity to the closest sentence
+            already picked.
+        max_overlap: A sentence at least this similar to one already picked is
+            skipped.
+        pool: Candidates considered by the greedy selection, per sentence of
+            the expected summary.
+        block_size: Sentences per LexRank graph; longer texts are ranked in
+            consecutive blocks so that time and memory stay linear.
+    """
+
+    threshold: float = 0.1
+    damping: float = 0.85
+    continuous: bool = True
+    w_centrality: float = 1.0
+    w_position: float = 0.2
+    position_decay: float = 0.4
+    w_length: float = 0.2
+    ideal_words: int = 12
+    long_words: int = 50
+    min_sentence_words: int = 5
+    max_sentence_words: int = 70
+    dialogue_penalty: float = 0.3
+    redundancy: float = 0.5
+    max_overlap: float = 0.9
+    pool: int = 8
+    block_size: int = 600
+
+
+DEFAULT_CONFIG = RankingConfig()
+"""The tuned configuration used by :func:`summarize_text`."""
+
+# -- splitting ------------------------------------------------------------------------
+
+_SEGMENTER = pysbd.Segmenter(language="en", clean=False)
+_ABBREVIATIONS = frozenset(
+    a.lower() for a in _SEGMENTER.language_module.Abbreviation.ABBREVIATIONS
+) | frozenset(a.lower() for a in _SEGMENTER.language_module.Abbreviation.PREPOSITIVE_ABBREVIATIONS)
+
+_BLANK_LINE = re.compile(r"\n[^\S\n]*\n|\f")
+_BLOCK_START = re.compile(r"(?:#{1,6}\s|[-*+\u2022]\s|\d{1,3}[.)]\s|>)")
+_HEADING = re.compile(r"#{1,6}\s")
+_HYPHEN_END = re.compile(r"[a-z]-$")
+_SOFT_END = re.compile(r"[,;\-\u2013\u2014]$")
+_WS = re.compile(r"\s+")
+# A lowercase word (not an abbreviation), sentence punctuation, maybe a closing
+# quote, space, maybe an opening quote and a capital: outside quotes and brackets
+# pysbd always splits there, so the text can be cut before calling it.
+_SAFE_BREAK = re.compile(
+    r"(?<![\w.'\u2019-])([A-Za-z][a-z]+(?:['\u2019][a-z]+)?)[.!?][\"\u201d]?(\s+)(?=[\"\u201c]?[A-Z])"
+)
+_TRAILING = " \t.!?\u2026\"'\u201d\u2019)]"
+_NEEDS_SEGMENTER = re.compile(r"[.!?\u2026()]")
+_QUOTE_SPAN = re.compile(r"\"[^\"]*?([.!?\u2026])?\"|\u201c[^\u201d]*?([.!?\u2026])?\u201d")
+
+
+def _ends_line_block(previous: str, line: str, width: int) -> bool:
+    """Whether ``previous`` is a line of its own, not wrapped into ``line``.
+
+    Markdown headings and list items stand alone, and so does a short line
+    followed by a capital, unless it ends in a comma, semicolon or dash: PDF
+    headings and running heads are short, while wrapped lines fill most of the
+    block's ``width`` (characters), and a short line ending a sentence ends a
+    paragraph anyway.
+    """
+    if _BLOCK_START.match(line) or _HEADING.match(previous):
+        return True
+    return (
+        width >= 40 and len(previous) < 0.6 * width and not _SOFT_END.search(previous) and line[:1].isupper()
+    )
+
+
+def split_paragraphs(text: str) -> list[str]:
+    """Split text into paragraphs, joining lines wrapped inside a paragraph.
+
+    A paragraph is the text between blank lines (or form feeds, which PDF text
+    uses between pages). Its lines are joined with single spaces, so sentences
+    that a PDF wrapped mid-way are whole again; a word hyphenated at a line end
+    is rejoined. Lines that stand alone start a new paragraph: Markdown
+    headings (a paragraph of their own), list items and quotes, and short lines
+    followed by a capital, such as a PDF's headings and running heads (short:
+    under 60 % of the block's longest line).
+
+    Args:
+        text: Any text; ``\\r\\n`` and ``\\r`` line ends are accepted.
+
+    Returns:
+        The non-empty paragraphs, white space collapsed, in document order.
+    """
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    paragraphs: list[str] = []
+    for block in _BLANK_LINE.split(text):
+        lines = [line.strip() for line in block.split("\n") if line.strip()]
+        if not lines:
+            continue
+        width = max(map(len, lines))
+        current = lines[0]
+        for previous, line in itertools.pairwise(lines):
+            if _ends_line_block(previous, line, width):
+                paragraphs.append(current)
+                current = line
+            elif _HYPHEN_END.search(current) and line[0].islower():
+                current = current[:-1] + line
+            else:
+                current = f"{current} {line}"
+        paragraphs.append(current)
+    return [_WS.sub(" ", p) for p in paragraphs]
+
+
+def _cap_length(paragraph: str, limit: int = MAX_PIECE_CHARS) -> list[str]:
+    """Cut a paragraph into pieces of at most ``limit`` characters.
+
+    Cuts after the last sentence-like ending (``". "``) before the limit, else
+    at the last space, else hard at the limit.
+    """
+    pieces: list[str] = []
+    while len(paragraph) > limit:
+        window = paragraph[:limit]
+        cut = max(window.rfind(". "), window.rfind("? "), window.rfind("! "))
+        cut = cut + 1 if cut > limit // 2 else window.rfind(" ")
+        if cut <= 0:
+            cut = limit
+        pieces.append(paragraph[:cut].strip())
+        paragraph = paragraph[cut:].strip()
+    if paragraph:
+        pieces.append(paragraph)
+    return pieces
+
+
+def _quotes_balanced(prefix: str) -> bool:
+    return (
+        prefix.count('"') % 2 == 0
+        and prefix.count("\u201c") == prefix.count("\u201d")
+        and prefix.count("(") == prefix.count(")")
+        and prefix.count("[") == prefix.count("]")
+    )
+
+
+def _presplit(piece: str) -> list[str]:
+    """Cut a piece at boundaries pysbd certainly splits at (a speed-up only)."""
+    parts: list[str] = []
+    start = 0
+    for match in _SAFE_BREAK.finditer(piece):
+        if match.group(1).lower() in _ABBREVIATIONS:
+            continue
+        end = match.start(2)
+        if not _quotes_balanced(piece[start:end]):
+            continue
+        parts.append(piece[start:end])
+        start = match.end()
+    parts.append(piece[start:])
+    return [p.strip() for p in parts if p.strip()]
+
+
+def _segment_batch(pieces: Sequence[str]) -> list[list[str]]:
+    """Segment several pieces with one pysbd call; one sentence list per piece.
+
+    The pieces are joined with newlines, at which pysbd always splits. The
+    segmenter's processor is called directly: ``Segmenter.segment`` with
+    ``clean=False`` recovers character spans by compiling one regular expression
+    per sentence, which costs more than the segmentation itself. The processor
+    returns the sentences stripped and otherwise unchanged.
+    """
+    joined = "\n".join(pieces)
+    bounds: list[int] = []
+    offset = 0
+    for piece in pieces:
+        offset += len(piece) + 1
+        bounds.append(offset)
+    result: list[list[str]] = [[] for _ in pieces]
+    cursor = 0
+    which = 0
+    for raw in _SEGMENTER.processor(joined).process() or []:
+        sentence = raw.strip()
+        if not sentence:
+            continue
+        found = joined.find(sentence, cursor)
+        if found >= 0:
+            cursor = found + len(sentence)
+            while which < len(bounds) - 1 and found >= bounds[which]:
+                which += 1
+        result[which].append(sentence)
+    return result
+
+
+def _single_sentence(part: str) -> bool:
+    """Whether pysbd would keep ``part`` whole (then it need not be called).
+
+    True if no sentence punctuation is left once the end and the insides of
+    double quotes are ignored (pysbd does not split inside quotes), unless a
+    quote ending in ``.``, ``!`` or ``?`` is followed by a capital (it splits
+    after such a quote).
+    """
+    if '"' in part or "\u201c" in part:
+        for match in _QUOTE_SPAN.finditer(part):
+            if match.group(1) and part[match.end() : match.end() + 2][-1:].isupper():
+                return False
+        part = _QUOTE_SPAN.sub("Q", part)
+    return _NEEDS_SEGMENTER.search(part.rstrip(_TRAILING)) is None
+
+
+def split_sentences(text: str) -> list[Sentence]:
+    """Split text into sentences with pysbd, paragraph by paragraph.
+
+    pysbd (``Segmenter(language="en", clean=False)``) is accurate but slow on
+    long strings (its time grows faster than the length), so the text is first
+    cut into paragraphs (see :func:`split_paragraphs`), paragraphs longer than
+    :data:`MAX_PIECE_CHARS` characters are cut at a sentence end or a space, and
+    pieces are cut further where pysbd would certainly split (``.``, ``!`` or
+    ``?`` after a word that is not an abbreviation, before a capital, outside
+    quotes and brackets). Parts without inner sentence punctuation are
+    sentences as they are; the rest go to pysbd in batches. Thread-safe.
+
+    Args:
+        text: Any text.
+
+    Returns:
+        The sentences in document order, white space collapsed; empty if the
+        text is blank.
+    """
+    parts: list[tuple[int, str]] = []
+    for number, paragraph in enumerate(split_paragraphs(text)):
+        for piece in _cap_length(paragraph):
+            parts.extend((number, part) for part in _presplit(piece))
+
+    by_part: list[list[str]] = [[] for _ in parts]
+    pending: list[int] = []
+    pending_chars = 0
+
+    def flush() -> None:
+        nonlocal pending_chars
+        if pending:
+            for slot, sentences in zip(pending, _segment_batch([parts[i][1] for i in pending]), strict=True):
+                by_part[slot] = sentences
+            pending.clear()
+            pending_chars = 0
+
+    for i, (_, part) in enumerate(parts):
+        if _single_sentence(part):
+            by_part[i] = [part]
+            continue
+        pending.append(i)
+        pending_chars += len(part) + 1
+        if pending_chars >= _BATCH_CHARS:
+            flush()
+    flush()
+
+    sentences: list[Sentence] = []
+    for (number, _), texts in zip(parts, by_part, strict=True):
+        for sentence in texts:
+            sentences.append(Sentence(sentence, len(sentences), number))
+    return sentences
+
+
+# -- tokens and vectors -------------------------------------------------------------
+
+_STOPWORDS = frozenset(
+    (
+        "a",
+        "about",
+        "above",
+        "after",
+        "again",
+        "against",
+        "all",
+        "also",
+        "am",
+        "an",
+        "and",
+        "any",
+        "are",
+        "aren",
+        "as",
+        "at",
+        "be",
+        "because",
+        "been",
+        "before",
+        "being",
+        "below",
+        "between",
+        "both",
+        "but",
+        "by",
+        "can",
+        "cannot",
+        "could",
+        "couldn",
+        "did",
+        "didn",
+        "do",
+        "does",
+        "doesn",
+        "doing",
+        "don",
+        "down",
+        "during",
+        "each",
+        "even",
+        "ever",
+        "few",
+        "for",
+        "from",
+        "further",
+        "get",
+        "got",
+        "had",
+        "hadn",
+        "has",
+        "hasn",
+        "have",
+        "haven",
+        "having",
+        "he",
+        "her",
+        "here",
+        "hers",
+        "herself",
+        "him",
+        "himself",
+        "his",
+        "how",
+        "however",
+        "i",
+        "if",
+        "in",
+        "into",
+        "is",
+        "isn",
+        "it",
+        "its",
+        "itself",
+        "just",
+        "let",
+        "ll",
+        "me",
+        "might",
+        "more",
+        "most",
+        "much",
+        "must",
+        "mustn",
+        "my",
+        "myself",
+        "no",
+        "nor",
+        "not",
+        "now",
+        "of",
+        "off",
+        "on",
+        "once",
+        "one",
+        "only",
+        "or",
+        "other",
+        "ought",
+        "our",
+        "ours",
+        "ourselves",
+        "out",
+        "over",
+        "own",
+        "re",
+        "said",
+        "same",
+        "say",
+        "says",
+        "shall",
+        "shan",
+        "she",
+        "should",
+        "shouldn",
+        "so",
+        "some",
+        "such",
+        "than",
+        "that",
+        "the",
+        "their",
+        "theirs",
+        "them",
+        "themselves",
+        "then",
+        "there",
+        "these",
+        "they",
+        "this",
+        "those",
+        "through",
+        "to",
+        "too",
+        "under",
+        "until",
+        "up",
+        "upon",
+        "us",
+        "ve",
+        "very",
+        "was",
+        "wasn",
+        "we",
+        "were",
+        "weren",
+        "what",
+        "when",
+        "where",
+        "which",
+        "while",
+        "who",
+        "whom",
+        "why",
+        "will",
+        "with",
+        "won",
+        "would",
+        "wouldn",
+        "yes",
+        "yet",
+        "you",
+        "your",
+        "yours",
+        "yourself",
+        "yourselves",
+    )
+)
+_TOKEN = re.compile(r"[a-z0-9]+")
+
+
+@lru_cache(maxsize=65536)
+def stem(word: str) -> str:
+    """Strip common English suffixes (a light stemmer, not Porter's).
+
+    Handles plurals (``-s``, ``-es``, ``-ies``), ``-ing``, ``-ed`` and ``-ly``,
+    keeping stems of at least three letters and undoubling a final consonant
+    (``running`` -> ``run``).
+
+    Args:
+        word: A lowercase word.
+
+    Returns:
+        The stem.
+    """
+    if len(word) <= 3:
+        return word
+    if word.endswith("ies") and len(word) > 4:
+        word = word[:-3] + "y"
+    elif word.endswith("sses"):
+        word = word[:-2]
+    elif word.endswith("s") and not word.endswith(("ss", "us", "is")):
+        word = word[:-1]
+    for suffix in ("ing", "ed", "ly"):
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+            word = word[: -len(suffix)]
+            if len(word) > 3 and word[-1] == word[-2] and word[-1] not in "lsz":
+                word = word[:-1]
+            break
+    return word
+
+
+@lru_cache(maxsize=16384)
+def tokenize(text: str) -> tuple[str, ...]:
+    """Content-word stems of a sentence: lowercase, no stopwords, stemmed.
+
+    Cached: the reduce step sees again the sentences the map step picked.
+
+    Args:
+        text: A sentence.
+
+    Returns:
+        Stems of the alphanumeric tokens of two or more characters that are
+        not stopwords, in order, repeats kept.
+    """
+    return tuple(
+        stem(token) for token in _TOKEN.findall(text.lower()) if len(token) > 1 and token not in _STOPWORDS
+    )
+
+
+def _tfidf(token_lists: Sequence[Sequence[str]], idf: dict[str, float]) -> FloatArray:
+    """Row-normalised TF-IDF matrix of some sentences (one row each).
+
+    Only terms shared by two or more of these sentences get a column (the others
+    cannot make two sentences similar), but every term counts in the row norms,
+    so the products of rows are exact cosine similarities.
+    """
+    counts = [Counter(tokens) for tokens in token_lists]
+    df = Counter(term for c in counts for term in c)
+    vocabulary = {term: col for col, term in enumerate(t for t, n in df.items() if n > 1)}
+    matrix = np.zeros((len(counts), max(len(vocabulary), 1)), dtype=np.float64)
+    for row, c in enumerate(counts):
+        norm = 0.0
+        for term, tf in c.items():
+            weight = tf * idf.get(term, 1.0)
+            norm += weight * weight
+            col = vocabulary.get(term)
+            if col is not None:
+                matrix[row, col] = weight
+        if norm > 0.0:
+            matrix[row] /= math.sqrt(norm)
+    return matrix
+
+
+def _idf(token_lists: Sequence[Sequence[str]]) -> dict[str, float]:
+    """Inverse sentence frequency ``log(N / df)`` of each term."""
+    df = Counter(term for tokens in token_lists for term in set(tokens))
+    n = max(len(token_lists), 1)
+    return {term: math.log(n / count) + 1e-3 for term, count in df.items()}
+
+
+def lexrank(
+    similarity: FloatArray,
+    *,
+    threshold: float = 0.1,
+    damping: float = 0.85,
+    continuous: bool = True,
+    tolerance: float = 1e-6,
+    max_iterations: int = 100,
+) -> FloatArray:
+    """LexRank scores of sentences from their similarity matrix.
+
+    Erkan & Radev (2004): link sentences whose cosine similarity reaches
+    ``threshold`` (self-links excluded), make the links a row-stochastic
+    transition matrix, and find the stationary distribution of the random walk
+    that follows a link with probability ``damping`` and jumps to a random
+    sentence otherwise, by power iteration. Sentences without links jump
+    uniformly.
+
+    Args:
+        similarity: Square symmetric matrix of cosine similarities.
+        threshold: Lowest similarity that makes a link.
+        damping: Probability of following a link (0.85 in the paper).
+        continuous: Weight links by similarity ("continuous LexRank") instead of 1.
+        tolerance: Stop when the L1 change of the scores falls below this.
+        max_iterations: Stop after this many iterations in any case.
+
+    Returns:
+        One score per sentence; the scores sum to 1.
+
+    Raises:
+        ValueError: If ``similarity`` is not a square matrix.
+    """
+    if similarity.ndim != 2 or similarity.shape[0] != similarity.shape[1]:
+        raise ValueError(f"similarity must be a square matrix, got shape {similarity.shape}")
+    n = similarity.shape[0]
+    if n == 0:
+        return np.zeros(0, dtype=np.float64)
+    links = np.where(similarity >= threshold, similarity if continuous else 1.0, 0.0)
+    np.fill_diagonal(links, 0.0)
+    degree = links.sum(axis=1)
+    isolated = degree == 0.0
+    links[isolated] = 1.0 / n
+    degree[isolated] = 1.0
+    transition = links / degree[:, None]
+    scores = np.full(n, 1.0 / n)
+    for _ in range(max_iterations):
+        updated = (1.0 - damping) / n + damping * (transition.T @ scores)
+        done = float(np.abs(updated - scores).sum()) < tolerance
+        scores = updated
+        if done:
+            break
+    return np.asarray(scores / scores.sum(), dtype=np.float64)
+
+
+# -- filters and features --------------------------------------------------------------
+
+_BOILERPLATE = re.compile(
+    r"transcriber['\u2019]?s note|\betext\b|project gutenberg|all rights reserved|\bisbn\b"
+    r"|copyright\s*(?:\u00a9|\(c\)|\d{4}|on this publication)|\u00a9|https?://|www\.|\bdoi:"
+    r"|\w@\w+\.\w",
+    re.IGNORECASE,
+)
+_BYLINE = re.compile(
+    r"(?:By|BY|Written by|Illustrated by) (?:(?:[A-Z][\w.'\u2019-]*|and|de|van|von)[,.]? ?){1,6}"
+)
+_ENDS_SENTENCE = re.compile(r"[.!?\u2026][\"'\u201d\u2019)\]]*$")
+_QUOTED = re.compile(r"\"[^\"]*\"?|\u201c[^\u201d]*\u201d?")
+_DIGITS = re.compile(r"\d+")
+
+
+def _letter_ratio(text: str) -> float:
+    """Letters over non-space characters (the text's white space is single spaces)."""
+    visible = len(text) - text.count(" ")
+    return sum(map(str.isalpha, text)) / visible if visible else 0.0
+
+
+def _is_filler(sentence: str, words: int, config: RankingConfig) -> bool:
+    """Whether a sentence is unfit for a summary whatever its centrality."""
+    if not config.min_sentence_words <= words <= config.max_sentence_words:
+        return True
+    if _letter_ratio(sentence) < 0.7:
+        return True
+    if sentence[0] in "[(" and sentence[-1] in ")]":
+        return True
+    if not _ENDS_SENTENCE.search(sentence):
+        return True  # headings, running heads, captions, cut-off lines
+    if _BOILERPLATE.search(sentence) or _BYLINE.fullmatch(sentence):
+        return True
+    if sum(map(str.isupper, sentence)) > 0.5 * sum(map(str.isalpha, sentence)):
+        return True  # ALL-CAPS headings
+    return sentence.lstrip("\"'\u201c\u2018([")[:1].islower()  # a fragment from a bad split
+
+
+def _quoted_fraction(sentence: str) -> float:
+    quoted = sum(len(m) for m in _QUOTED.findall(sentence))
+    return min(1.0, quoted / max(len(sentence), 1))
+
+
+def _length_prior(words: int, config: RankingConfig) -> float:
+    if words < config.ideal_words:
+        return words / config.ideal_words
+    if words > config.long_words:
+        return max(0.0, 1.0 - (words - config.long_words) / config.long_words)
+    return 1.0
+
+
+def _centrality(
+    token_lists: Sequence[Sequence[str]], idf: dict[str, float], config: RankingConfig
+) -> FloatArray:
+    """LexRank scores in consecutive blocks of ``config.block_size`` sentences.
+
+    Each block's scores are scaled to a mean of 1 so that blocks compare.
+    """
+    n = len(token_lists)
+    scores = np.zeros(n, dtype=np.float64)
+    blocks = max(1, round(n / config.block_size))
+    edges = np.linspace(0, n, blocks + 1).astype(int)
+    for start, end in itertools.pairwise(edges):
+        if end <= start:
+            continue
+        vectors = _tfidf(token_lists[start:end], idf)
+        block = lexrank(
+            vectors @ vectors.T,
+            threshold=config.threshold,
+            damping=config.damping,
+            continuous=config.continuous,
+        )
+        scores[start:end] = block * (end - start)
+    return scores
+
+
+def rank_sentences(
+    sentences: Sequence[Sentence], config: RankingConfig = DEFAULT_CONFIG
+) -> tuple[list[int], FloatArray]:
+    """Score the candidate sentences of a text.
+
+    Candidates are the sentences that pass the filters (length within
+    ``config.min_sentence_words``..``config.max_sentence_words`` words, mostly letters, ending
+    like a sentence, not bracketed, not boilerplate such as transcriber's notes
+    or bylines, not all capitals, not starting in lowercase, and not repeated
+    three or more times, which catches running heads). If none pass, every
+    sentence is a candidate. A candidate's score is
+    ``w_centrality * lexrank / max(lexrank) + w_position * exp(-p / position_decay)
+    + w_length * length_prior - dialogue_penalty * quoted_fraction``, where
+    ``p`` is the fraction of the text's words before the sentence.
+
+    Args:
+        sentences: The text's sentences in document order.
+        config: Weights and limits.
+
+    Returns:
+        The indices (into ``sentences``) of the candidates and their scores.
+    """
+    if not sentences:
+        return [], np.zeros(0, dtype=np.float64)
+    word_counts = [s.words for s in sentences]
+    seen = Counter(_DIGITS.sub("#", s.text.lower()) for s in sentences)
+    candidates = [
+        i
+        for i, s in enumerate(sentences)
+        if not _is_filler(s.text, word_counts[i], config) and seen[_DIGITS.sub("#", s.text.lower())] < 3
+    ]
+    if not candidates:
+        candidates = [i for i, n in enumerate(word_counts) if n > 0]
+    all_tokens = [tokenize(s.text) for s in sentences]
+    idf = _idf(all_tokens)
+    centrality = _centrality([all_tokens[i] for i in candidates], idf, config)
+    top = float(centrality.max()) if len(centrality) else 0.0
+    if top > 0.0:
+        centrality = centrality / top
+    total_words = max(sum(word_counts), 1)
+    words_before = np.concatenate(([0], np.cumsum(word_counts)[:-1]))
+    position = words_before[candidates] / total_words
+    length = np.array([_length_prior(word_counts[i], config) for i in candidates])
+    quoted = np.array([_quoted_fraction(sentences[i].text) for i in candidates])
+    scores = (
+        config.w_centrality * centrality
+        + config.w_position * np.exp(-position / config.position_decay)
+        + config.w_length * length
+        - config.dialogue_penalty * quoted
+    )
+    return candidates, np.asarray(scores, dtype=np.float64)
+
+
+def _select(
+    sentences: Sequence[Sentence],
+    candidates: Sequence[int],
+    scores: FloatArray,
+    max_words: int,
+    config: RankingConfig,
+) -> list[int]:
+    """Greedy MMR selection within the word budget; indices in document order."""
+    average = max(1.0, float(np.mean([sentences[i].words for i in candidates])))
+    pool_size = max(10, int(config.pool * max_words / average))
+    order = np.argsort(-scores, kind="stable")[:pool_size]
+    pool = [candidates[int(k)] for k in order]
+    base = scores[order]
+    tokens = [tokenize(sentences[i].text) for i in pool]
+    vectors = _tfidf(tokens, _idf(tokens))
+    closest = np.zeros(len(pool), dtype=np.float64)
+    available = np.ones(len(pool), dtype=bool)
+    lengths = np.array([sentences[i].words for i in pool])
+    chosen: list[int] = []
+    remaining = max_words
+    while True:
+        available &= lengths <= remaining
+        available &= closest < config.max_overlap
+        if not available.any():
+            break
+        value = np.where(available, base - config.redundancy * closest, -np.inf)
+        best = int(np.argmax(value))
+        chosen.append(pool[best])
+        remaining -= int(lengths[best])
+        available[best] = False
+        closest = np.maximum(closest, vectors @ vectors[best])
+    return sorted(chosen)
+
+
+def _truncate(sentence: str, max_words: int) -> str:
+    words = sentence.split()
+    if len(words) <= max_words:
+        return sentence
+    return " ".join(words[:max_words]).rstrip(",;:") + "\u2026"
+
+
+def summarize_text(text: str, max_words: int, config: RankingConfig = DEFAULT_CONFIG) -> list[str]:
+    """Pick the sentences that best summarize a text, within a word budget.
+
+    Args:
+        text: The text to summarize.
+        max_words: The most words the summary may have (white-space separated).
+        config: Scoring weights and limits.
+
+    Returns:
+        The chosen sentences in document order, together at most ``max_words``
+        words. Empty only if the text has no words; if no sentence fits the
+        budget, the best-scoring one truncated to ``max_words`` words (with an
+        ellipsis attached to the last word).
+
+    Raises:
+        ValueError: If ``max_words`` is less than 1.
+    """
+    return summarize_sentences(split_sentences(text), max_words, config)
+
+
+def summarize_sentences(
+    sentences: Sequence[Sentence], max_words: int, config: RankingConfig = DEFAULT_CONFIG
+) -> list[str]:
+    """Like :func:`summarize_text`, for a text already split by :func:`split_sentences`.
+
+    Args:
+        sentences: The text's sentences in document order.
+        max_words: The most words the summary may have.
+        config: Scoring weights and limits.
+
+    Returns:
+        The chosen sentences in document order (see :func:`summarize_text`).
+
+    Raises:
+        ValueError: If ``max_words`` is less than 1.
+    """
+    if max_words < 1:
+        raise ValueError(f"max_words must be at least 1, got {max_words}")
+    if not sentences:
+        return []
+    candidates, scores = rank_sentences(sentences, config)
+    chosen = _select(sentences, candidates, scores, max_words, config)
+    if not chosen:
+        best = candidates[int(np.argmax(scores))]
+        return [_truncate(sentences[best].text, max_words)]
+    return [sentences[i].text for i in chosen]

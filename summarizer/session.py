@@ -1,0 +1,390 @@
+"""One WebSocket session: the adapter between a socket and the jobs.
+
+Frames in are checked against the limits, parsed by :mod:`summarizer.protocol`
+and handed to a :class:`~summarizer.jobs.Job`; the job's event log goes out in
+``seq`` order through one sender task per attached job. A session runs one job
+at a time (several one after the other), and may re-attach to any job with
+``resume``. Closing the socket detaches from the job; it does not cancel it.
+
+Errors a client causes become an ``error`` event; protocol and limit violations
+then close the socket with the matching :class:`~summarizer.errors.CloseCode`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import time
+from collections.abc import MutableMapping
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+from langchain_core.language_models import BaseChatModel
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
+
+from .errors import CloseCode, ErrorCode, LimitExceeded, ProtocolError, SummarizerError
+from .ingest.types import IngestOptions
+from .jobs import Job, JobLimits, JobManager, JobSpec
+from .pipeline import PipelineConfig
+from .protocol import PROTOCOL_VERSION, Cancel, End, Error, Resume, Resumed, Start, Text, dump, parse_client
+from .settings import Settings
+
+__all__ = ["Session", "origin_allowed"]
+
+log = logging.getLogger(__name__)
+
+_LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
+
+
+class ModelSource(Protocol):
+    """What a session needs of the model registry."""
+
+    names: list[str]
+
+    def get(self, name: str | None) -> tuple[str, BaseChatModel]: ...
+
+
+def origin_allowed(origin: str | None, host: str | None, allowed: list[str]) -> bool:
+    """Whether a browser ``Origin`` may open a WebSocket (CSWSH protection).
+
+    Allowed: no ``Origin`` header (not a browser), an origin in ``allowed``,
+    the server's own origin (same host and port as the ``Host`` header), and
+    any origin on localhost / 127.0.0.1 / ::1.
+
+    Args:
+        origin: The request's ``Origin`` header, or ``None``.
+        host: The request's ``Host`` header (``"127.0.0.1:8000"``), or ``None``.
+        allowed: Extra allowed origins, e.g. ``["https://summaries.example.org"]``.
+    """
+    if origin is None:
+        return True
+    if origin in allowed:
+        return True
+    parts = urlsplit(origin)
+    if parts.hostname in _LOCAL_HOSTS:
+        return True
+    return host is not None and parts.netloc.lower() == host.lower()
+
+
+class _RateLimit:
+    """Token bucket: ``rate`` messages per second, bursts of one second's worth."""
+
+    def __init__(self, rate: float) -> None:
+        self.rate = rate
+        self.tokens = max(rate, 1.0)
+        self.last = time.monotonic()
+
+    def allow(self) -> bool:
+        now = time.monotonic()
+        self.tokens = min(max(self.rate, 1.0), self.tokens + (now - self.last) * self.rate)
+        self.last = now
+        if self.tokens < 1.0:
+            return False
+        self.tokens -= 1.0
+        return True
+
+
+class Session:
+    """Serve one WebSocket connection.
+
+    Args:
+        websocket: The Starlette WebSocket (not yet accepted).
+        settings: Limits, defaults, token, origins.
+        jobs: The server's :class:`~summarizer.jobs.JobManager`.
+        models: Resolves model names (``get(name) -> (name, model)``).
+    """
+
+    def __init__(
+        self, websocket: WebSocket, *, settings: Settings, jobs: JobManager, models: ModelSource
+    ) -> None:
+        self.ws = websocket
+        self.settings = settings
+        self.jobs = jobs
+        self.models = models
+        self.job: Job | None = None
+        self.sender: asyncio.Task[None] | None = None
+        self.started_jobs = 0
+        self.authenticated = settings.token is None
+        self.rate = _RateLimit(settings.max_messages_per_second)
+
+    async def serve(self) -> None:
+        """Check the handshake, then receive until the socket closes."""
+        origin = self.ws.headers.get("origin")
+        if not origin_allowed(origin, self.ws.headers.get("host"), self.settings.allowed_origins):
+            log.warning("refused WebSocket from origin %r", origin)
+            await self.ws.close(code=int(CloseCode.POLICY_VIOLATION))  # before accept: HTTP 403
+            return
+        await self.ws.accept()
+        try:
+            while True:
+                try:
+                    message = await asyncio.wait_for(self.ws.receive(), self.settings.idle_timeout_s)
+                except TimeoutError:
+                    if self.job is not None and not self.job.finished:
+                        continue
+                    await self.close_idle()
+                    return
+                if message["type"] == "websocket.disconnect":
+                    return
+                try:
+                    if not self.rate.allow():
+                        raise LimitExceeded(
+                            f"More than {self.settings.max_messages_per_second:g} messages per second.",
+                            code=ErrorCode.TOO_MANY_MESSAGES,
+                        )
+                    await self.dispatch(message)
+                except SummarizerError as exc:
+                    await self.refuse(exc)
+                    if exc.close_code is not None:
+                        return
+        except WebSocketDisconnect:
+            return
+        finally:
+            await self.detach()
+
+    async def dispatch(self, message: MutableMapping[str, Any]) -> None:
+        data = message.get("bytes")
+        if data is not None:
+            if len(data) > self.settings.max_frame_bytes:
+                raise _too_big(len(data), self.settings.max_frame_bytes)
+            self.check_authenticated()
+            if job := self.current_job("binary frame"):
+                job.feed_bytes(data)
+            return
+        raw = message.get("text") or ""
+        if len(raw) > self.settings.max_frame_bytes:
+            raise _too_big(len(raw), self.settings.max_frame_bytes)
+        msg = parse_client(raw)
+        if isinstance(msg, Start | Resume):
+            self.authenticate(msg.token)
+        else:
+            self.check_authenticated()
+        if isinstance(msg, Start):
+            await self.begin(msg)
+        elif isinstance(msg, Resume):
+            await self.resume(msg)
+        elif isinstance(msg, Text):
+            if job := self.current_job("'text'"):
+                job.feed_text(msg.text)
+        elif isinstance(msg, End):
+            if job := self.current_job("'end'"):
+                job.end(msg.sha256)
+        elif isinstance(msg, Cancel) and (job := self.current_job("'cancel'")):
+            job.cancel()
+
+    # -- authentication ------------------------------------------------------------------
+
+    def authenticate(self, token: str | None) -> None:
+        expected = self.settings.token
+        if expected is None or self.authenticated:
+            return
+        if token is None or not secrets.compare_digest(token.encode(), expected.get_secret_value().encode()):
+            err = ProtocolError(
+                "This server requires a token: send the right one in 'token' of 'start' or 'resume'.",
+                code=ErrorCode.UNAUTHORIZED,
+            )
+            err.close_code = CloseCode.POLICY_VIOLATION
+            raise err
+        self.authenticated = True
+
+    def check_authenticated(self) -> None:
+        if not self.authenticated:
+            self.authenticate(None)
+
+    # -- jobs ---------------------------------------------------------------------------------
+
+    def current_job(self, what: str) -> Job | None:
+        """The attached running job, or ``None`` when it already ended.
+
+        The client cannot know at once that its job failed (say, on the first
+        frame of a file that is not a PDF), so upload messages and ``cancel``
+        for an ended job are dropped, not treated as a protocol violation.
+
+        Raises:
+            ProtocolError: ``unexpected_message`` if no job was ever attached.
+        """
+        if self.job is None:
+            raise ProtocolError(f"Unexpected {what}: send 'start' first.", code=ErrorCode.UNEXPECTED_MESSAGE)
+        return None if self.job.finished else self.job
+
+    def job_spec(self, start: Start) -> JobSpec:
+        """The effective configuration of a new job.
+
+        Raises:
+            ProtocolError: ``unsupported_protocol`` (close 1003) or ``invalid_option``.
+            LimitExceeded: ``document_too_large`` when ``start.size`` is over the limit.
+            ModelError: ``unknown_model``.
+        """
+        s = self.settings
+        if start.protocol != PROTOCOL_VERSION:
+            err = ProtocolError(
+                f"Protocol version {start.protocol} is not supported; this server speaks {PROTOCOL_VERSION}.",
+                code=ErrorCode.UNSUPPORTED_PROTOCOL,
+            )
+            err.close_code = CloseCode.UNSUPPORTED_DATA
+            raise err
+        if start.size is not None and start.size > s.max_document_bytes:
+            raise LimitExceeded(
+                f"The document is {start.size} bytes; this server accepts at most {s.max_document_bytes}.",
+                code=ErrorCode.DOCUMENT_TOO_LARGE,
+            )
+        opts = start.options
+        chunk_size = opts.chunk_size or s.chunk_size
+        overlap = (
+            opts.chunk_overlap if opts.chunk_overlap is not None else min(s.chunk_overlap, chunk_size // 2)
+        )
+        if overlap >= chunk_size:
+            raise ProtocolError(
+                f"options.chunk_overlap ({overlap}) must be smaller than chunk_size ({chunk_size}).",
+                code=ErrorCode.INVALID_OPTION,
+            )
+        limits = JobLimits(
+            max_document_bytes=s.max_document_bytes,
+            max_frame_bytes=s.max_frame_bytes,
+            ack_window_bytes=s.ack_window_bytes,
+            max_text_chars=s.max_text_chars,
+            max_concurrency=max(s.concurrency, 16),
+        )
+        model_name, _ = self.models.get(opts.model)
+        return JobSpec(
+            start=start,
+            model=model_name,
+            models=self.models.names,
+            pipeline=PipelineConfig(
+                concurrency=min(opts.concurrency or s.concurrency, limits.max_concurrency),
+                map_words=s.map_words,
+                summary_words=opts.summary_words or s.summary_words,
+                reduce_budget_chars=s.reduce_budget_chars,
+                max_collapse_levels=s.max_collapse_levels,
+                model_name=model_name,
+            ),
+            ingest=IngestOptions(
+                chunk_size=chunk_size,
+                chunk_overlap=overlap,
+                password=opts.password,
+                max_pages=s.pdf_max_pages,
+                max_text_chars=s.max_text_chars,
+                parse_timeout_s=s.parse_timeout_s,
+                parse_memory_bytes=s.parse_memory_bytes,
+            ),
+            limits=limits,
+        )
+
+    async def begin(self, start: Start) -> None:
+        if self.job is not None and not self.job.finished:
+            raise ProtocolError(
+                "'start' while a job is running on this connection; cancel it or wait for its end.",
+                code=ErrorCode.UNEXPECTED_MESSAGE,
+            )
+        if self.started_jobs >= self.settings.max_jobs_per_connection:
+            raise LimitExceeded(
+                f"This connection has started {self.started_jobs} jobs, the limit; open a new connection.",
+                code=ErrorCode.TOO_MANY_JOBS,
+            )
+        job = self.jobs.create(self.job_spec(start))
+        self.started_jobs += 1
+        await self.attach(job, after_seq=0)
+        job.run()
+
+    async def resume(self, msg: Resume) -> None:
+        if self.job is not None and not self.job.finished and self.job.id != msg.job_id:
+            raise ProtocolError(
+                "'resume' while another job is running on this connection.", code=ErrorCode.UNEXPECTED_MESSAGE
+            )
+        job = self.jobs.get(msg.job_id)
+        if job is None:
+            raise SummarizerError(
+                f"No job {msg.job_id}: it never existed or has expired.", code=ErrorCode.UNKNOWN_JOB
+            )
+        await self.stop_sender()
+        await self.ws.send_text(
+            dump(
+                Resumed(
+                    job_id=job.id,
+                    state=job.state.value,
+                    last_seq=job.last_seq,
+                    received=job.received,
+                    messages=job.messages,
+                )
+            )
+        )
+        await self.attach(job, after_seq=min(msg.last_seq, job.last_seq))
+
+    async def attach(self, job: Job, *, after_seq: int) -> None:
+        await self.stop_sender()
+        if self.job is not None and self.job is not job:
+            self.jobs.release(self.job)
+        self.job = job
+        self.sender = asyncio.create_task(self.send_events(job, after_seq))
+
+    async def send_events(self, job: Job, after_seq: int) -> None:
+        try:
+            async for event in job.events(after_seq):
+                await self.ws.send_text(dump(event))
+        except (WebSocketDisconnect, RuntimeError, OSError):
+            return  # the socket went away; the receive loop notices and cleans up
+
+    async def stop_sender(self) -> None:
+        """Wait for the sender when its job has ended (it drains), else stop it."""
+        if self.sender is None:
+            return
+        if self.job is not None and not self.job.finished:
+            self.sender.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self.sender
+        self.sender = None
+
+    # -- errors and closing -----------------------------------------------------------------------
+
+    async def refuse(self, exc: SummarizerError) -> None:
+        """Report ``exc`` in-band, then close the socket if it calls for it."""
+        log.info("refused client input: %s (%s)", exc.message, exc.code)
+        if self.job is not None and not self.job.finished and isinstance(exc, ProtocolError | LimitExceeded):
+            self.job.fail(exc)
+            await self.stop_sender()
+        else:
+            await self.stop_sender()
+            with contextlib.suppress(Exception):
+                await self.ws.send_text(
+                    dump(Error(job_id=None, code=exc.code, message=exc.message, retryable=exc.retryable))
+                )
+        if exc.close_code is not None:
+            with contextlib.suppress(Exception):
+                await self.ws.close(code=int(exc.close_code), reason=str(exc.code))
+
+    async def close_idle(self) -> None:
+        await self.stop_sender()
+        with contextlib.suppress(Exception):
+            await self.ws.send_text(
+                dump(
+                    Error(
+                        code=ErrorCode.IDLE_TIMEOUT,
+                        message=f"No message for {self.settings.idle_timeout_s:g} s; closing.",
+                    )
+                )
+            )
+            await self.ws.close(code=int(CloseCode.NORMAL_CLOSURE), reason="idle")
+
+    async def detach(self) -> None:
+        """The socket is gone: stop sending. The job keeps running (resume later)."""
+        if self.sender is not None:
+            self.sender.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self.sender
+            self.sender = None
+        if self.job is not None:
+            self.jobs.release(self.job)
+        if self.ws.application_state is WebSocketState.CONNECTED:
+            with contextlib.suppress(Exception):
+                await self.ws.close(code=int(CloseCode.NORMAL_CLOSURE))
+
+
+def _too_big(size: int, limit: int) -> LimitExceeded:
+    err = LimitExceeded(
+        f"A message of {size} bytes exceeds the frame limit of {limit} bytes; send smaller slices.",
+        code=ErrorCode.FRAME_TOO_LARGE,
+    )
+    err.close_code = CloseCode.MESSAGE_TOO_BIG
+    return err

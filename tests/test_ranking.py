@@ -1,0 +1,285 @@
+"""Sentence splitting, LexRank and sentence selection (summarizer.models.ranking)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from summarizer.models.ranking import (
+    MAX_PIECE_CHARS,
+    lexrank,
+    split_paragraphs,
+    split_sentences,
+    stem,
+    summarize_text,
+    tokenize,
+)
+
+from .conftest import corpus_file
+
+STORY = """The Lost Harbor
+
+By JANE Q. WRITER
+
+[Transcriber's Note: This etext was produced from Planet Stories 1950. Extensive research did not
+uncover any evidence that the U.S. copyright on this publication was renewed.]
+
+Captain Mara Vell brought the freighter Osprey down on the flooded moon of Tethys at dawn.
+The harbor city below her had been silent for nine years, and nobody at the Guild knew why.
+Mara had volunteered for the landing because her brother had been the harbor master there.
+
+"Yeah."
+
+"Sure."
+
+The first thing Mara found in the harbor was the empty control tower, its doors sealed from inside.
+Inside the tower the harbor logs described a tide machine that the colonists had built beneath the city.
+The logs said the tide machine had drowned the lower city when the colonists tried to stop it.
+Mara decided to find the tide machine and shut it down before the Osprey was drowned as well.
+
+CHAPTER TWO
+
+She climbed down into the flooded lower city with a lamp and a pressure suit.
+Deep below the streets she found the tide machine still running, and her brother asleep beside it.
+Her brother had kept the machine running alone for nine years to hold back a much larger flood.
+Mara and her brother shut the tide machine down slowly, and the harbor city rose from the water.
+The Guild later named the harbor after her brother, and Mara flew the Osprey home.
+"""
+
+
+def _words(sentences: list[str]) -> int:
+    return sum(len(s.split()) for s in sentences)
+
+
+# -- splitting ---------------------------------------------------------------------------
+
+
+def test_paragraphs_join_wrapped_lines_and_hyphenation() -> None:
+    text = (
+        "The quick brown fox\njumps over the lazy\ndog. It was exhaus-\nted.\n\n  \nSecond para-\ngraph here."
+    )
+    assert split_paragraphs(text) == [
+        "The quick brown fox jumps over the lazy dog. It was exhausted.",
+        "Second paragraph here.",
+    ]
+
+
+def test_paragraphs_keep_markdown_structure() -> None:
+    text = "# Title\nIntro line one\ncontinues here.\n- item one\n- item two\n\nBody."
+    assert split_paragraphs(text) == [
+        "# Title",
+        "Intro line one continues here.",
+        "- item one",
+        "- item two",
+        "Body.",
+    ]
+
+
+def test_paragraphs_separate_pdf_headings_and_running_heads() -> None:
+    text = (
+        "Journal of Bridges 12 (2020)\n"
+        "INTRODUCTION\n"
+        "The committee met on Tuesday and approved the new budget for the\n"
+        "coming year after a long debate about the state of the old bridge\n"
+        "and its piers.\n"
+    )
+    assert split_paragraphs(text) == [
+        "Journal of Bridges 12 (2020)",
+        "INTRODUCTION",
+        "The committee met on Tuesday and approved the new budget for the coming year after "
+        "a long debate about the state of the old bridge and its piers.",
+    ]
+
+
+def test_paragraphs_accept_crlf_and_form_feed() -> None:
+    assert split_paragraphs("One line\r\nstill one.\fPage two.") == ["One line still one.", "Page two."]
+
+
+def test_sentences_respect_abbreviations_and_quotes() -> None:
+    text = (
+        "Mr. Smith met Dr. Jones at 5 p.m. on Main St. in Springfield. They talked.\n\n"
+        '"Where are you going?" she asked. "Home," he said. The U.S. Army came later.'
+    )
+    assert [s.text for s in split_sentences(text)] == [
+        "Mr. Smith met Dr. Jones at 5 p.m. on Main St. in Springfield.",
+        "They talked.",
+        '"Where are you going?" she asked.',
+        '"Home," he said.',
+        "The U.S. Army came later.",
+    ]
+
+
+def test_quoted_speech_stays_whole() -> None:
+    text = (
+        '"Not at all. I was referring to the local ones only." Her eyes twinkled. '
+        '"What do they turn into?" Retief asked. "Nothing," she said, "nothing at all."'
+    )
+    assert [s.text for s in split_sentences(text)] == [
+        '"Not at all. I was referring to the local ones only."',
+        "Her eyes twinkled.",
+        '"What do they turn into?"',
+        "Retief asked.",
+        '"Nothing," she said, "nothing at all."',
+    ]
+
+
+def test_sentences_of_pdf_text_wrapped_mid_sentence() -> None:
+    text = "The committee met on\nTuesday and approved\nthe budget. Work starts\nin May.\n"
+    sentences = split_sentences(text)
+    assert [s.text for s in sentences] == [
+        "The committee met on Tuesday and approved the budget.",
+        "Work starts in May.",
+    ]
+    assert [s.index for s in sentences] == [0, 1]
+    assert {s.paragraph for s in sentences} == {0}
+
+
+def test_sentences_record_paragraphs() -> None:
+    sentences = split_sentences("A first one. A second one.\n\nA third one.")
+    assert [(s.index, s.paragraph) for s in sentences] == [(0, 0), (1, 0), (2, 1)]
+
+
+def test_long_unpunctuated_line_is_cut() -> None:
+    text = " ".join(f"word{i}" for i in range(40_000))  # about 300,000 characters, one line
+    sentences = split_sentences(text)
+    assert all(len(s.text) <= MAX_PIECE_CHARS for s in sentences)
+    assert " ".join(s.text for s in sentences) == text
+
+
+def test_blank_text_has_no_sentences() -> None:
+    assert split_sentences("  \n\n \t ") == []
+    assert summarize_text(" \n ", 50) == []
+
+
+# -- tokens and LexRank ---------------------------------------------------------------------
+
+
+def test_stem_and_tokenize() -> None:
+    assert stem("running") == "run"
+    assert stem("ponies") == "pony"
+    assert stem("classes") == "class"
+    assert stem("quickly") == "quick"
+    assert stem("bus") == "bus"
+    assert tokenize("The Harbors were flooding, and the harbor flooded!") == (
+        "harbor",
+        "flood",
+        "harbor",
+        "flood",
+    )
+
+
+def test_lexrank_prefers_the_hub_of_a_star() -> None:
+    n = 6
+    similarity = np.eye(n)
+    similarity[0, 1:] = similarity[1:, 0] = 0.5  # sentence 0 is similar to all others
+    scores = lexrank(similarity)
+    assert scores.sum() == pytest.approx(1.0)
+    assert int(np.argmax(scores)) == 0
+    assert scores[0] > 2 * scores[1]
+    assert np.allclose(scores[1:], scores[1])
+
+
+def test_lexrank_threshold_and_isolated_nodes() -> None:
+    similarity = np.array([[1.0, 0.05, 0.0], [0.05, 1.0, 0.0], [0.0, 0.0, 1.0]])
+    # below the threshold nothing is linked: every sentence is equally central
+    assert np.allclose(lexrank(similarity, threshold=0.1), 1 / 3)
+    linked = lexrank(similarity, threshold=0.01)
+    assert linked[0] == pytest.approx(linked[1])
+    assert linked[2] < linked[0]
+
+
+def test_lexrank_rejects_non_square() -> None:
+    with pytest.raises(ValueError, match="square"):
+        lexrank(np.zeros((2, 3)))
+    assert lexrank(np.zeros((0, 0))).shape == (0,)
+
+
+# -- summaries -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("budget", [15, 40, 80, 1000])
+def test_summary_respects_budget_and_document_order(budget: int) -> None:
+    summary = summarize_text(STORY, budget)
+    assert summary
+    assert _words(summary) <= budget
+    positions = [STORY.replace("\n", " ").find(s[:30]) for s in summary]
+    assert all(p >= 0 for p in positions)
+    assert positions == sorted(positions)
+
+
+def test_summary_skips_filler() -> None:
+    summary = " ".join(summarize_text(STORY, 1000))
+    for filler in ("Transcriber", "JANE", "Yeah", "Sure", "CHAPTER TWO", "The Lost Harbor"):
+        assert filler not in summary
+    assert "tide machine" in summary
+
+
+def test_filters_keep_ordinary_sentences() -> None:
+    text = (
+        "By Monday, the council had voted to rebuild the old bridge over the river. "
+        "The court held that copyright protects the bridge design drawings as well. "
+        "Nobody objected to the bridge plan at the council meeting that evening."
+    )
+    assert summarize_text(text, 100) == [s.text for s in split_sentences(text)]
+
+
+def test_summary_picks_central_sentences() -> None:
+    summary = " ".join(summarize_text(STORY, 45))
+    assert "tide machine" in summary
+
+
+def test_duplicates_are_not_repeated() -> None:
+    text = "The reactor failed at noon and the crew evacuated the station. " * 2 + (
+        "Engineers later found a cracked coolant pipe in the reactor. "
+        "The station reopened a month after the reactor was repaired."
+    )
+    summary = summarize_text(text, 200)
+    assert len(summary) == len(set(summary))
+    assert summary.count("The reactor failed at noon and the crew evacuated the station.") == 1
+
+
+def test_fallbacks_never_return_empty() -> None:
+    assert summarize_text("Hello", 5) == ["Hello"]
+    assert summarize_text("42", 5) == ["42"]
+    long_sentence = " ".join(["alpha"] * 30) + "."
+    (truncated,) = summarize_text(long_sentence, 10)
+    assert len(truncated.split()) == 10
+    assert truncated.endswith("\u2026")
+
+
+def test_budget_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="max_words"):
+        summarize_text(STORY, 0)
+
+
+def _squality() -> list[dict[str, object]]:
+    path = corpus_file("reference", "squality-dev.jsonl")
+    with path.open(encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle if line.strip()]
+
+
+def test_chunks_and_a_large_text_fill_their_budget() -> None:
+    # Speed is measured by the benchmarks (bench/), not here.
+    stories = _squality()
+    documents = [str(s["document"]) for s in stories]
+    for chunk in [d[o : o + 4000] for d in documents[:10] for o in (0, 8000)]:
+        assert 40 <= _words(summarize_text(chunk, 80)) <= 80
+    large = "\n\n".join(documents)[:300_000]
+    assert 200 <= _words(summarize_text(large, 250)) <= 250
+
+
+@pytest.mark.slow
+def test_beats_lead_k_on_squality(tmp_path: Path) -> None:
+    from bench.quality import run_quality
+
+    subset = tmp_path / "subset.jsonl"
+    subset.write_text("".join(json.dumps(s) + "\n" for s in _squality()[:8]), encoding="utf-8")
+    result = run_quality(subset, max_words=250)
+    assert result["stories"] == 8
+    assert 200 <= result["summary_words"] <= 250
+    for metric in ("rouge1", "rouge2", "rougeLsum"):
+        assert result["extractive"][metric] > result["lead"][metric], metric
+        assert result["extractive_mean_ref"][metric] > result["lead_mean_ref"][metric], metric
