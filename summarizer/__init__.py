@@ -13,14 +13,18 @@ Public API:
 
 from __future__ import annotations
 
-from .client import SummarizerClient
-from .errors import ErrorCode, SummarizerError
-from .ingest import iter_chunks
-from .models import ExtractiveChatModel, load_model
-from .pipeline import PipelineConfig, summarize_chunks
-from .protocol import PROTOCOL_VERSION
-from .server import create_app
-from .settings import Settings
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .client import SummarizerClient
+    from .errors import ErrorCode, SummarizerError
+    from .ingest import iter_chunks
+    from .models import ExtractiveChatModel, load_model
+    from .pipeline import PipelineConfig, summarize_chunks
+    from .protocol import PROTOCOL_VERSION
+    from .server import create_app
+    from .settings import Settings
 
 __all__ = [
     "PROTOCOL_VERSION",
@@ -37,3 +41,31 @@ __all__ = [
 ]
 
 __version__ = "0.1.0"
+
+# Imported on first use (PEP 562): ``import summarizer.errors`` (as the PDF worker
+# process does) must not drag in LangChain, Starlette and numpy.
+_HOME = {
+    "PROTOCOL_VERSION": "protocol",
+    "ErrorCode": "errors",
+    "ExtractiveChatModel": "models",
+    "PipelineConfig": "pipeline",
+    "Settings": "settings",
+    "SummarizerClient": "client",
+    "SummarizerError": "errors",
+    "create_app": "server",
+    "iter_chunks": "ingest",
+    "load_model": "models",
+    "summarize_chunks": "pipeline",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOME:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{_HOME[name]}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -13,10 +13,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import signal
 import socket
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -77,7 +78,11 @@ def cli() -> None:
 @_setting("model", "--model")
 @_setting("concurrency", "--concurrency", type=int)
 @_setting("base_url", "--base-url")
+@_setting("reduce_model", "--reduce-model")
+@_setting("requests_per_second", "--requests-per-second", type=float)
+@_setting("strict", "--strict/--no-strict")
 @_setting("log_level", "--log-level")
+@_setting("data_dir", "--data-dir", type=click.Path(file_okay=False, path_type=Path))
 def serve(**given: Any) -> None:
     """Run the server: the WebSocket API at /ws and the web page at /."""
     import uvicorn
@@ -97,12 +102,13 @@ def serve(**given: Any) -> None:
 
 
 @contextlib.contextmanager
-def running_server(settings: Settings) -> Iterator[str]:
+def running_server(settings: Settings, *, models: Mapping[str, Any] | None = None) -> Iterator[str]:
     """Run the app with uvicorn on a free 127.0.0.1 port in a background thread.
 
     Args:
         settings: Server configuration (``host``/``port`` are ignored). Jobs are
             kept in ``settings.data_dir`` if set, else in a temporary directory.
+        models: Ready chat models by name, offered besides the configured ones.
 
     Yields:
         The server's WebSocket URL, e.g. ``ws://127.0.0.1:53127/ws``.
@@ -124,7 +130,7 @@ def running_server(settings: Settings) -> Iterator[str]:
     # a temporary one: it lives as long as this one command.
     storage = None if settings.data_dir is not None else Storage(None)
     config = uvicorn.Config(
-        create_app(settings, storage=storage),
+        create_app(settings, models=models, storage=storage),
         log_level="warning",
         ws_max_size=settings.max_frame_bytes,
         ws_per_message_deflate=False,
@@ -159,41 +165,185 @@ def running_server(settings: Settings) -> Iterator[str]:
 @_setting("chunk_overlap", "--chunk-overlap", type=int, per_job=True)
 @_setting("concurrency", "--concurrency", type=int, per_job=True)
 @_setting("summary_words", "--summary-words", type=int, per_job=True)
+@click.option(
+    "--length",
+    type=click.Choice(["short", "medium", "long"]),
+    default=None,
+    help="Summary length: short (100 words), medium (250), long (600); --summary-words wins.",
+)
+@click.option(
+    "--format",
+    "format",
+    type=click.Choice(["paragraphs", "bullets"]),
+    default=None,
+    help="Summary format: prose paragraphs or a bulleted list.",
+)
+@click.option("--language", default=None, help="Summary language, e.g. French (default: as the document).")
+@click.option("--instructions", default=None, help="Extra instructions for the model (1,000 chars at most).")
+@click.option(
+    "--strict",
+    is_flag=True,
+    default=None,
+    help="Fail if one chunk fails after its retries (default: summarize the rest, list the missing pages).",
+)
+@_setting("base_url", "--base-url")
+@_setting("reduce_model", "--reduce-model")
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Only estimate model calls and tokens (characters / 4) and the cost; no server, no model call.",
+)
+@click.option("--password", default=None, help="Password of an encrypted PDF.")
+@click.option(
+    "--token", default=None, envvar="SUMMARIZER_TOKEN", show_envvar=True, help="The server's shared token."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print every event as one JSON line instead.")
 @click.option("--no-chunks", is_flag=True, help="Do not print the chunk summaries.")
-def summarize(file: Path, url: str | None, as_json: bool, no_chunks: bool, **given: Any) -> int:
-    """Summarize FILE (PDF, .txt or .md), streaming progress and the summary."""
+def summarize(
+    file: Path,
+    url: str | None,
+    token: str | None,
+    as_json: bool,
+    no_chunks: bool,
+    dry_run: bool,
+    **given: Any,
+) -> int:
+    """Summarize FILE (PDF, .txt or .md), streaming progress and the summary.
+
+    Ctrl-C cancels the job (press twice to quit at once). If the connection
+    drops, the client reconnects and resumes by itself.
+    """
     try:
+        # --base-url and --reduce-model configure the in-process server (and the dry run).
+        server_side = {key: given.pop(key) for key in ("base_url", "reduce_model")}
         options = StartOptions(**{k: v for k, v in given.items() if v is not None})
     except ValueError as exc:
         raise click.UsageError(f"Invalid option: {exc}") from None
-    renderer: JsonRenderer | RichRenderer = (
-        JsonRenderer() if as_json else RichRenderer(show_chunks=not no_chunks)
-    )
+    if dry_run:
+        return _dry_run(file, options, _settings(model=options.model, **server_side))
+    renderer = _renderer(as_json, no_chunks)
     try:
         if url is not None:
-            return _summarize(url, file, options, renderer)
+            client = _client(url, token, renderer)
+            return _follow(client, lambda: client.summarize_file(file, options=options), renderer)
         # The in-process server allows the requested model, with the env's defaults.
-        settings = _settings(model=options.model) if options.model else _settings()
+        settings = _settings(model=options.model, token=token, **server_side)
         with running_server(settings) as local_url:
-            return _summarize(local_url, file, options, renderer)
+            client = _client(local_url, token, renderer)
+            return _follow(client, lambda: client.summarize_file(file, options=options), renderer)
     finally:
         renderer.close()
 
 
-def _summarize(url: str, file: Path, options: StartOptions, render: Callable[[Any], None]) -> int:
-    client = SummarizerClient(url)
+@cli.command()
+@click.argument("job_id")
+@click.option("--url", required=True, help="Server WebSocket URL, e.g. ws://127.0.0.1:8000/ws.")
+@click.option("--last-seq", default=0, show_default=True, help="Replay only events after this seq.")
+@click.option(
+    "--token", default=None, envvar="SUMMARIZER_TOKEN", show_envvar=True, help="The server's shared token."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print every event as one JSON line instead.")
+@click.option("--no-chunks", is_flag=True, help="Do not print the chunk summaries.")
+def resume(job_id: str, url: str, last_seq: int, token: str | None, as_json: bool, no_chunks: bool) -> int:
+    """Re-open job JOB_ID (running or finished, until it expires) and follow it to its end."""
+    renderer = _renderer(as_json, no_chunks)
+    try:
+        client = _client(url, token, renderer)
+        return _follow(client, lambda: client.resume(job_id, last_seq), renderer)
+    finally:
+        renderer.close()
+
+
+def _dry_run(file: Path, options: StartOptions, settings: Settings) -> int:
+    """Print the estimated calls, tokens and cost of summarizing ``file``; no model is called."""
+    from .errors import SummarizerError
+    from .ingest import read_document
+    from .ingest.types import IngestOptions
+    from .models.pricing import cost_usd
+    from .models.usage import TokenCount
+    from .pipeline import PipelineConfig, estimate_calls
+    from .render import print_estimate
+
+    chunk_size = options.chunk_size or settings.chunk_size
+    overlap = options.chunk_overlap
+    if overlap is None:
+        overlap = min(settings.chunk_overlap, chunk_size // 2)
+    ingest = IngestOptions(
+        chunk_size=chunk_size,
+        chunk_overlap=overlap,
+        password=options.password,
+        max_pages=settings.pdf_max_pages,
+        max_text_chars=settings.max_text_chars,
+        parse_timeout_s=settings.parse_timeout_s,
+        parse_memory_bytes=settings.parse_memory_bytes,
+    )
+    try:
+        chunks = read_document(file, options=ingest)
+    except SummarizerError as exc:
+        click.echo(f"Error ({exc.code}): {exc.message}", err=True)
+        return EXIT_ERROR
+    model = settings.model
+    config = PipelineConfig.from_settings(settings, options, model_name=model)
+    estimate = estimate_calls(chunks, config)
+    reduce_model = config.reduce_model_name or model
+    steps = estimate.steps
+    mapped = TokenCount(
+        steps["map"].input_tokens + steps["collapse"].input_tokens,
+        steps["map"].output_tokens + steps["collapse"].output_tokens,
+    )
+    reduced = TokenCount(steps["reduce"].input_tokens, steps["reduce"].output_tokens)
+    cost = cost_usd([(model, mapped), (reduce_model, reduced)], config.prices)
+    print_estimate(estimate, file=file.name, model=model, reduce_model=reduce_model, cost=cost)
+    return 0
+
+
+def _renderer(as_json: bool, no_chunks: bool) -> JsonRenderer | RichRenderer:
+    return JsonRenderer() if as_json else RichRenderer(show_chunks=not no_chunks)
+
+
+def _client(url: str, token: str | None, renderer: JsonRenderer | RichRenderer) -> SummarizerClient:
+    def on_reconnect(attempt: int, delay: float, reason: str) -> None:
+        renderer.notice(f"{reason}; reconnecting in {delay:.1f} s (attempt {attempt})")
+
+    return SummarizerClient(url, token=token, on_reconnect=on_reconnect)
+
+
+def _follow(
+    client: SummarizerClient, events: Callable[[], AsyncIterator[Any]], render: JsonRenderer | RichRenderer
+) -> int:
+    """Render a job's events until its end; returns the exit status."""
 
     async def run() -> int:
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        presses = 0
+        pending: set[asyncio.Task[None]] = set()
+
+        def on_interrupt() -> None:
+            nonlocal presses
+            presses += 1
+            if presses == 1 and client.job_id is not None:
+                render.notice("Cancelling the job (Ctrl-C again to quit now)...")
+                cancelling = loop.create_task(client.cancel())
+                pending.add(cancelling)
+                cancelling.add_done_callback(pending.discard)
+            elif task is not None:
+                task.cancel()
+
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(signal.SIGINT, on_interrupt)
         status = EXIT_TRANSPORT
-        async for event in client.summarize_file(file, options=options):
-            render(event)
-            if event.type == "summary":
-                status = 0
-            elif event.type == "error":
-                status = EXIT_ERROR
-            elif event.type == "cancelled":
-                status = EXIT_CANCELLED
+        try:
+            async for event in events():
+                render(event)
+                if event.type == "summary":
+                    status = 0
+                elif event.type == "error":
+                    status = EXIT_ERROR
+                elif event.type == "cancelled":
+                    status = EXIT_CANCELLED
+        except asyncio.CancelledError:
+            return EXIT_CANCELLED
         return status
 
     try:

@@ -206,6 +206,10 @@ class Job:
         self._cancel_requested = False
         self._last_pages_done = -1
         self._warnings_sent = 0
+        self.readers = 0
+        """Sessions attached to the job (see :meth:`JobManager.expire_abandoned`)."""
+        self.last_activity = clock()
+        """Clock reading of the last upload message or detach."""
         for record in upload:
             self._take(record)
         if state is not JobState.UPLOADING and not self.finished:
@@ -312,6 +316,7 @@ class Job:
                 code=ErrorCode.SIZE_MISMATCH,
             )
         self._take(record)
+        self.last_activity = self._clock()
         self._storage.append_upload(self.id, record, self._received, self._messages)
         return self.emit(Ack(received=self._received, messages=self._messages))  # type: ignore[no-any-return]
 
@@ -671,6 +676,32 @@ class JobManager:
         """Drop a finished job from memory (it stays in storage until it expires)."""
         if job.finished and self._jobs.get(job.id) is job:
             del self._jobs[job.id]
+
+    def expire_abandoned(self, idle_s: float) -> int:
+        """Fail uploads that nobody has fed or watched for ``idle_s`` seconds.
+
+        A job still ``uploading`` with no session attached cannot progress; it
+        ends with ``idle_timeout`` so it frees its slot (``max_jobs``). Jobs that
+        are processing keep running without readers: their results wait for a
+        ``resume``.
+
+        Returns:
+            How many jobs were failed.
+        """
+        now = self._clock()
+        stale = [
+            job
+            for job in self._jobs.values()
+            if job.state is JobState.UPLOADING and job.readers == 0 and now - job.last_activity > idle_s
+        ]
+        for job in stale:
+            job.fail(
+                SummarizerError(
+                    f"The upload was abandoned: no data and no client for {idle_s:g} s.",
+                    code=ErrorCode.IDLE_TIMEOUT,
+                )
+            )
+        return len(stale)
 
     def purge_expired(self) -> int:
         """Delete finished jobs older than the TTL from storage; returns how many."""

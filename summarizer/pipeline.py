@@ -4,65 +4,137 @@ The shape is LangChain's map-reduce summarization (``token_max`` collapse, as in
 ``langchain_classic``'s ``ReduceDocumentsChain`` and the LangGraph recipe), but
 streaming from end to end:
 
-* **map**: every chunk is summarized with ``MAP_PROMPT | model | StrOutputParser()``
-  as soon as the chunk exists, at most ``concurrency`` calls at once. Chunks are
-  pulled eagerly (they are small) so the total is known early; only model calls
-  are bounded.
+* **map**: every chunk is summarized with ``MAP_PROMPT`` as soon as the chunk
+  exists, at most ``concurrency`` calls at once. Chunks are pulled eagerly (they
+  are small) so the total is known early; only model calls are bounded.
 * **collapse**: while the summaries together exceed ``reduce_budget_chars``, they
   are grouped (consecutive, each group within the budget) and every group is
   summarized with ``COLLAPSE_PROMPT``; repeat, one level at a time.
 * **reduce**: ``REDUCE_PROMPT`` writes the final summary, streamed.
 
 Every model call is streamed: its pieces become ``chunk.token``,
-``collapse.token`` or ``summary.token`` events, followed by the call's full text,
-which is exactly the pieces joined. Events carry no ``job_id``/``seq``: the job
-stamps them. The module knows nothing about sockets, jobs or storage::
+``collapse.token`` or ``summary.token`` events, followed by the full text, which
+is exactly the pieces after the last ``*.restart`` event joined. Events carry no
+``job_id``/``seq``: the job stamps them. The module knows nothing about sockets,
+jobs or storage::
 
     async for event in summarize_chunks(chunks, model=ExtractiveChatModel()):
         print(event.type)
+
+Real models fail, so every call is guarded (see :mod:`summarizer.models.retry`):
+
+* **timeouts**: the first streamed piece must come within ``read_timeout_s``,
+  every further one within ``stall_timeout_s`` (``asyncio.timeout`` per piece);
+* **retries** on 429, 5xx, dropped connections, timeouts and malformed streams,
+  with exponential backoff and jitter, honouring ``Retry-After``. If some text
+  of the failed attempt was already streamed, a ``chunk.restart`` (or
+  ``collapse.restart``, ``summary.restart``) event tells clients to discard it;
+* **context overflow**: a chunk or collapse group the model rejects as too long
+  is split in two halves that are summarized separately and joined; a reduce
+  that is too long is collapsed further;
+* **partial results**: a chunk that still fails is reported (``chunk.failed``)
+  and left out; the reduce prompt and ``summary.missing_pages`` say which pages
+  are missing. With ``strict`` (and always for authentication and unknown-model
+  errors, which would fail every chunk) the job fails instead;
+* **usage**: tokens per call from ``usage_metadata`` (estimated when absent),
+  totals and cost in the ``summary`` event.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import math
+import re
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Callable
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from langchain_core.language_models import BaseChatModel
-from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import ChatPromptTemplate
+from langchain_core.rate_limiters import BaseRateLimiter
 from langchain_core.runnables import Runnable
 
-from .errors import ErrorCode, ModelError, NoTextError, SummarizerError
+from .errors import (
+    AuthenticationFailed,
+    ContextTooLong,
+    ErrorCode,
+    ModelCallError,
+    ModelError,
+    ModelNotFound,
+    ModelTimeout,
+    NoTextError,
+    SummarizerError,
+)
 from .ingest.types import Chunk
-from .prompts import COLLAPSE_PROMPT, MAP_PROMPT, REDUCE_PROMPT, fence, page_label
+from .models.pricing import cost_usd
+from .models.retry import RetryPolicy, classify_error
+from .models.usage import CHARS_PER_TOKEN, TokenCount, UsageLedger, usage_of
+from .prompts import (
+    COLLAPSE_PROMPT,
+    LENGTH_WORDS,
+    MAP_PROMPT,
+    REDUCE_PROMPT,
+    SummaryFormat,
+    collapse_inputs,
+    label_block,
+    map_inputs,
+    reduce_inputs,
+)
 from .protocol import (
+    ChunkFailed,
+    ChunkRestart,
     ChunkStarted,
     ChunkSummary,
     ChunkToken,
     Collapse,
+    CollapseRestart,
     CollapseSummary,
     CollapseToken,
     Progress,
     Stage,
+    StartOptions,
     Summary,
+    SummaryRestart,
     SummaryToken,
+    Usage,
 )
 
-__all__ = ["Piece", "PipelineConfig", "PriorResults", "group_pieces", "summarize_chunks"]
+if TYPE_CHECKING:
+    from .settings import Settings
+
+__all__ = [
+    "CallEstimate",
+    "Piece",
+    "PipelineConfig",
+    "PriorResults",
+    "StepEstimate",
+    "estimate_calls",
+    "group_pieces",
+    "merge_ranges",
+    "split_text",
+    "summarize_chunks",
+]
+
+log = logging.getLogger(__name__)
 
 Event = Any
 """One of the server events of :mod:`summarizer.protocol`, without ``seq``."""
 
 _SEPARATOR = "\n\n"
+_MIN_SPLIT_CHARS = 200
+"""Texts shorter than this (characters) are not split further on a context overflow."""
+_CHARS_PER_WORD = 6
+"""Characters per word of a summary, for estimates (a word, a space, punctuation)."""
+_FATAL = (AuthenticationFailed, ModelNotFound)
+"""Failures that would hit every chunk alike: they end the job even when not strict."""
 
 
 @dataclass(frozen=True, slots=True)
 class PipelineConfig:
-    """Knobs of the map-reduce.
+    """Knobs of the map-reduce. Only JSON values, so that jobs can store it.
 
     Attributes:
         concurrency: Model calls at once (map, and collapse within a level); default 4.
@@ -72,7 +144,25 @@ class PipelineConfig:
             characters (about 4 per token); default 12,000. The ``token_max`` of
             LangChain's map-reduce, counted in characters.
         max_collapse_levels: Collapse levels allowed before giving up; default 8.
-        model_name: Name reported in the ``summary`` event.
+        model_name: Name of the map/collapse model (usage, prices, messages).
+        reduce_model_name: Name of the reduce model, reported in ``summary.model``;
+            ``""``: ``model_name``.
+        strict: Fail on the first chunk that fails after its retries, instead of
+            leaving it out (``chunk.failed``, ``summary.missing_pages``).
+        summary_format: ``"paragraphs"``, ``"bullets"`` or ``None`` (the model's choice).
+        language: Language of the final summary, or ``None`` (the document's).
+        instructions: The user's extra instructions, or ``None``.
+        max_retries: Retries of a failed call (429, 5xx, timeouts, drops); default 4.
+        retry_base_s: First retry delay in seconds, doubled each retry; default 1.
+        retry_max_s: Longest retry delay in seconds, also caps ``Retry-After``; default 30.
+        read_timeout_s: Seconds to wait for a call's first streamed piece
+            (``None``: no limit); default 120.
+        stall_timeout_s: Seconds allowed between two streamed pieces (``None``:
+            no limit); default 60.
+        max_split_depth: How many times a text the model finds too long may be
+            halved; default 4 (down to 1/16).
+        prices: USD per million tokens by model name, ``{"input_per_mtok": ..,
+            "output_per_mtok": ..}`` (see :mod:`summarizer.models.pricing`).
     """
 
     concurrency: int = 4
@@ -81,12 +171,84 @@ class PipelineConfig:
     reduce_budget_chars: int = 12_000
     max_collapse_levels: int = 8
     model_name: str = ""
+    reduce_model_name: str = ""
+    strict: bool = False
+    summary_format: SummaryFormat | None = None
+    language: str | None = None
+    instructions: str | None = None
+    max_retries: int = 4
+    retry_base_s: float = 1.0
+    retry_max_s: float = 30.0
+    read_timeout_s: float | None = 120.0
+    stall_timeout_s: float | None = 60.0
+    max_split_depth: int = 4
+    prices: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.concurrency < 1:
             raise ValueError(f"concurrency must be at least 1, got {self.concurrency}")
         if self.reduce_budget_chars < 1:
             raise ValueError(f"reduce_budget_chars must be positive, got {self.reduce_budget_chars}")
+        if self.max_retries < 0 or self.max_split_depth < 0:
+            raise ValueError("max_retries and max_split_depth must not be negative")
+        for name in ("read_timeout_s", "stall_timeout_s"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise ValueError(f"{name} must be positive or None, got {value}")
+        if self.summary_format not in (None, "paragraphs", "bullets"):
+            raise ValueError(f"summary_format must be 'paragraphs' or 'bullets', got {self.summary_format!r}")
+
+    @property
+    def retry_policy(self) -> RetryPolicy:
+        """The :class:`~summarizer.models.retry.RetryPolicy` of these settings."""
+        return RetryPolicy(max_retries=self.max_retries, base_s=self.retry_base_s, max_s=self.retry_max_s)
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: Settings,
+        options: StartOptions | None = None,
+        *,
+        model_name: str,
+        concurrency: int | None = None,
+    ) -> PipelineConfig:
+        """The configuration of one job: the server's settings, then the job's options.
+
+        Args:
+            settings: The server's :class:`~summarizer.settings.Settings`.
+            options: The job's ``start.options`` (``None``: defaults).
+            model_name: The job's model.
+            concurrency: Map calls at once (already capped by the caller);
+                ``None``: ``options.concurrency`` or the setting.
+
+        Returns:
+            The config. ``summary_words`` is ``options.summary_words``, else the
+            words of ``options.length``, else the setting; ``strict`` is the
+            option if given, else the setting.
+        """
+        opts = options or StartOptions()
+        words = opts.summary_words or (LENGTH_WORDS[opts.length] if opts.length else settings.summary_words)
+        return cls(
+            concurrency=concurrency or opts.concurrency or settings.concurrency,
+            map_words=settings.map_words,
+            summary_words=words,
+            reduce_budget_chars=settings.reduce_budget_chars,
+            max_collapse_levels=settings.max_collapse_levels,
+            model_name=model_name,
+            reduce_model_name=settings.reduce_model or "",
+            strict=settings.strict if opts.strict is None else opts.strict,
+            summary_format=opts.format,
+            language=opts.language,
+            instructions=opts.instructions,
+            max_retries=settings.max_retries,
+            retry_base_s=settings.retry_base_s,
+            retry_max_s=settings.retry_max_s,
+            read_timeout_s=settings.read_timeout_s,
+            stall_timeout_s=settings.stall_timeout_s,
+            prices={
+                name: {str(k): float(v) for k, v in price.items()} for name, price in settings.prices.items()
+            },
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +263,11 @@ class Piece:
     def pages(self) -> tuple[int, int]:
         """``(first_page, last_page)``."""
         return (self.first_page, self.last_page)
+
+    @property
+    def block(self) -> str:
+        """The summary as a collapse or reduce prompt carries it: ``[pp. a–b]`` line, then text."""
+        return label_block(self.first_page, self.last_page, self.text)
 
 
 @dataclass(slots=True)
@@ -119,14 +286,24 @@ class PriorResults:
     collapses: dict[tuple[int, int], str] = field(default_factory=dict)
 
 
-def joined_length(pieces: list[Piece]) -> int:
-    """Characters of the pieces' texts joined by blank lines."""
+def _text_length(piece: Piece) -> int:
+    return len(piece.text)
+
+
+def _block_length(piece: Piece) -> int:
+    return len(piece.block)
+
+
+def joined_length(pieces: Sequence[Piece], measure: Callable[[Piece], int] = _text_length) -> int:
+    """Characters of the pieces (as ``measure`` counts each) joined by blank lines."""
     if not pieces:
         return 0
-    return sum(len(p.text) for p in pieces) + len(_SEPARATOR) * (len(pieces) - 1)
+    return sum(measure(p) for p in pieces) + len(_SEPARATOR) * (len(pieces) - 1)
 
 
-def group_pieces(pieces: list[Piece], budget: int) -> list[list[Piece]]:
+def group_pieces(
+    pieces: Sequence[Piece], budget: int, measure: Callable[[Piece], int] = _text_length
+) -> list[list[Piece]]:
     """Split consecutive pieces into groups whose joined length fits ``budget``.
 
     Greedy and order-preserving, like LangChain's ``split_list_of_docs``, except
@@ -136,6 +313,8 @@ def group_pieces(pieces: list[Piece], budget: int) -> list[list[Piece]]:
     Args:
         pieces: Summaries in document order.
         budget: Characters allowed per group.
+        measure: Characters of one piece; default its text's length (the
+            pipeline counts the labelled block, :attr:`Piece.block`).
 
     Returns:
         Non-empty groups, in order, that together hold every piece once.
@@ -144,11 +323,11 @@ def group_pieces(pieces: list[Piece], budget: int) -> list[list[Piece]]:
     current: list[Piece] = []
     size = 0
     for piece in pieces:
-        extra = len(piece.text) + (len(_SEPARATOR) if current else 0)
+        extra = measure(piece) + (len(_SEPARATOR) if current else 0)
         if current and size + extra > budget:
             groups.append(current)
             current, size = [], 0
-            extra = len(piece.text)
+            extra = measure(piece)
         current.append(piece)
         size += extra
     if current:
@@ -156,8 +335,125 @@ def group_pieces(pieces: list[Piece], budget: int) -> list[list[Piece]]:
     return groups
 
 
-def _chain(prompt: ChatPromptTemplate, model: Runnable[Any, Any]) -> Runnable[dict[str, Any], str]:
-    return prompt | model | StrOutputParser()
+_BREAKS = (re.compile(r"\n\s*\n"), re.compile(r"(?<=[.!?])\s+"), re.compile(r"\s+"))
+
+
+def split_text(text: str, min_chars: int = _MIN_SPLIT_CHARS) -> tuple[str, str] | None:
+    """Split ``text`` in two halves at the break nearest its middle.
+
+    Prefers a paragraph break, then a sentence end, then any white space, within
+    the middle half of the text; else cuts in the middle.
+
+    Args:
+        text: The text to halve.
+        min_chars: Texts shorter than this are not split.
+
+    Returns:
+        ``(first, second)`` (both non-empty, stripped), or ``None`` if ``text`` is too short.
+    """
+    text = text.strip()
+    if len(text) < max(min_chars, 2):
+        return None
+    middle = len(text) // 2
+    low, high = len(text) // 4, 3 * len(text) // 4
+    for pattern in _BREAKS:
+        best: tuple[int, int] | None = None
+        for match in pattern.finditer(text, low, high):
+            if best is None or abs(match.start() - middle) < abs(best[0] - middle):
+                best = (match.start(), match.end())
+        if best is not None:
+            first, second = text[: best[0]].strip(), text[best[1] :].strip()
+            if first and second:
+                return first, second
+    return text[:middle].strip(), text[middle:].strip()
+
+
+def merge_ranges(ranges: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Sort page ranges and merge those that overlap or touch: ``[(3, 4), (5, 6)]`` → ``[(3, 6)]``."""
+    out: list[tuple[int, int]] = []
+    for first, last in sorted(ranges):
+        if out and first <= out[-1][1] + 1:
+            out[-1] = (out[-1][0], max(out[-1][1], last))
+        else:
+            out.append((first, last))
+    return out
+
+
+def _usage_event(count: TokenCount | None) -> Usage | None:
+    if count is None:
+        return None
+    return Usage(
+        input_tokens=count.input_tokens, output_tokens=count.output_tokens, total_tokens=count.total_tokens
+    )
+
+
+def _text_of(chunk: Any) -> str:
+    """The text of one streamed piece (an ``AIMessageChunk``, or a str from a parser)."""
+    if isinstance(chunk, str):
+        return chunk
+    text = getattr(chunk, "text", None)
+    if isinstance(text, str):
+        return str(text)
+    content = getattr(chunk, "content", "")
+    return content if isinstance(content, str) else ""
+
+
+def _reason(error: SummarizerError) -> str:
+    message = error.message if len(error.message) <= 200 else error.message[:199] + "…"
+    return f"{error.code.value}: {message}"
+
+
+class _Output:
+    """The streamed text of one unit (a chunk, a collapse group, the summary).
+
+    A unit may take several calls: retries, and halves after a context overflow.
+    Text of finished calls is *committed*; text of the running call is
+    *pending* until the call ends. A retry discards the pending text: the
+    ``restart`` callback is called (the client drops everything it has of the
+    unit) and the committed text is sent again as one token, so that the
+    tokens after the last restart always join to the unit's text.
+    """
+
+    def __init__(self, on_token: Callable[[str], None], on_restart: Callable[[int, str], None]) -> None:
+        self.on_token = on_token
+        self.on_restart = on_restart
+        self.committed: list[str] = []
+        self.pending: list[str] = []
+        self.calls = 0
+        self.usage: TokenCount | None = None
+
+    @property
+    def text(self) -> str:
+        """Everything committed so far."""
+        return "".join(self.committed)
+
+    def begin(self) -> None:
+        self.calls += 1
+
+    def add(self, piece: str) -> None:
+        self.pending.append(piece)
+        self.on_token(piece)
+
+    def discard(self, reason: str) -> None:
+        if not self.pending:
+            return
+        self.pending.clear()
+        self.on_restart(self.calls + 1, reason)
+        if self.committed:
+            self.on_token(self.text)
+
+    def commit(self, usage: TokenCount) -> str:
+        piece = "".join(self.pending)
+        self.committed.append(piece)
+        self.pending.clear()
+        if self.usage is None:
+            self.usage = TokenCount()
+        self.usage.add(usage)
+        return piece
+
+    def separator(self, text: str) -> None:
+        self.committed.append(text)
+        self.on_token(text)
 
 
 class _Run:
@@ -178,32 +474,150 @@ class _Run:
         self.emit = emit
         self.clock = clock
         self.started = started
-        self.map_chain = _chain(MAP_PROMPT, model)
-        self.collapse_chain = _chain(COLLAPSE_PROMPT, model)
-        self.reduce_chain = _chain(REDUCE_PROMPT, reduce_model)
+        self.limiters: dict[int, BaseRateLimiter] = {}
+        self.model = self._take_limiter(model)
+        self.reduce_model = self.model if reduce_model is model else self._take_limiter(reduce_model)
+        self.map_name = config.model_name
+        self.reduce_name = config.reduce_model_name or config.model_name
+        self.policy = config.retry_policy
         self.limit = asyncio.Semaphore(config.concurrency)
         self.calls = {"map": 0, "collapse": 0, "reduce": 0}
+        self.retries = 0
+        self.usage = UsageLedger()
+        self.level = 0
         self.summaries: dict[int, Piece] = {}
+        self.failed: dict[int, tuple[tuple[int, int], ModelError]] = {}
         self.total: int | None = None
         self.map_started: float | None = None
+
+    def _take_limiter(self, model: Runnable[Any, Any]) -> Runnable[Any, Any]:
+        """Take over a chat model's rate limiter, so that waiting for it is not a timeout.
+
+        ``BaseChatModel`` waits for its ``rate_limiter`` inside the streaming
+        call, where the first-token timeout already runs; the pipeline waits for
+        it itself, before the call, on a copy of the model without it.
+        """
+        limiter = getattr(model, "rate_limiter", None)
+        if not isinstance(model, BaseChatModel) or not isinstance(limiter, BaseRateLimiter):
+            return model
+        copy = model.model_copy(update={"rate_limiter": None})
+        self.limiters[id(copy)] = limiter
+        return copy
 
     def elapsed(self) -> float:
         return round(self.clock() - self.started, 3)
 
-    async def _stream(
-        self, chain: Runnable[dict[str, Any], str], inputs: dict[str, Any], on_text: Callable[[str], None]
-    ) -> str:
-        parts: list[str] = []
+    # -- one model call ------------------------------------------------------------
+
+    async def _stream_once(
+        self, model: Runnable[Any, Any], prompt: ChatPromptTemplate, inputs: dict[str, Any], out: _Output
+    ) -> TokenCount:
+        """Stream one call into ``out``; its usage (reported, else estimated)."""
+        value = prompt.format_prompt(**inputs)
+        limiter = self.limiters.get(id(model))
+        if limiter is not None:
+            await limiter.aacquire(blocking=True)
+        reported: TokenCount | None = None
+        produced = 0
+        first = True
+        iterator = model.astream(value).__aiter__()
         try:
-            async for text in chain.astream(inputs):
-                if text:
-                    parts.append(text)
-                    on_text(text)
-        except (SummarizerError, asyncio.CancelledError):
-            raise
-        except Exception as exc:  # provider errors of every kind
-            raise ModelError(f"The model call failed: {type(exc).__name__}: {exc}") from exc
-        return "".join(parts)
+            while True:
+                wait = self.config.read_timeout_s if first else self.config.stall_timeout_s
+                deadline = asyncio.timeout(wait)
+                try:
+                    async with deadline:
+                        chunk = await iterator.__anext__()
+                except StopAsyncIteration:
+                    break
+                except TimeoutError as exc:
+                    if not deadline.expired():
+                        raise
+                    what = "sent no first token" if first else "stalled: no new token"
+                    raise ModelTimeout(f"The model {what} for {wait:g} s.") from exc
+                first = False
+                piece = _text_of(chunk)
+                if piece:
+                    produced += len(piece)
+                    out.add(piece)
+                counted = usage_of(chunk)
+                if counted is not None:
+                    reported = reported or TokenCount()
+                    reported.add(counted)
+        finally:
+            closer = getattr(iterator, "aclose", None)
+            if closer is not None:
+                with contextlib.suppress(Exception):
+                    await closer()
+        if reported is None:
+            prompt_chars = sum(len(str(m.content)) for m in value.to_messages())
+            reported = TokenCount(_tokens(prompt_chars), _tokens(produced))
+        return reported
+
+    async def _call(
+        self,
+        step: str,
+        model_name: str,
+        model: Runnable[Any, Any],
+        prompt: ChatPromptTemplate,
+        inputs: dict[str, Any],
+        out: _Output,
+    ) -> str:
+        """One model call with retries; its text is committed to ``out`` and returned.
+
+        Raises:
+            ModelCallError: The call failed and retrying cannot help (or the
+                retries are spent); a :class:`ContextTooLong` at once.
+        """
+        retries = 0
+        while True:
+            out.begin()
+            try:
+                usage = await self._stream_once(model, prompt, inputs, out)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                error = classify_error(exc, model=model_name)
+                if (
+                    isinstance(error, ContextTooLong)
+                    or not error.retryable
+                    or retries >= self.policy.max_retries
+                ):
+                    raise self._give_up(error, retries) from exc
+                retries += 1
+                self.retries += 1
+                after = error.retry_after_s if isinstance(error, ModelCallError) else None
+                delay = self.policy.delay(retries, after)
+                log.warning(
+                    "%s call failed (%s); retry %d/%d in %.2f s",
+                    step,
+                    _reason(error),
+                    retries,
+                    self.policy.max_retries,
+                    delay,
+                )
+                out.discard(_reason(error))
+                await asyncio.sleep(delay)
+                continue
+            self.calls[step] += 1
+            self.usage.add(model_name, usage)
+            return out.commit(usage)
+
+    def _give_up(self, error: SummarizerError, retries: int) -> SummarizerError:
+        """``error`` with the retries made (and, for a rate limit, when to try again) in its message."""
+        if not isinstance(error, ModelCallError) or retries == 0:
+            return error
+        message = f"{error.message} Gave up after {retries} {'retry' if retries == 1 else 'retries'}."
+        if error.code is ErrorCode.RATE_LIMITED and error.retryable:
+            after = error.retry_after_s if error.retry_after_s is not None else self.policy.max_s
+            message += f" Try again in {max(1, math.ceil(after))} s."
+        return type(error)(
+            message,
+            code=error.code,
+            retryable=error.retryable,
+            retry_after_s=error.retry_after_s,
+            status=error.status,
+        )
 
     # -- map ----------------------------------------------------------------------
 
@@ -217,36 +631,67 @@ class _Run:
                 count += 1
             self.total = count
             self.emit_map_progress()
-        return [self.summaries[i] for i in range(count)]
+        return [self.summaries[i] for i in range(count) if i in self.summaries]
 
     async def map_one(self, chunk: Chunk) -> None:
         if chunk.index in self.prior.maps:
-            self.summaries[chunk.index] = Piece(chunk.first_page, chunk.last_page, self.prior.maps[chunk.index])
+            self.summaries[chunk.index] = Piece(
+                chunk.first_page, chunk.last_page, self.prior.maps[chunk.index]
+            )
             return
         async with self.limit:
-            pages = chunk.pages
-            self.emit(ChunkStarted(index=chunk.index, pages=pages, characters=len(chunk.text)))
+            index, pages = chunk.index, chunk.pages
+            self.emit(ChunkStarted(index=index, pages=pages, characters=len(chunk.text)))
             began = self.clock()
-            self.calls["map"] += 1
-            text = await self._stream(
-                self.map_chain,
-                {
-                    "text": fence(chunk.text),
-                    "words": self.config.map_words,
-                    "pages": page_label(*pages),
-                },
-                lambda t: self.emit(ChunkToken(index=chunk.index, pages=pages, text=t)),
+            out = _Output(
+                lambda t: self.emit(ChunkToken(index=index, pages=pages, text=t)),
+                lambda attempt, reason: self.emit(
+                    ChunkRestart(index=index, pages=pages, attempt=attempt, reason=reason)
+                ),
             )
-            self.summaries[chunk.index] = Piece(chunk.first_page, chunk.last_page, text)
+            try:
+                await self._map_text(chunk.text, pages, self.config.map_words, out, depth=0)
+            except ModelError as error:
+                if self.config.strict or isinstance(error, _FATAL):
+                    raise
+                log.warning("chunk %d (pages %d-%d) failed: %s", index, *pages, _reason(error))
+                self.failed[index] = (pages, error)
+                self.emit(ChunkFailed(index=index, pages=pages, code=error.code, message=error.message))
+                self.emit_map_progress()
+                return
+            text = out.text
+            self.summaries[index] = Piece(chunk.first_page, chunk.last_page, text)
             self.emit(
                 ChunkSummary(
-                    index=chunk.index, pages=pages, text=text, elapsed_s=round(self.clock() - began, 3)
+                    index=index,
+                    pages=pages,
+                    text=text,
+                    elapsed_s=round(self.clock() - began, 3),
+                    usage=_usage_event(out.usage),
                 )
             )
             self.emit_map_progress()
 
+    async def _map_text(
+        self, text: str, pages: tuple[int, int], words: int, out: _Output, depth: int
+    ) -> None:
+        """Summarize ``text`` into ``out``; halve it (recursively) if the model finds it too long."""
+        inputs = map_inputs(text, pages, words, instructions=self.config.instructions)
+        try:
+            await self._call("map", self.map_name, self.model, MAP_PROMPT, inputs, out)
+        except ContextTooLong as error:
+            halves = split_text(text) if depth < self.config.max_split_depth else None
+            if halves is None:
+                raise _cannot_split(error, len(text), depth) from error
+            log.info("map text of %d characters too long for the model: halving", len(text))
+            out.discard(_reason(error))
+            half_words = max(words // 2, 10)
+            await self._map_text(halves[0], pages, half_words, out, depth + 1)
+            out.separator(_SEPARATOR)
+            await self._map_text(halves[1], pages, half_words, out, depth + 1)
+
     def emit_map_progress(self) -> None:
-        done = len(self.summaries)
+        done = len(self.summaries) + len(self.failed)
         eta: float | None = None
         if self.total is not None and done and self.map_started is not None:
             eta = round((self.clock() - self.map_started) / done * (self.total - done), 1)
@@ -254,29 +699,29 @@ class _Run:
 
     # -- collapse ------------------------------------------------------------------
 
-    async def collapse_until_fits(self, pieces: list[Piece]) -> list[Piece]:
-        level = 0
-        while len(pieces) > 1 and joined_length(pieces) > self.config.reduce_budget_chars:
-            level += 1
-            if level > self.config.max_collapse_levels:
+    async def collapse_until_fits(self, pieces: list[Piece], budget: int) -> list[Piece]:
+        while len(pieces) > 1 and joined_length(pieces, _block_length) > budget:
+            self.level += 1
+            if self.level > self.config.max_collapse_levels:
                 raise ModelError(
-                    f"The summaries still take {joined_length(pieces)} characters after "
+                    f"The summaries still take {joined_length(pieces, _block_length)} characters after "
                     f"{self.config.max_collapse_levels} collapse levels, more than the reduce "
-                    f"budget of {self.config.reduce_budget_chars}: the model's summaries are too long."
+                    f"budget of {budget}: the model's summaries are too long."
                 )
-            new = await self.collapse_level(level, pieces)
-            if joined_length(new) >= joined_length(pieces):
+            new = await self.collapse_level(self.level, pieces, budget)
+            before, after = joined_length(pieces, _block_length), joined_length(new, _block_length)
+            if after >= before:
                 raise ModelError(
-                    f"Collapse level {level} did not shorten the summaries "
-                    f"({joined_length(pieces)} → {joined_length(new)} characters)."
+                    f"Collapse level {self.level} did not shorten the summaries "
+                    f"({before} → {after} characters)."
                 )
             pieces = new
         return pieces
 
-    async def collapse_level(self, level: int, pieces: list[Piece]) -> list[Piece]:
+    async def collapse_level(self, level: int, pieces: list[Piece], budget: int) -> list[Piece]:
         """Summarize every budget-sized group of ``pieces`` concurrently; one piece per group."""
-        groups = group_pieces(pieces, self.config.reduce_budget_chars)
-        self.emit(Collapse(level=level, groups=len(groups), characters=joined_length(pieces)))
+        groups = group_pieces(pieces, budget, _block_length)
+        self.emit(Collapse(level=level, groups=len(groups), characters=joined_length(pieces, _block_length)))
         tracker = _StageProgress("collapse", len(groups), self)
         async with asyncio.TaskGroup() as tg:
             tasks = [
@@ -293,37 +738,140 @@ class _Run:
             tracker.step()
             return Piece(pages[0], pages[1], self.prior.collapses[(level, index)])
         async with self.limit:
-            self.calls["collapse"] += 1
-            text = await self._stream(
-                self.collapse_chain,
-                {"text": fence(_SEPARATOR.join(p.text for p in group)), "words": self.config.summary_words},
+            out = _Output(
                 lambda t: self.emit(CollapseToken(level=level, group=index, pages=pages, text=t)),
+                lambda attempt, reason: self.emit(
+                    CollapseRestart(level=level, group=index, pages=pages, attempt=attempt, reason=reason)
+                ),
             )
-            self.emit(CollapseSummary(level=level, group=index, pages=pages, text=text))
+            await self._collapse_blocks(group, self.config.summary_words, out, depth=0)
+            text = out.text
+            self.emit(
+                CollapseSummary(
+                    level=level, group=index, pages=pages, text=text, usage=_usage_event(out.usage)
+                )
+            )
             tracker.step()
             return Piece(pages[0], pages[1], text)
 
+    async def _collapse_blocks(self, group: list[Piece], words: int, out: _Output, depth: int) -> None:
+        """Collapse ``group`` into ``out``; split it (recursively) if the model finds it too long."""
+        inputs = collapse_inputs([p.block for p in group], words, instructions=self.config.instructions)
+        try:
+            await self._call("collapse", self.map_name, self.model, COLLAPSE_PROMPT, inputs, out)
+        except ContextTooLong as error:
+            halves: tuple[list[Piece], list[Piece]] | None = None
+            if depth < self.config.max_split_depth:
+                if len(group) > 1:
+                    middle = len(group) // 2
+                    halves = (group[:middle], group[middle:])
+                elif (texts := split_text(group[0].text)) is not None:
+                    one = group[0]
+                    halves = (
+                        [Piece(one.first_page, one.last_page, texts[0])],
+                        [Piece(one.first_page, one.last_page, texts[1])],
+                    )
+            if halves is None:
+                raise _cannot_split(error, joined_length(group, _block_length), depth) from error
+            log.info("collapse group of %d summaries too long for the model: splitting", len(group))
+            out.discard(_reason(error))
+            half_words = max(words // 2, 20)
+            await self._collapse_blocks(halves[0], half_words, out, depth + 1)
+            out.separator(_SEPARATOR)
+            await self._collapse_blocks(halves[1], half_words, out, depth + 1)
+
     # -- reduce --------------------------------------------------------------------
+
+    def missing_pages(self) -> list[tuple[int, int]]:
+        """Merged page ranges of the chunks that failed."""
+        return merge_ranges([pages for pages, _ in self.failed.values()])
 
     async def reduce(self, pieces: list[Piece]) -> Summary:
         self.emit(Progress(stage="reduce", done=0, total=1, elapsed_s=self.elapsed()))
-        self.calls["reduce"] += 1
-        text = await self._stream(
-            self.reduce_chain,
-            {"text": fence(_SEPARATOR.join(p.text for p in pieces)), "words": self.config.summary_words},
+        out = _Output(
             lambda t: self.emit(SummaryToken(text=t)),
+            lambda attempt, reason: self.emit(SummaryRestart(attempt=attempt, reason=reason)),
         )
+        missing = self.missing_pages()
+        shrinks = 0
+        while True:
+            inputs = reduce_inputs(
+                [p.block for p in pieces],
+                self.config.summary_words,
+                missing_pages=missing,
+                summary_format=self.config.summary_format,
+                language=self.config.language,
+                instructions=self.config.instructions,
+            )
+            try:
+                await self._call("reduce", self.reduce_name, self.reduce_model, REDUCE_PROMPT, inputs, out)
+                break
+            except ContextTooLong as error:
+                size = joined_length(pieces, _block_length)
+                if len(pieces) < 2 or shrinks >= self.config.max_split_depth:
+                    raise _cannot_split(error, size, shrinks) from error
+                shrinks += 1
+                log.info("reduce input of %d characters too long for the model: collapsing further", size)
+                out.discard(_reason(error))
+                try:
+                    pieces = await self.collapse_until_fits(pieces, max(size // 2, 1))
+                except ContextTooLong:
+                    raise
+                except ModelError as inner:
+                    raise ContextTooLong(
+                        f"{error.message} Collapsing further failed: {inner.message}"
+                    ) from inner
+                self.emit(Progress(stage="reduce", done=0, total=1, elapsed_s=self.elapsed()))
         self.emit(Progress(stage="reduce", done=1, total=1, elapsed_s=self.elapsed(), eta_s=0.0))
+        total = self.usage.total()
         return Summary(
-            text=text, elapsed_s=self.elapsed(), calls=dict(self.calls), model=self.config.model_name
+            text=out.text,
+            elapsed_s=self.elapsed(),
+            calls=dict(self.calls),
+            model=self.reduce_name,
+            missing_pages=missing,
+            usage=_usage_event(total) if any(self.calls.values()) else None,
+            cost_usd=cost_usd(self.usage, self.config.prices),
+            retries=self.retries,
         )
 
     async def run(self, chunks: AsyncIterable[Chunk]) -> None:
         pieces = await self.map_all(chunks)
         if not pieces:
+            if self.failed:
+                raise _every_chunk_failed(self.failed[min(self.failed)][1])
             raise NoTextError("The document has no text to summarize.", code=ErrorCode.EMPTY_DOCUMENT)
-        pieces = await self.collapse_until_fits(pieces)
+        pieces = await self.collapse_until_fits(pieces, self.config.reduce_budget_chars)
         self.emit(await self.reduce(pieces))
+
+
+def _every_chunk_failed(error: ModelError) -> ModelError:
+    """The job's error when no chunk could be summarized: the first chunk's, restated."""
+    message = f"No chunk could be summarized; the first failed with: {error.message}"
+    if isinstance(error, ModelCallError):
+        return type(error)(
+            message,
+            code=error.code,
+            retryable=error.retryable,
+            retry_after_s=error.retry_after_s,
+            status=error.status,
+        )
+    return ModelError(message, code=error.code, retryable=error.retryable)
+
+
+def _tokens(chars: int) -> int:
+    """Estimated tokens of ``chars`` characters (4 per token, rounded up)."""
+    return -(-chars // CHARS_PER_TOKEN)
+
+
+def _cannot_split(error: ContextTooLong, size: int, depth: int) -> ContextTooLong:
+    """The error for a context overflow that splitting does not cure."""
+    how = f"after halving it {depth} times" if depth else "and it cannot be split further"
+    return ContextTooLong(
+        f"{error.message} The text ({size} characters) is still too long for the model {how}: "
+        "use a model with a larger context window or a smaller chunk size.",
+        status=error.status,
+    )
 
 
 class _StageProgress:
@@ -365,7 +913,9 @@ async def summarize_chunks(
     Args:
         chunks: Chunks in document order (``index`` 0, 1, ...), e.g. from
             :func:`summarizer.ingest.iter_chunks`; consumed as they arrive.
-        model: Any LangChain chat model (or runnable taking a prompt value).
+        model: Any LangChain chat model (or runnable taking a prompt value and
+            streaming message chunks or strings). Its ``rate_limiter``, if any,
+            is honoured before each call.
         config: :class:`PipelineConfig`; defaults apply if ``None``.
         reduce_model: Model for the final reduce; defaults to ``model``.
         clock: Monotonic clock in seconds (injectable for tests).
@@ -375,12 +925,18 @@ async def summarize_chunks(
 
     Yields:
         ``chunk.started``/``chunk.token``/``chunk.summary``/``progress`` per
-        chunk (interleaved across concurrent calls), then per collapse level
-        ``collapse`` and its ``collapse.*`` and ``progress`` events, then
-        ``summary.token`` events and finally one ``summary``.
+        chunk (interleaved across concurrent calls; ``chunk.restart`` before a
+        retry that discards streamed text, ``chunk.failed`` for a chunk left
+        out), then per collapse level ``collapse`` and its ``collapse.*`` and
+        ``progress`` events, then ``summary.token`` events (and
+        ``summary.restart``) and finally one ``summary``.
 
     Raises:
-        ModelError: A model call failed, or collapsing does not converge.
+        ModelCallError: A model call failed for good: ``authentication_failed``,
+            ``model_not_found``, or (in strict mode, or for a collapse, the reduce,
+            or every chunk) ``rate_limited``, ``provider_unavailable``,
+            ``model_timeout``, ``context_too_long`` or ``model_error``.
+        ModelError: Collapsing does not converge.
         NoTextError: ``chunks`` was empty.
         SummarizerError: Whatever the chunk source raised (e.g. a damaged PDF).
     """
@@ -441,3 +997,120 @@ def _first_leaf(group: BaseExceptionGroup[Any]) -> BaseException:
         if isinstance(leaf, SummarizerError):
             return leaf
     return leaves[0]
+
+
+# -- estimates (``summarizer summarize --dry-run``) ------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class StepEstimate:
+    """Estimated calls and tokens of one step.
+
+    Attributes:
+        calls: Model calls.
+        input_tokens: Prompt tokens (characters / 4).
+        output_tokens: Generated tokens (target words × 6 characters / 4).
+    """
+
+    calls: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+    def plus(self, input_chars: int, output_chars: int) -> StepEstimate:
+        """This estimate with one more call of the given sizes (characters)."""
+        return StepEstimate(
+            self.calls + 1,
+            self.input_tokens + _tokens(input_chars),
+            self.output_tokens + _tokens(output_chars),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class CallEstimate:
+    """What summarizing a document would cost, before calling any model.
+
+    Attributes:
+        chunks: Chunks (map calls).
+        pages: Pages of the document (the last chunk's last page).
+        characters: Characters of text in the chunks.
+        collapse_levels: Collapse levels expected.
+        steps: ``"map"``, ``"collapse"``, ``"reduce"`` → :class:`StepEstimate`.
+    """
+
+    chunks: int
+    pages: int
+    characters: int
+    collapse_levels: int
+    steps: Mapping[str, StepEstimate]
+
+    @property
+    def total(self) -> StepEstimate:
+        """All steps together."""
+        return StepEstimate(
+            sum(s.calls for s in self.steps.values()),
+            sum(s.input_tokens for s in self.steps.values()),
+            sum(s.output_tokens for s in self.steps.values()),
+        )
+
+
+def _prompt_chars(prompt: ChatPromptTemplate, inputs: dict[str, Any]) -> int:
+    return sum(len(str(m.content)) for m in prompt.format_messages(**inputs))
+
+
+def estimate_calls(chunks: Sequence[Chunk], config: PipelineConfig | None = None) -> CallEstimate:
+    """Simulate the map-reduce on ``chunks`` with summaries of the target length.
+
+    Every summary is assumed to be as long as asked (``map_words`` or
+    ``summary_words`` words of 6 characters, but never longer than its input);
+    prompt sizes are the real prompts' characters, tokens are characters / 4.
+    Context overflows and retries are not foreseen.
+
+    Args:
+        chunks: The document's chunks (e.g. from :func:`summarizer.ingest.read_document`).
+        config: The pipeline configuration (defaults if ``None``).
+
+    Returns:
+        The :class:`CallEstimate`.
+    """
+    cfg = config or PipelineConfig()
+    steps = {"map": StepEstimate(), "collapse": StepEstimate(), "reduce": StepEstimate()}
+    pieces: list[Piece] = []
+    for chunk in chunks:
+        inputs = map_inputs(chunk.text, chunk.pages, cfg.map_words, instructions=cfg.instructions)
+        output = min(cfg.map_words * _CHARS_PER_WORD, len(chunk.text))
+        steps["map"] = steps["map"].plus(_prompt_chars(MAP_PROMPT, inputs), output)
+        pieces.append(Piece(chunk.first_page, chunk.last_page, "x" * output))
+    levels = 0
+    while len(pieces) > 1 and joined_length(pieces, _block_length) > cfg.reduce_budget_chars:
+        levels += 1
+        if levels > cfg.max_collapse_levels:
+            break
+        new = []
+        for group in group_pieces(pieces, cfg.reduce_budget_chars, _block_length):
+            inputs = collapse_inputs(
+                [p.block for p in group], cfg.summary_words, instructions=cfg.instructions
+            )
+            output = min(cfg.summary_words * _CHARS_PER_WORD, sum(len(p.text) for p in group))
+            steps["collapse"] = steps["collapse"].plus(_prompt_chars(COLLAPSE_PROMPT, inputs), output)
+            new.append(Piece(group[0].first_page, group[-1].last_page, "x" * output))
+        if joined_length(new, _block_length) >= joined_length(pieces, _block_length):
+            break
+        pieces = new
+    if pieces:
+        inputs = reduce_inputs(
+            [p.block for p in pieces],
+            cfg.summary_words,
+            summary_format=cfg.summary_format,
+            language=cfg.language,
+            instructions=cfg.instructions,
+        )
+        steps["reduce"] = steps["reduce"].plus(
+            _prompt_chars(REDUCE_PROMPT, inputs), cfg.summary_words * _CHARS_PER_WORD
+        )
+    return CallEstimate(
+        chunks=len(chunks),
+        pages=max((c.last_page for c in chunks), default=0),
+        characters=sum(len(c.text) for c in chunks),
+        collapse_levels=levels,
+        steps=steps,
+    )

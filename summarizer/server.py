@@ -24,6 +24,7 @@ from starlette.websockets import WebSocket
 from .errors import ErrorCode, ModelError
 from .jobs import JobManager
 from .models import load_model
+from .models.loader import rate_limiter
 from .protocol import PROTOCOL_VERSION
 from .session import Session
 from .settings import Settings
@@ -37,9 +38,19 @@ log = logging.getLogger(__name__)
 class ModelRegistry:
     """Loads each allowed model once and hands it to jobs.
 
+    Real models get the settings' connect and read timeouts, no SDK retries (the
+    pipeline retries) and one rate limiter shared by all of them
+    (``requests_per_second``). Clients may pick among :attr:`names`; the reduce
+    model (``settings.reduce_model``) is loaded for jobs but not offered.
+
     Args:
-        settings: Gives the allowed names (:meth:`Settings.allowed_models`) and ``base_url``.
+        settings: Gives the allowed names (:meth:`Settings.allowed_models`), the
+            reduce model, ``base_url``, timeouts and the rate limit.
         preloaded: Ready model instances by name (also allowed), e.g. for tests.
+
+    Attributes:
+        names: Models clients may choose from, the default first.
+        reduce_name: The reduce model's name, or ``None`` (each job's own model).
     """
 
     def __init__(self, settings: Settings, preloaded: Mapping[str, BaseChatModel] | None = None) -> None:
@@ -47,6 +58,8 @@ class ModelRegistry:
         self.names = settings.allowed_models()
         self._loaded: dict[str, BaseChatModel] = dict(preloaded or {})
         self.names += [name for name in self._loaded if name not in self.names]
+        self.reduce_name: str | None = settings.reduce_model or None
+        self.limiter = rate_limiter(settings.requests_per_second)
 
     def get(self, name: str | None) -> tuple[str, BaseChatModel]:
         """The model called ``name`` (``None``: the default).
@@ -60,9 +73,29 @@ class ModelRegistry:
                 f"Model {chosen!r} is not offered by this server; choose one of {self.names}.",
                 code=ErrorCode.UNKNOWN_MODEL,
             )
-        if chosen not in self._loaded:
-            self._loaded[chosen] = load_model(chosen, base_url=self.settings.base_url)
-        return chosen, self._loaded[chosen]
+        return chosen, self.load(chosen)
+
+    def load(self, name: str) -> BaseChatModel:
+        """The model ``name``, one of :attr:`names` or the reduce model (for jobs, not clients).
+
+        Raises:
+            ModelError: ``unknown_model`` if the name is neither, or cannot load.
+        """
+        if name not in self.names and name != self.reduce_name:
+            raise ModelError(
+                f"Model {name!r} is not offered by this server; choose one of {self.names}.",
+                code=ErrorCode.UNKNOWN_MODEL,
+            )
+        if name not in self._loaded:
+            s = self.settings
+            self._loaded[name] = load_model(
+                name,
+                base_url=s.base_url,
+                connect_timeout_s=s.connect_timeout_s,
+                read_timeout_s=s.read_timeout_s,
+                limiter=self.limiter,
+            )
+        return self._loaded[name]
 
 
 def create_app(
@@ -103,6 +136,7 @@ def create_app(
                 "protocol": PROTOCOL_VERSION,
                 "model": s.model,
                 "models": registry.names,
+                "reduce_model": registry.reduce_name,
                 "chunk_size": s.chunk_size,
                 "chunk_overlap": s.chunk_overlap,
                 "summary_words": s.summary_words,
@@ -115,8 +149,10 @@ def create_app(
         )
 
     async def expire(jobs: JobManager) -> None:
+        period = max(0.05, min(settings.job_ttl_s / 10, settings.idle_timeout_s / 4, 60.0))
         while True:
-            await asyncio.sleep(min(settings.job_ttl_s / 10, 600.0))
+            await asyncio.sleep(period)
+            jobs.expire_abandoned(settings.idle_timeout_s)
             removed = jobs.purge_expired()
             if removed:
                 log.info("removed %d expired jobs", removed)
@@ -126,7 +162,7 @@ def create_app(
         store = storage or Storage(settings.resolved_data_dir())
         jobs = JobManager(
             store,
-            lambda name: registry.get(name)[1],
+            registry.load,
             max_jobs=settings.max_jobs,
             ttl_s=settings.job_ttl_s,
         )

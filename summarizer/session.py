@@ -252,13 +252,12 @@ class Session:
             start=start,
             model=model_name,
             models=self.models.names,
-            pipeline=PipelineConfig(
-                concurrency=min(opts.concurrency or s.concurrency, limits.max_concurrency),
-                map_words=s.map_words,
-                summary_words=opts.summary_words or s.summary_words,
-                reduce_budget_chars=s.reduce_budget_chars,
-                max_collapse_levels=s.max_collapse_levels,
+            reduce_model=s.reduce_model or None,
+            pipeline=PipelineConfig.from_settings(
+                s,
+                opts,
                 model_name=model_name,
+                concurrency=min(opts.concurrency or s.concurrency, limits.max_concurrency),
             ),
             ingest=IngestOptions(
                 chunk_size=chunk_size,
@@ -314,8 +313,9 @@ class Session:
 
     async def attach(self, job: Job, *, after_seq: int) -> None:
         await self.stop_sender()
-        if self.job is not None and self.job is not job:
-            self.jobs.release(self.job)
+        if self.job is not job:
+            self._leave()
+            job.readers += 1
         self.job = job
         self.sender = asyncio.create_task(self.send_events(job, after_seq))
 
@@ -374,11 +374,18 @@ class Session:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self.sender
             self.sender = None
-        if self.job is not None:
-            self.jobs.release(self.job)
+        self._leave()
         if self.ws.application_state is WebSocketState.CONNECTED:
             with contextlib.suppress(Exception):
                 await self.ws.close(code=int(CloseCode.NORMAL_CLOSURE))
+
+    def _leave(self) -> None:
+        """Stop being one of the current job's readers."""
+        if self.job is not None:
+            self.job.readers -= 1
+            self.job.last_activity = time.monotonic()
+            self.jobs.release(self.job)
+            self.job = None
 
 
 def _too_big(size: int, limit: int) -> LimitExceeded:

@@ -117,9 +117,13 @@ class Settings(BaseSettings):
         default=600.0, gt=0, description="Wall-clock limit for parsing one document (s)."
     )
     parse_memory_bytes: int = Field(
-        default=2048 * MiB, ge=64 * MiB, description="Address-space limit of the PDF worker (bytes)."
+        default=1024 * MiB,
+        ge=64 * MiB,
+        description="Memory the PDF worker may add to its start-up size (bytes, address space).",
     )
-    max_jobs: int = Field(default=32, ge=1, description="Jobs running at once on the server (1013 when busy).")
+    max_jobs: int = Field(
+        default=32, ge=1, description="Jobs running at once on the server (1013 when busy)."
+    )
     max_jobs_per_connection: int = Field(default=100, ge=1, description="Jobs one connection may start.")
     idle_timeout_s: float = Field(
         default=300.0, gt=0, description="Close a connection silent this long with no job running (s)."
@@ -138,7 +142,7 @@ class Settings(BaseSettings):
     )
     allowed_origins: list[str] = Field(
         default_factory=list,
-        description="Extra browser origins allowed to connect (JSON list); own origin and localhost always are.",
+        description="Extra browser origins allowed to connect (JSON list); own and localhost always are.",
     )
     token: SecretStr | None = Field(
         default=None, description="Shared token clients must send in 'start'/'resume'; unset: none needed."

@@ -132,10 +132,31 @@ async def test_collapse_that_does_not_shrink_fails_cleanly() -> None:
         await collect(make_chunks(10, words=60), model, reduce_budget_chars=500)
 
 
-async def test_model_failure_is_a_model_error() -> None:
+async def test_model_failure_is_a_model_error_in_strict_mode() -> None:
     model = EchoModel(fail_on="w3x0")
     with pytest.raises(ModelError, match="scripted failure"):
-        await collect(make_chunks(6), model)
+        await collect(make_chunks(6), model, strict=True)
+
+
+async def test_failed_chunk_is_reported_and_left_out() -> None:
+    model = EchoModel(fail_on="w3x0")
+    events = await collect(make_chunks(6), model)
+    (failed,) = [e for e in events if e.type == "chunk.failed"]
+    assert failed.index == 3 and failed.pages == (4, 5) and failed.code == ErrorCode.MODEL_ERROR
+    assert "scripted failure" in failed.message
+    final = events[-1]
+    assert final.type == "summary" and final.missing_pages == [(4, 5)]
+    assert final.calls == {"map": 5, "collapse": 0, "reduce": 1}
+    # The reduce prompt names the gap; the failed chunk's text is not in it.
+    assert "pp. 4–5 could not be made" in model.prompts[-1] and "w3x0" not in model.prompts[-1]
+    progress = [e for e in events if e.type == "progress" and e.stage == "map"]
+    assert progress[-1].done == progress[-1].total == 6
+
+
+async def test_every_chunk_failing_fails_the_job() -> None:
+    model = EchoModel(fail_on="w")
+    with pytest.raises(ModelError, match="No chunk could be summarized"):
+        await collect(make_chunks(3), model)
 
 
 async def test_empty_source_is_no_text() -> None:

@@ -14,10 +14,14 @@ offsets and page ranges. The modules, one idea each:
 
 from __future__ import annotations
 
-from summarizer.ingest.chunking import IncrementalChunker
-from summarizer.ingest.detect import DocumentKind, detect_kind
-from summarizer.ingest.pipeline import ProgressCallback, iter_chunks, read_document
-from summarizer.ingest.types import Chunk, IngestOptions, IngestProgress, Page
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from summarizer.ingest.chunking import IncrementalChunker
+    from summarizer.ingest.detect import DocumentKind, detect_kind
+    from summarizer.ingest.pipeline import ProgressCallback, iter_chunks, read_document
+    from summarizer.ingest.types import Chunk, IngestOptions, IngestProgress, Page
 
 __all__ = [
     "Chunk",
@@ -31,3 +35,31 @@ __all__ = [
     "iter_chunks",
     "read_document",
 ]
+
+# Names are imported on first use (PEP 562), so that the PDF worker process, which
+# imports only ``summarizer.ingest.pdf``, does not load LangChain and stays small
+# under its memory limit.
+_HOME = {
+    "IncrementalChunker": "chunking",
+    "DocumentKind": "detect",
+    "detect_kind": "detect",
+    "ProgressCallback": "pipeline",
+    "iter_chunks": "pipeline",
+    "read_document": "pipeline",
+    "Chunk": "types",
+    "IngestOptions": "types",
+    "IngestProgress": "types",
+    "Page": "types",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOME:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{_HOME[name]}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -531,13 +531,29 @@ def _worker_main(
             result_conn.close()
 
 
+def _address_space_bytes() -> int:
+    """The process's current virtual memory size (bytes), 0 if unknown."""
+    try:
+        with open("/proc/self/statm", encoding="ascii") as statm:
+            return int(statm.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
 def _limit_memory(memory_bytes: int) -> None:
+    """Cap the worker's address space at its size now plus ``memory_bytes``.
+
+    The baseline (the interpreter, and whatever the start method imported with
+    the parent's main module) is not the parser's doing; ``memory_bytes`` is what
+    parsing may add on top of it.
+    """
     try:
         import resource
     except ImportError:  # pragma: no cover - not on POSIX
         return
     _, hard = resource.getrlimit(resource.RLIMIT_AS)
-    limit = memory_bytes if hard == resource.RLIM_INFINITY else min(memory_bytes, hard)
+    wanted = _address_space_bytes() + memory_bytes
+    limit = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
     with contextlib.suppress(ValueError, OSError):
         resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
 

@@ -57,7 +57,8 @@ class IngestOptions:
         max_pages: PDF pages at most; more is a ``document_too_large`` error.
         max_text_chars: Characters of text at most; more is ``document_too_large``.
         parse_timeout_s: Wall-clock seconds allowed for parsing a PDF.
-        parse_memory_bytes: Address-space limit of the PDF worker process (bytes).
+        parse_memory_bytes: Memory the PDF worker may add to its start-up size (bytes, address
+            space; default 1 GiB).
     """
 
     chunk_size: int = 4000
@@ -66,7 +67,7 @@ class IngestOptions:
     max_pages: int = 5000
     max_text_chars: int = 20_000_000
     parse_timeout_s: float = 600.0
-    parse_memory_bytes: int = 2 * 1024 * 1024 * 1024
+    parse_memory_bytes: int = 1024 * 1024 * 1024
 
 
 @dataclass(slots=True)

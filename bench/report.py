@@ -1,0 +1,586 @@
+"""Render the benchmark results (the JSON of :mod:`bench.__main__`) as ``docs/benchmarks.md``.
+
+One section per benchmark: what is measured and against what reference, a
+table of the figures, and the goal with the measured ratio. Only numbers from
+the results are printed; nothing is measured here.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+__all__ = ["render"]
+
+Goal = list[str]
+"""A row of the goals table: number, what, goal, measured, status."""
+
+
+def _num(value: Any, digits: int = 2) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        return "–" if math.isnan(value) else f"{value:,.{digits}f}"
+    return str(value)
+
+
+def _ms(seconds: Any) -> str:
+    return "–" if seconds is None else _num(1000 * seconds, 0)
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[Any]], align: str = "") -> str:
+    """A markdown table; ``align`` has one ``l`` or ``r`` per column (default: first left)."""
+    align = align or "l" + "r" * (len(header) - 1)
+    rule = ["---:" if a == "r" else "---" for a in align]
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(rule) + "|"]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _status(passed: Any) -> str:
+    if passed is None:
+        return "–"
+    return "**met**" if passed else "**missed**"
+
+
+def _median(values: Sequence[float]) -> float:
+    ordered = sorted(values)
+    return ordered[len(ordered) // 2] if ordered else math.nan
+
+
+# ---------------------------------------------------------------------------
+# sections: each returns (markdown, goal rows)
+
+
+def _overhead(r: dict[str, Any]) -> tuple[str, list[Goal]]:
+    header = [
+        "document",
+        "chunks",
+        "c",
+        "calls on the critical path (map + collapse + reduce)",
+        "collapse groups",
+        "peak in flight",
+        "limit (s)",
+        "wall (s)",
+        "ratio",
+        "CPU (s)",
+    ]
+    rows = []
+    for row in r["rows"]:
+        collapse = "+".join(map(str, row["collapse_rounds"])) or "0"
+        rows.append(
+            [
+                row["document"],
+                _num(row["chunks"]),
+                _num(row["concurrency"]),
+                f"{row['map_rounds']} + {collapse} + 1 = {row['critical_path_calls']}",
+                ", ".join(map(str, row["collapse_groups"])) or "–",
+                _num(row["peak_in_flight"]),
+                _num(row["limit_s"]),
+                _num(row["wall_s"]),
+                f"**{_num(row['ratio'], 3)}**",
+                _num(row["cpu_s"]),
+            ]
+        )
+    table = _table(header, rows, "lrrlrrrrrr")
+    text = f"""## 1. Overhead against the critical path
+
+Our pipeline (`summarize_chunks`, no server) on the chunks of each PDF with the
+latency model. With every call lasting the same `T`, no scheduler can finish
+before **T x (ceil(chunks / c) + sum over collapse levels of ceil(groups / c) + 1)**:
+the map is `ceil(chunks / c)` rounds of `c` parallel calls; a collapse level can
+only start when every summary of the stage before exists (its grouping depends
+on all of them), and its `groups` calls also run in rounds of `c` (the same
+semaphore bounds them), so a level costs `ceil(groups / c)` calls, not one;
+the reduce is one more call. The groups per level are read from the run's
+`collapse` events. `T` = {_num(r["call_s_measured"], 4)} s is measured in the same run
+(median of bare `model.astream` calls; nominal {_num(r["call_s_nominal"], 3)} s).
+Ratio = wall / limit, goal at most {r["goal"]}. CPU is this process's CPU time
+during the run. Short cases: best of three runs.
+
+{table}
+"""
+    goal = [
+        "1",
+        "overhead: wall / critical-path limit (worst case)",
+        f"≤ {r['goal']}",
+        _num(r["worst_ratio"], 3),
+        _status(r["passed"]),
+    ]
+    return text, [goal]
+
+
+_PEER_ROWS = (
+    ("ours", "ours"),
+    ("langchain-classic", "langchain-classic"),
+    ("langgraph", "langgraph (recipe)"),
+    ("langchain-classic-uncapped", "langchain-classic, model uncapped"),
+)
+
+
+def _peers(r: dict[str, Any]) -> tuple[str, list[Goal]]:
+    rows: list[list[str]] = []
+    for case in r["rows"]:
+        for key, label in _PEER_ROWS:
+            s = case[key]
+            rows.append(
+                [
+                    f"{case['document']} ({case['chunks']} chunks)",
+                    _num(case["concurrency"]),
+                    label,
+                    _num(s["wall_s"]),
+                    _ms(s["first_chunk_token_s"]),
+                    _ms(s["first_summary_token_s"]),
+                    _num(s["calls"]),
+                    _num(s["peak_in_flight"]),
+                ]
+            )
+    ratios = [
+        [
+            case["document"],
+            _num(case["concurrency"]),
+            _num(case["ours"]["wall_s"] / case["langchain-classic"]["wall_s"], 3),
+            _num(case["ours"]["wall_s"] / case["langgraph"]["wall_s"], 3),
+            f"**{_num(case['ours_vs_best_peer'], 3)}**",
+            f"**{_num(case['ours_first_token_ratio'], 3)}**",
+        ]
+        for case in r["rows"]
+    ]
+    times = _table(
+        [
+            "document",
+            "c",
+            "system",
+            "total (s)",
+            "first chunk token (ms)",
+            "first summary token (ms)",
+            "model calls",
+            "peak in flight",
+        ],
+        rows,
+        "lrlrrrrr",
+    )
+    first = _ms(r["first_token_s"])
+    ratio_table = _table(
+        [
+            "document",
+            "c",
+            "ours / classic",
+            "ours / langgraph",
+            "ours / best peer",
+            f"first chunk token / {first} ms",
+        ],
+        ratios,
+    )
+    repeats = r.get("repeats", 1)
+    best_of = f" Short cases: best of {repeats} runs, systems interleaved." if repeats > 1 else ""
+    text = f"""## 2. Against LangChain and LangGraph (same model, same chunks, same budget)
+
+The same chunks, our prompts and the same latency model for all; concurrency
+`c` is `max_concurrency` in the RunnableConfig for the peers and
+`PipelineConfig.concurrency` for us. Budget: ours `reduce_budget_chars` =
+{_num(r["budget_chars"])} characters, theirs `token_max` = {_num(r["token_max"])} with a
+character-based length function (the model's `get_num_tokens` = `len(text) // 4`; no
+tokenizer). **langchain-classic** is `load_summarize_chain(chain_type="map_reduce")`
+streamed with `astream_events(version="v2")`; **langgraph** is the map-reduce
+summarization recipe of the LangChain docs (`Send` fan-out,
+`split_list_of_docs` / `acollapse_docs`, `token_max`) streamed with
+`stream_mode="messages"`. Both peers collapse one group after the other (the
+recipe's `for` loop; `ReduceDocumentsChain._acollapse`); we collapse the groups
+of a level concurrently.
+
+The model is capped at `c` calls in flight, like a provider's concurrency
+limit: `load_summarize_chain`'s map step calls `agenerate` for all chunks at
+once and ignores `max_concurrency` (the "model uncapped" row: peak in flight =
+number of chunks). Times are from the start, when every chunk's text exists;
+"first chunk token" is the first token of any per-chunk summary the caller can
+see, "first summary token" the first token of the final summary.{best_of}
+
+{times}
+
+{ratio_table}
+"""
+    goals = [
+        [
+            "2a",
+            "total time / best peer's (worst case)",
+            f"≤ 1.0 (± {r.get('noise', 0):.0%} noise)",
+            _num(r["worst_total_ratio"], 3),
+            _status(r["passed_total"]),
+        ],
+        [
+            "2b",
+            "first chunk token / model's first-token latency (worst case)",
+            "≤ 1.1",
+            _num(r["worst_first_token_ratio"], 3),
+            _status(r["passed_first_token"]),
+        ],
+    ]
+    return text, goals
+
+
+def _pipelining(r: dict[str, Any]) -> tuple[str, list[Goal]]:
+    rows = [
+        ["upload duration (first to last piece)", _num(r["upload_s"])],
+        ["first `chunk.started`", _num(r["first_chunk_started_s"])],
+        ["characters sent by then", _num(r["chars_sent_at_first_started"])],
+        [
+            f"`chunk_size + chunk_overlap` = {_num(r['lookahead_chars'])} characters had been sent at",
+            _num(r["lookahead_sent_s"]),
+        ],
+        ["first `chunk.token`", _num(r["first_chunk_token_s"])],
+        ["… of which model first-token latency", _num(r["model_first_token_s"])],
+        ["`chunk.token` events before the upload ended", _num(r["tokens_before_upload_end"])],
+        ["first `summary.token`", _num(r["first_summary_token_s"])],
+        ["`summary` (job done)", _num(r["total_s"])],
+    ]
+    table = _table(["", "seconds / count"], rows)
+    ratio = _num(r["ratio_first_token_to_upload"], 3)
+    text = f"""## 3. Pipelining: summaries while the upload is still arriving
+
+{_num(r["characters"])} characters of *Free Culture* sent as {r["pieces"]} `text` messages
+{r["interval_s"]} s apart (`SummarizerClient.summarize_text` with an async generator)
+to the real server (uvicorn, own process, latency model). Seconds from the first
+piece. The incremental chunker cuts its first chunks once it holds
+`FLUSH_FACTOR` x `chunk_size` = {r["flush_factor"]} x {_num(r["chunk_size"])} characters.
+
+{table}
+
+First chunk token / upload duration = **{ratio}** (goal < 1: the map starts
+before the upload ends).
+"""
+    goal = ["3", "first chunk token / upload duration", "< 1", ratio, _status(r["passed"])]
+    return text, [goal]
+
+
+def _upload(r: dict[str, Any]) -> tuple[str, list[Goal]]:
+    s = r["summary"]
+    servers = r.get("servers", {})
+    ours = servers.get("ours", {})
+    frame_kib = r["frame_bytes"] // 1024
+    rows = []
+    for frame, summary in sorted(
+        r.get("by_frame", {str(r["frame_bytes"]): s}).items(), key=lambda x: int(x[0])
+    ):
+        for name in ("ours", "bare"):
+            rows.append(
+                [
+                    f"{int(frame) // 1024} KiB",
+                    name,
+                    _num(summary[name]["median_mib_s"], 1),
+                    _num(summary[name]["best_mib_s"], 1),
+                    _num(summary[name]["server_cpu_per_s"]),
+                    _num(summary[name]["server_cpu_ms_per_mib"], 1),
+                    _num(summary["ratio"]["value"], 3) if name == "ours" else "",
+                ]
+            )
+    header = [
+        "frames",
+        "server",
+        "median MiB/s",
+        "best MiB/s",
+        "server CPU / s",
+        "server CPU ms / MiB",
+        "ours / bare",
+    ]
+    table = _table(header, rows, "llrrrrr")
+    mps = ours.get("max_messages_per_second")
+    cap = ""
+    if mps is not None:
+        limit = mps * r["frame_bytes"] / 1024**2
+        cap = (
+            f"The server's `max_messages_per_second` = {_num(mps, 0)} allows at most "
+            f"{_num(limit, 0)} MiB/s with {frame_kib} KiB frames, whatever the CPU cost."
+        )
+    ratio = _num(r["ratio"], 3)
+    text = f"""## 4. Upload throughput over loopback
+
+{_num(r["bytes"] / 1024**2, 0)} MiB in {frame_kib} KiB binary frames, at most
+`ack_window_bytes` unacknowledged, from the first frame to the `ack` of the last
+byte (then `cancel`: the synthetic PDF is never parsed). The same client drives
+our server (uvicorn, `{ours.get("uvicorn_ws", "?")}`, own process) and a bare
+`websockets` server that only acknowledges (own process); no permessage-deflate
+on either side. Median of {r["repeats"]} alternating runs. "server CPU" is the
+server process's CPU seconds per second of upload, and per MiB. The goal is
+judged with {frame_kib} KiB frames; 256 KiB is `SummarizerClient`'s default frame size.
+
+{table}
+
+Ours / bare = **{ratio}** (goal ≥ {r["goal"]}). {cap}
+"""
+    goal = ["4", "upload MiB/s, ours / bare websockets", f"≥ {r['goal']}", ratio, _status(r["passed"])]
+    return text, [goal]
+
+
+def _ingestion(r: dict[str, Any]) -> tuple[str, list[Goal]]:
+    def row(name: str, runs: list[dict[str, Any]]) -> list[str]:
+        return [
+            name,
+            _num(runs[0]["pages"]),
+            _num(_median([x["wall_s"] for x in runs])),
+            _num(max(x["pages_per_s"] for x in runs), 1),
+            _num(_median([x["cpu_s"] for x in runs])),
+            _num(_median([x["cpu_per_wall"] for x in runs])),
+        ]
+
+    table = _table(
+        ["path", "pages", "wall (s)", "pages/s (best)", "CPU (s)", "CPU / wall"],
+        [row("ours", r["ours"]), row("bare pypdf", r["bare"])],
+    )
+    cores = "a second core is used" if r["two_cores"] else "no second core is used, on balance"
+    ratio = _num(r["overhead_ratio"], 3)
+    cpu_wall = _num(r["ours_cpu_per_wall"], 2)
+    text = f"""## 5. PDF ingestion
+
+`{r["document"]}` ({_num(r["bytes"])} bytes). **ours**: `iter_chunks` on the bytes
+(extraction in the worker process, cleaning and chunking here, pages streamed
+between them); **bare**: `PdfReader` + `extract_text()` for every page in one
+process. CPU = this process (all threads) + the worker (reaped by the
+multiprocessing forkserver, read from its `cutime`/`cstime`). Median of
+{r["repeats"]} runs.
+
+{table}
+
+Overhead ratio (our wall / bare wall) = **{ratio}**; our CPU / wall = **{cpu_wall}**
+({cores}).
+"""
+    goal = [
+        "5",
+        "PDF ingestion wall, ours / bare pypdf (our CPU / wall)",
+        "report",
+        f"{ratio} ({cpu_wall})",
+        "–",
+    ]
+    return text, [goal]
+
+
+def _embedded(r: dict[str, Any]) -> tuple[str, list[Goal]]:
+    rows = [
+        [
+            row["input"],
+            _num(row["characters"]),
+            _num(row["chunks"]),
+            " / ".join(str(v) for v in (row["calls"] or {}).values()),
+            _num(row["wall_s"]),
+            _num(row["job_s"]),
+            _num(row["cpu_s"]),
+            _num(row["maxrss_mib"], 0),
+            _num(row["tree_peak_mib"], 0),
+            _num(row["wall_per_char_ratio"], 3),
+            _num(row["job_per_char_ratio"], 3),
+        ]
+        for row in r["rows"]
+    ]
+    table = _table(
+        [
+            "input",
+            "characters",
+            "chunks",
+            "calls (map / collapse / reduce)",
+            "wall (s)",
+            "job (s)",
+            "CPU (s)",
+            "peak RSS (MiB)",
+            "tree peak (MiB)",
+            "wall/char vs 1x",
+            "job/char vs 1x",
+        ],
+        rows,
+    )
+    marginal_rows = [
+        [label, _num(m["per_mchar_1x_2x"], 1), _num(m["per_mchar_2x_4x"], 1), f"**{_num(m['ratio'], 3)}**"]
+        for label, m in (
+            ("job time (`summary.elapsed_s`)", r["marginal"]["job_s"]),
+            ("CPU (process tree)", r["marginal"]["cpu_s"]),
+            ("wall time", r["marginal"]["wall_s"]),
+        )
+    ]
+    marginal = _table(["measure", "1x → 2x", "2x → 4x", "ratio"], marginal_rows)
+    text = f"""## 6. Embedded default model, end to end
+
+`python -m summarizer summarize FILE --json` as a child process (in-process
+server, default extractive model): wall time, job time (`summary.elapsed_s`),
+CPU, peak RSS of the largest process (`wait4`) and the peak summed RSS of the
+process tree (sampled from `/proc` every 0.1 s; includes the PDF worker). Then
+the same text repeated 1x, 2x and 4x as `.txt`; "per char" columns are time per
+character relative to the 1x text (1.0 = linear; fixed start-up costs pull the
+larger inputs below 1).
+
+{table}
+
+Marginal cost in seconds per extra million characters (differences cancel
+start-up and other fixed costs; 2x→4x / 1x→2x near 1 = linear; CPU is the
+steadiest on a shared machine):
+
+{marginal}
+"""
+    goal = [
+        "6",
+        "embedded: marginal CPU per character, 2x→4x / 1x→2x (linear = 1)",
+        "report",
+        _num(r["marginal"]["cpu_s"]["ratio"], 3),
+        "–",
+    ]
+    return text, [goal]
+
+
+def _many_users(r: dict[str, Any]) -> tuple[str, list[Goal]]:
+    server = r.get("server", {})
+    lag = server.get("lag_ms", {})
+    session = r.get("session_s", {})
+    delivery = r["delivery_ms"]
+    client_lag = r["client_lag_ms"]
+    rows = [
+        ["sessions completed", f"{r['completed']} / {r['sessions']}"],
+        ["wall time for all (s)", _num(r["wall_s"])],
+        ["session time p50 / p99 (s)", f"{_num(session.get('p50'))} / {_num(session.get('p99'))}"],
+        ["ideal session time: 2 calls (s)", _num(r["ideal_session_s"])],
+        ["tokens delivered", _num(r["tokens"])],
+        ["token delivery delay p50 / p99 (ms)", f"{_num(delivery['p50'], 1)} / {_num(delivery['p99'], 1)}"],
+        [
+            "server event-loop lag p50 / p99 / max (ms)",
+            f"{_num(lag.get('p50'), 1)} / {_num(lag.get('p99'), 1)} / {_num(lag.get('max'), 1)}",
+        ],
+        ["server lag samples taken while jobs ran", _num(lag.get("samples"))],
+        [
+            "client event-loop lag p50 / p99 (ms)",
+            f"{_num(client_lag['p50'], 1)} / {_num(client_lag['p99'], 1)}",
+        ],
+        [
+            "server RSS at start / peak (MiB)",
+            f"{_num(server.get('start_rss_mib'), 0)} / {_num(server.get('peak_rss_mib'), 0)}",
+        ],
+        ["server CPU during the sessions (s)", _num(server.get("cpu_s"))],
+    ]
+    table = _table(["", "value"], rows)
+    failures = f"\n\nFailures: {r['failures']}\n" if r.get("failures") else ""
+    text = f"""## 7. Many users on one server
+
+{r["sessions"]} sessions at once on one server (uvicorn, own process, latency model
+stamping `time.time()` into each token, `max_jobs` raised from its default to
+{server.get("max_jobs", "?")}), each uploading a {_num(r.get("document_chars"))}-character text (one
+chunk: one map call, one reduce call). Delivery delay = arrival at the client
+(parsed) - the time the model produced the token. The server's event-loop lag
+is the oversleep of a 10 ms sleep, sampled while jobs run (a blocked loop takes
+few samples); the client measures its own the same way.
+
+{table}{failures}
+"""
+    goal = [
+        "7",
+        "100 concurrent sessions complete (token delivery p99)",
+        "all",
+        f"{r['completed']}/{r['sessions']} ({_num(delivery['p99'], 0)} ms)",
+        _status(r["passed"]),
+    ]
+    return text, [goal]
+
+
+def _quality(r: dict[str, Any]) -> tuple[str, list[Goal]]:
+    from bench.quality import format_table
+
+    ratios = ", ".join(f"{m} {_num(v, 3)}" for m, v in r["ratios"].items())
+    text = f"""## 8. Quality of the embedded default
+
+`bench.quality.run_quality`: ROUGE F1 of the extractive model's summaries
+against the 4 human references of each SQuALITY dev story, and of lead-k (the
+story's first k words, k = the length of our summary) at the same length.
+
+{format_table(r)}
+
+Ours / lead-k (max over references): {ratios}.
+"""
+    goal = [
+        "8",
+        "ROUGE-1 / 2 / Lsum F1, ours / lead-k",
+        "> 1",
+        " / ".join(_num(v, 3) for v in r["ratios"].values()),
+        _status(all(v > 1 for v in r["ratios"].values())),
+    ]
+    return text, [goal]
+
+
+_SECTIONS: dict[str, Callable[[dict[str, Any]], tuple[str, list[Goal]]]] = {
+    "overhead": _overhead,
+    "peers": _peers,
+    "pipelining": _pipelining,
+    "upload": _upload,
+    "ingestion": _ingestion,
+    "embedded": _embedded,
+    "many_users": _many_users,
+    "quality": _quality,
+}
+
+
+def _header(meta: dict[str, Any], goals: list[Goal]) -> str:
+    machine = meta["machine"]
+    model = meta["latency_model"]
+    machine_table = _table(
+        ["", ""],
+        [
+            ["CPU", f"{machine['cpu']}, {machine['cores']} cores ({machine.get('cores_usable')} usable)"],
+            ["RAM", f"{_num(machine['ram_gib'], 1)} GiB"],
+            ["OS / Python", f"{machine['os']} / {machine['python']}"],
+            ["load average (1 / 5 / 15 min) at start", " / ".join(map(str, machine["loadavg"]))],
+            ["load average at end", " / ".join(map(str, meta.get("loadavg_end", [])))],
+        ],
+        "ll",
+    )
+    versions = _table(["package", "version"], sorted(meta["versions"].items()), "ll")
+    goal_table = _table(["#", "what", "goal", "measured", "status"], goals, "lllrl")
+    return f"""# Benchmarks
+
+Generated by `{meta["command"]}` on {meta["date"]} (mode: {meta["mode"]}; run time
+{_num(meta["seconds"] / 60, 1)} min; commit `{meta.get("commit", "?")}`). Raw figures:
+[`bench/results/latest.json`](../bench/results/latest.json). Every ratio compares
+figures measured in the same run. Regenerate with `python -m bench` (`--quick`
+for a short run, `--only overhead,upload` for some); the peer packages come with
+the `bench` extra: `pip install -e .[bench]`.
+
+The latency-simulating model (`bench/latency_model.py`) stands in for a remote
+API so that the orchestration's own cost is visible: every call waits
+{_ms(model["first_token_s"])} ms for its first token, then streams {model["tokens"]} tokens
+{_ms(model["token_delay_s"])} ms apart (one call = {_num(model["call_s"], 2)} s), on an absolute
+schedule (a late event loop does not stretch a call), answering with words of
+the prompt's document (deterministic).
+
+## Machine
+
+{machine_table}
+
+The machine is shared: other jobs ran at the same time (see the load average
+above and per section in the JSON), so absolute times are noisy; read the
+ratios of figures measured side by side, and the CPU times.
+
+## Versions
+
+{versions}
+
+## Goals
+
+{goal_table}
+"""
+
+
+def render(results: dict[str, Any]) -> str:
+    """The whole markdown page for ``results`` (the JSON written by ``python -m bench``)."""
+    sections: list[str] = []
+    goals: list[Goal] = []
+    for name, section in _SECTIONS.items():
+        result = results["benchmarks"].get(name)
+        if result is None:
+            continue
+        if "error" in result:
+            sections.append(f"## {name}\n\nFailed: `{result['error']}`\n")
+            goals.append(["", name, "", "error", "**error**"])
+            continue
+        text, goal = section(result)
+        load = " / ".join(map(str, result.get("loadavg", [])))
+        sections.append(text + f"\n_Ran in {_num(result.get('run_s'), 0)} s; load average after: {load}._\n")
+        goals += goal
+    return _header(results["meta"], goals) + "\n" + "\n".join(sections)

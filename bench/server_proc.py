@@ -1,0 +1,284 @@
+"""A benchmark server in its own process: our app under uvicorn, or a bare ``websockets`` server.
+
+Run by :func:`bench.common.server_process`; it prints ``PORT <n>`` on stdout once
+it listens on ``127.0.0.1:<n>``, serves until its stdin closes (or
+``--max-seconds`` pass), then writes a JSON result file:
+
+* ``app``: :func:`summarizer.server.create_app` with a preloaded
+  :class:`~bench.latency_model.LatencyModel` named ``latency`` and a private
+  temporary data directory (:class:`~summarizer.storage.Storage` ``(None)``), under
+  ``uvicorn.Server`` with ``ws_per_message_deflate=False``. With ``--probe``, a
+  task sleeps 10 ms in a loop and records how much longer each sleep took
+  (event-loop lag), counted only while at least one job runs.
+* ``bare``: a ``websockets`` server (``compression=None``) that answers ``start``
+  with an ``accepted``-shaped JSON, every binary frame with an ``ack``-shaped JSON
+  and ``cancel``/``end`` with ``cancelled``: the upload reference.
+
+The result has ``peak_rss_mib`` (``ru_maxrss`` of this process),
+``start_rss_mib`` (RSS once listening) and, with ``--probe``, ``lag_ms``.
+``--profile PATH`` writes cProfile statistics of the serving thread (from the
+moment it listens) to ``PATH``, to find what limits a figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import resource
+import secrets
+import socket
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+__all__ = ["main"]
+
+
+def _rss_mib() -> float:
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def _listen() -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(2048)
+    return sock
+
+
+def _stop_on_stdin_eof(callback: Any) -> None:
+    """Call ``callback()`` (from a daemon thread) once stdin reaches end of file."""
+
+    def watch() -> None:
+        with contextlib.suppress(Exception):
+            sys.stdin.read()
+        callback()
+
+    threading.Thread(target=watch, daemon=True, name="stdin-watch").start()
+
+
+def _start_profile(path: str | None) -> Any:
+    """A running ``cProfile.Profile`` of this (event-loop) thread if ``path`` is set."""
+    if path is None:
+        return None
+    import cProfile
+
+    profiler = cProfile.Profile()
+    profiler.enable()
+    return profiler
+
+
+def _stop_profile(profiler: Any, path: str | None) -> None:
+    if profiler is not None and path is not None:
+        profiler.disable()
+        profiler.dump_stats(path)
+
+
+class _LagProbe:
+    """Oversleep of a 10 ms sleep, sampled while ``busy()`` is true."""
+
+    def __init__(self, busy: Any, period: float = 0.01) -> None:
+        self.busy = busy
+        self.period = period
+        self.samples: list[float] = []
+
+    async def run(self) -> None:
+        while len(self.samples) < 1_000_000:
+            began = time.perf_counter()
+            await asyncio.sleep(self.period)
+            late = time.perf_counter() - began - self.period
+            if self.busy():
+                self.samples.append(late)
+
+    def summary(self) -> dict[str, Any]:
+        from bench.common import percentile
+
+        ms = [1000 * s for s in self.samples]
+        return {
+            "samples": len(ms),
+            "p50": percentile(ms, 50),
+            "p99": percentile(ms, 99),
+            "max": max(ms) if ms else None,
+        }
+
+
+async def _serve_app(args: argparse.Namespace) -> dict[str, Any]:
+    import uvicorn
+
+    from bench.latency_model import LatencyModel
+    from summarizer.server import create_app
+    from summarizer.settings import Settings
+    from summarizer.storage import Storage
+
+    overrides: dict[str, Any] = {}
+    if args.max_jobs is not None:
+        overrides["max_jobs"] = args.max_jobs
+    if args.max_messages_per_second is not None:
+        overrides["max_messages_per_second"] = args.max_messages_per_second
+    settings = Settings(**overrides)
+    model = LatencyModel(
+        first_token_s=args.first_token_s,
+        token_delay_s=args.token_delay_s,
+        tokens=args.tokens,
+        stamp=args.stamp,
+    )
+    # A private temporary data directory, removed when the app shuts down.
+    app = create_app(settings, models={"latency": model}, storage=Storage(None))
+    config = uvicorn.Config(
+        app,
+        log_level="warning",
+        ws_max_size=settings.max_frame_bytes,
+        ws_per_message_deflate=False,
+        lifespan="on",
+    )
+    server = uvicorn.Server(config)
+    loop = asyncio.get_running_loop()
+
+    def stop() -> None:
+        server.should_exit = True
+
+    _stop_on_stdin_eof(lambda: loop.call_soon_threadsafe(stop))
+    loop.call_later(args.max_seconds, stop)
+    sock = _listen()
+    serving = asyncio.create_task(server.serve(sockets=[sock]))
+    for _ in range(3000):
+        if server.started or serving.done():
+            break
+        await asyncio.sleep(0.01)
+    if not server.started:
+        await serving
+        raise RuntimeError("uvicorn did not start")
+    start_rss = _rss_mib()
+    probe = _LagProbe(lambda: app.state.jobs.running() > 0) if args.probe else None
+    probing = asyncio.create_task(probe.run()) if probe is not None else None
+    profiler = _start_profile(args.profile)
+    print(f"PORT {sock.getsockname()[1]}", flush=True)
+    try:
+        await serving
+    finally:
+        _stop_profile(profiler, args.profile)
+        if probing is not None:
+            probing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await probing
+    ws_class = getattr(config, "ws_protocol_class", None)
+    result: dict[str, Any] = {
+        "start_rss_mib": start_rss,
+        "uvicorn_ws": f"{ws_class.__module__}.{ws_class.__name__}" if ws_class else str(config.ws),
+        "model_calls": model.calls,
+        "model_peak_in_flight": model.peak_in_flight,
+        "max_jobs": settings.max_jobs,
+        "max_messages_per_second": settings.max_messages_per_second,
+    }
+    if probe is not None:
+        result["lag_ms"] = probe.summary()
+    return result
+
+
+async def _serve_bare(args: argparse.Namespace) -> dict[str, Any]:
+    from websockets.asyncio.server import ServerConnection, serve
+
+    from summarizer.settings import Settings
+
+    settings = Settings()
+    limits = {
+        "max_document_bytes": settings.max_document_bytes,
+        "max_frame_bytes": settings.max_frame_bytes,
+        "ack_window_bytes": settings.ack_window_bytes,
+        "max_text_chars": settings.max_text_chars,
+        "max_concurrency": max(settings.concurrency, 16),
+    }
+
+    def dumps(data: dict[str, Any]) -> str:
+        return json.dumps(data, separators=(",", ":"))
+
+    async def handler(ws: ServerConnection) -> None:
+        job_id = secrets.token_hex(16)
+        seq = received = messages = 0
+        async for message in ws:
+            if isinstance(message, bytes):
+                received += len(message)
+                messages += 1
+                seq += 1
+                await ws.send(
+                    dumps(
+                        {
+                            "job_id": job_id,
+                            "seq": seq,
+                            "type": "ack",
+                            "received": received,
+                            "messages": messages,
+                        }
+                    )
+                )
+                continue
+            kind = json.loads(message).get("type")
+            seq += 1
+            if kind == "start":
+                await ws.send(
+                    dumps(
+                        {
+                            "job_id": job_id,
+                            "seq": seq,
+                            "type": "accepted",
+                            "protocol": 1,
+                            "limits": limits,
+                            "model": "none",
+                            "models": ["none"],
+                            "chunk_size": settings.chunk_size,
+                            "chunk_overlap": settings.chunk_overlap,
+                            "concurrency": settings.concurrency,
+                        }
+                    )
+                )
+            elif kind in ("cancel", "end"):
+                await ws.send(dumps({"job_id": job_id, "seq": seq, "type": "cancelled", "elapsed_s": 0.0}))
+
+    loop = asyncio.get_running_loop()
+    done = asyncio.Event()
+    _stop_on_stdin_eof(lambda: loop.call_soon_threadsafe(done.set))
+    loop.call_later(args.max_seconds, done.set)
+    sock = _listen()
+    async with serve(handler, sock=sock, compression=None, max_size=None):
+        start_rss = _rss_mib()
+        profiler = _start_profile(args.profile)
+        print(f"PORT {sock.getsockname()[1]}", flush=True)
+        await done.wait()
+        _stop_profile(profiler, args.profile)
+    return {"start_rss_mib": start_rss}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Serve until stdin closes, then write the result JSON; returns the exit status."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("mode", choices=["app", "bare"])
+    parser.add_argument("--result", required=True, help="where to write the result JSON")
+    parser.add_argument("--max-seconds", type=float, default=900.0)
+    parser.add_argument("--probe", action="store_true", help="measure event-loop lag")
+    parser.add_argument("--stamp", action="store_true", help="stamp wall-clock time into tokens")
+    parser.add_argument("--first-token-s", type=float, default=0.3)
+    parser.add_argument("--token-delay-s", type=float, default=0.01)
+    parser.add_argument("--tokens", type=int, default=60)
+    parser.add_argument("--profile", default=None, help="write cProfile stats of the serving loop here")
+    parser.add_argument("--max-jobs", type=int, default=None, help="app: Settings.max_jobs")
+    parser.add_argument(
+        "--max-messages-per-second", type=float, default=None, help="app: Settings.max_messages_per_second"
+    )
+    args = parser.parse_args(argv)
+    serve = _serve_app if args.mode == "app" else _serve_bare
+    result = asyncio.run(serve(args))
+    result["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    Path(args.result).write_text(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

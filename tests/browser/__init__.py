@@ -1,0 +1,1 @@
+"""Browser tests of the web page (headless Chromium via Playwright)."""

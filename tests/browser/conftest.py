@@ -1,0 +1,206 @@
+"""Browser tests: the page at ``/`` in real headless Chromium, driven by Playwright.
+
+Chromium comes from Debian's ``chromium`` package (``/usr/bin/chromium``, or
+``$SUMMARIZER_CHROMIUM``); Playwright's own browser downloads are never used.
+Without Chromium or the ``playwright`` package the tests are skipped.
+
+The helpers here are shared with ``python -m tests.browser.screenshots``.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from summarizer.settings import Settings
+
+from ..conftest import CORPUS
+
+CORPUS_DIR = CORPUS
+
+CHROMIUM = Path(os.environ.get("SUMMARIZER_CHROMIUM", "/usr/bin/chromium"))
+LAUNCH_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-quic",
+]
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "test-artifacts" / "browser"
+
+# Small frames and a small ack window, so that even a 1 MB PDF exercises flow control.
+FRAME_BYTES = 128 * 1024
+ACK_WINDOW_BYTES = 256 * 1024
+
+MEDIA_TYPES = {".pdf": "application/pdf", ".txt": "text/plain", ".md": "text/markdown"}
+
+
+def chromium_available() -> bool:
+    return CHROMIUM.exists()
+
+
+def server_settings(data_dir: Path | None = None, **overrides: Any) -> Settings:
+    """Settings for a test server: env-independent defaults, small frames and window."""
+    values: dict[str, Any] = {"max_frame_bytes": FRAME_BYTES, "ack_window_bytes": ACK_WINDOW_BYTES}
+    if data_dir is not None and "data_dir" in Settings.model_fields:
+        values["data_dir"] = data_dir
+    values.update(overrides)
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+@contextlib.contextmanager
+def page_server(**overrides: Any) -> Iterator[str]:
+    """A real uvicorn server in a thread; yields the page's http:// URL."""
+    from summarizer.cli import running_server
+
+    data_dir = Path(tempfile.mkdtemp(prefix="summarizer-browser-"))
+    try:
+        with running_server(server_settings(data_dir, **overrides)) as ws_url:
+            yield ws_url.replace("ws://", "http://", 1).removesuffix("ws")
+    finally:
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def launch_browser(playwright: Any) -> Any:
+    return playwright.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS, headless=True)
+
+
+@dataclass
+class Watched:
+    """A page with its console errors, page errors and WebSocket frames recorded."""
+
+    page: Any
+    console_errors: list[str] = field(default_factory=list)
+    received: list[str] = field(default_factory=list)
+    sent: list[str | bytes] = field(default_factory=list)
+
+    def events(self, kind: str | None = None) -> list[dict[str, Any]]:
+        """Server events (parsed JSON text frames), optionally of one ``type``."""
+        out = [json.loads(raw) for raw in self.received]
+        return [e for e in out if kind is None or e.get("type") == kind]
+
+    def client_messages(self) -> list[dict[str, Any]]:
+        return [json.loads(m) for m in self.sent if isinstance(m, str)]
+
+
+def watch(page: Any) -> Watched:
+    watched = Watched(page)
+
+    def on_console(message: Any) -> None:
+        if message.type == "error":
+            watched.console_errors.append(f"console: {message.text}")
+
+    def on_websocket(ws: Any) -> None:
+        ws.on("framereceived", lambda payload: watched.received.append(payload))
+        ws.on("framesent", lambda payload: watched.sent.append(payload))
+
+    page.on("console", on_console)
+    page.on("pageerror", lambda error: watched.console_errors.append(f"pageerror: {error}"))
+    page.on("websocket", on_websocket)
+    return watched
+
+
+def open_page(context: Any, base_url: str) -> Watched:
+    page = context.new_page()
+    watched = watch(page)
+    page.goto(base_url)
+    page.wait_for_function("document.querySelector('#server-status').dataset.status === 'ok'")
+    return watched
+
+
+_DROP_JS = """
+async ({data, name, type}) => {
+  const binary = atob(data);
+  const bytes = new Uint8Array(binary.length);
+  for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
+  const file = new File([bytes], name, {type});
+  const transfer = new DataTransfer();
+  transfer.items.add(file);
+  const target = document.querySelector("main");
+  for (const kind of ["dragenter", "dragover", "drop"]) {
+    target.dispatchEvent(new DragEvent(kind, {bubbles: true, cancelable: true, dataTransfer: transfer}));
+  }
+}
+"""
+
+
+def drop_file(page: Any, data: bytes | Path, name: str | None = None, media_type: str | None = None) -> None:
+    """Drop a file onto the page with a synthetic ``DataTransfer`` (as a user's drag and drop)."""
+    if isinstance(data, Path):
+        name = name or data.name
+        data = data.read_bytes()
+    name = name or "document.txt"
+    if media_type is None:
+        media_type = MEDIA_TYPES.get(Path(name).suffix.lower(), "")
+    encoded = base64.b64encode(data).decode("ascii")
+    page.evaluate(_DROP_JS, {"data": encoded, "name": name, "type": media_type})
+
+
+def wait_for_phase(page: Any, *phases: str, timeout_s: float = 60) -> str:
+    """Wait until ``body[data-phase]`` is one of ``phases``; returns it."""
+    page.wait_for_function(
+        "(phases) => phases.includes(document.body.dataset.phase)", arg=list(phases), timeout=timeout_s * 1000
+    )
+    return str(page.evaluate("document.body.dataset.phase"))
+
+
+def screenshot(page: Any, name: str, *, full_page: bool = True, directory: Path = ARTIFACTS) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / name
+    page.screenshot(path=str(path), full_page=full_page, animations="disabled")
+    return path
+
+
+# ---------------------------------------------------------------------------
+# fixtures
+# ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    if not chromium_available():
+        pytest.skip(f"{CHROMIUM} not found (apt-get install chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as playwright:
+        browser = launch_browser(playwright)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@pytest.fixture(scope="session")
+def base_url(browser: Any) -> Iterator[str]:
+    with page_server() as url:
+        yield url
+
+
+@pytest.fixture
+def context(browser: Any) -> Iterator[Any]:
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    try:
+        yield context
+    finally:
+        context.close()
+
+
+@pytest.fixture
+def watched(context: Any, base_url: str) -> Iterator[Watched]:
+    """The page, freshly loaded; the test fails on any console error or uncaught exception."""
+    watched = open_page(context, base_url)
+    yield watched
+    assert watched.console_errors == []

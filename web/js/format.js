@@ -1,0 +1,53 @@
+// Small formatting helpers for numbers, sizes, durations and page ranges.
+
+const numberFormat = new Intl.NumberFormat("en");
+
+/** 12345 → "12,345". */
+export function formatCount(n) {
+  return numberFormat.format(n);
+}
+
+/** "1 page", "14 pages" (with thousands separators). */
+export function plural(n, word, many = `${word}s`) {
+  return `${formatCount(n)} ${n === 1 ? word : many}`;
+}
+
+/** Bytes as "812 B", "1.0 MB" (powers of 1024, as file managers show them). */
+export function formatBytes(bytes) {
+  if (bytes == null || Number.isNaN(bytes)) return "";
+  const units = ["B", "KB", "MB", "GB"];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit += 1;
+  }
+  return `${unit === 0 ? value : value.toFixed(value < 10 ? 1 : 0)} ${units[unit]}`;
+}
+
+/**
+ * Seconds as "4.8 s", "27 s", "2:05", "1:02:03"; with `rough`, as "7 s", "2 min", "1 h 2 min".
+ */
+export function formatDuration(seconds, rough = false) {
+  if (seconds == null || !Number.isFinite(seconds)) return rough ? "a while" : "–";
+  const s = Math.max(0, seconds);
+  if (rough) {
+    if (s < 1) return "a second";
+    if (s < 60) return `${Math.ceil(s)} s`;
+    if (s < 3600) return `${Math.round(s / 60)} min`;
+    return `${Math.floor(s / 3600)} h ${Math.round((s % 3600) / 60)} min`;
+  }
+  if (s < 60) return `${s.toFixed(s < 10 ? 1 : 0)} s`;
+  const whole = Math.floor(s);
+  const h = Math.floor(whole / 3600);
+  const m = Math.floor((whole % 3600) / 60);
+  const sec = String(whole % 60).padStart(2, "0");
+  return h ? `${h}:${String(m).padStart(2, "0")}:${sec}` : `${m}:${sec}`;
+}
+
+/** [3, 3] → "page 3"; [3, 5] → "pages 3–5". */
+export function pageRange(pages) {
+  if (!pages) return "";
+  const [first, last] = pages;
+  return first === last ? `page ${first}` : `pages ${first}–${last}`;
+}
