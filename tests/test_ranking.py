@@ -283,3 +283,19 @@ def test_beats_lead_k_on_squality(tmp_path: Path) -> None:
     for metric in ("rouge1", "rouge2", "rougeLsum"):
         assert result["extractive"][metric] > result["lead"][metric], metric
         assert result["extractive_mean_ref"][metric] > result["lead_mean_ref"][metric], metric
+
+
+def test_footnotes_and_citations_are_not_picked() -> None:
+    body = (
+        "Free culture is a tradition that copyright law now threatens. "
+        "The law once regulated only commercial copies of creative work. "
+        "Today the law regulates almost every copy, and most copies are now digital. "
+    )
+    notes = (
+        "See Recording Industry Association of America, 2002 Yearend Statistics, available at link #15. "
+        "Slide,\u201d New York Times, 23 December 2002. "
+        "(New York: New York University Press, 1980). "
+    )
+    chosen = " ".join(summarize_text(body + notes, 200))
+    assert "link #15" not in chosen and "New York Times" not in chosen and "Press, 1980" not in chosen
+    assert "copyright law" in chosen

@@ -669,6 +669,15 @@ _BOILERPLATE = re.compile(
 _BYLINE = re.compile(
     r"(?:By|BY|Written by|Illustrated by) (?:(?:[A-Z][\w.'\u2019-]*|and|de|van|von)[,.]? ?){1,6}"
 )
+_CITATION = re.compile(
+    r"available at (?:link )?#?\d+|\bibid\b|\bop\. cit\.|\bPress,? \(?\d{4}|\bvol\. \d+"
+    r"|^See\b.*\b(?:1[89]|20)\d\d\b|^[\w'\u2019-]+[,.]?[\u201d\"] "
+    r"|\b\d{1,2} (?:January|February|March|April|May|June|July|August|September|October|November"
+    r"|December) (?:1[89]|20)\d\d\.$",
+    re.IGNORECASE,
+)
+"""Bibliography and footnote lines: "See X, 2003.", "... available at link #14.", a
+fragment that starts inside a quoted title ("Slide," New York Times, ...)."""
 _ENDS_SENTENCE = re.compile(r"[.!?\u2026][\"'\u201d\u2019)\]]*$")
 _QUOTED = re.compile(r"\"[^\"]*\"?|\u201c[^\u201d]*\u201d?")
 _DIGITS = re.compile(r"\d+")
@@ -690,7 +699,7 @@ def _is_filler(sentence: str, words: int, config: RankingConfig) -> bool:
         return True
     if not _ENDS_SENTENCE.search(sentence):
         return True  # headings, running heads, captions, cut-off lines
-    if _BOILERPLATE.search(sentence) or _BYLINE.fullmatch(sentence):
+    if _BOILERPLATE.search(sentence) or _BYLINE.fullmatch(sentence) or _CITATION.search(sentence):
         return True
     if sum(map(str.isupper, sentence)) > 0.5 * sum(map(str.isalpha, sentence)):
         return True  # ALL-CAPS headings
