@@ -75,13 +75,28 @@ def _prompts() -> tuple[ChatPromptTemplate, ChatPromptTemplate, ChatPromptTempla
     )
 
 
-def _kind(prompt: str) -> str:
-    """``map``, ``collapse`` or ``reduce`` from our prompts' wording."""
-    if "Summarize this part" in prompt:
-        return "map"
-    if "Combine them into one summary" in prompt:
-        return "collapse"
-    return "reduce"
+def _prefix(prompt: ChatPromptTemplate) -> str:
+    """The first characters of the prompt's last (human) message, with empty text."""
+    message = prompt.format_messages(text="")[-1]
+    return str(message.content)[:40]
+
+
+def _kinds() -> dict[str, str]:
+    """Prefix of each of our prompts' human message -> ``map``, ``collapse`` or ``reduce``."""
+    map_prompt, collapse_prompt, reduce_prompt = _prompts()
+    return {
+        _prefix(map_prompt): "map",
+        _prefix(collapse_prompt): "collapse",
+        _prefix(reduce_prompt): "reduce",
+    }
+
+
+def _kind(prompt: str, kinds: dict[str, str]) -> str:
+    """``map``, ``collapse`` or ``reduce``: which of our prompts ``prompt`` was made from."""
+    for prefix, kind in kinds.items():
+        if prompt.startswith(prefix):
+            return kind
+    return "other"
 
 
 class _Timeline:
@@ -122,6 +137,7 @@ async def run_classic(chunks: Sequence[Chunk], model: LatencyModel, concurrency:
         token_max=TOKEN_MAX,
     )
     docs = [Document(page_content=chunk.text) for chunk in chunks]
+    prefixes = _kinds()
     kinds: dict[str, str] = {}
     output = ""
     model.reset_stats()
@@ -133,10 +149,10 @@ async def run_classic(chunks: Sequence[Chunk], model: LatencyModel, concurrency:
         if name == "on_chat_model_start":
             messages = event["data"]["input"]["messages"]
             batch = messages[0] if messages and isinstance(messages[0], list) else messages
-            kinds[event["run_id"]] = _kind(str(batch[-1].content) if batch else "")
+            kinds[event["run_id"]] = _kind(str(batch[-1].content) if batch else "", prefixes)
         elif name == "on_chat_model_stream":
             if event["data"]["chunk"].content:
-                timeline.token(kinds.get(event["run_id"], "reduce"))
+                timeline.token(kinds.get(event["run_id"], "other"))
         elif name == "on_chain_end" and event.get("parent_ids") == []:
             data: dict[str, Any] = dict(event["data"])
             output = str((data.get("output") or {}).get("output_text", ""))

@@ -456,6 +456,10 @@ def _many_users(r: dict[str, Any]) -> tuple[str, list[Goal]]:
             f"{_num(server.get('start_rss_mib'), 0)} / {_num(server.get('peak_rss_mib'), 0)}",
         ],
         ["server CPU during the sessions (s)", _num(server.get("cpu_s"))],
+        [
+            "server CPU / wall (1 = a core busy; far below 1 with a large lag = starved by other jobs)",
+            _num((server.get("cpu_s") or math.nan) / r["wall_s"]),
+        ],
     ]
     table = _table(["", "value"], rows)
     failures = f"\n\nFailures: {r['failures']}\n" if r.get("failures") else ""

@@ -8,7 +8,10 @@ package and the corpus at ../shared/corpus)::
 It starts a real server, drops corpus documents onto the page in headless
 Chromium (the same helpers as the browser tests) and saves:
 
-* ``midrun-freeculture.png``: a 352-page book while its chunks are being summarized;
+* ``start.png``: the page before a document is chosen;
+* ``midrun-freeculture-early.png``: a 352-page book seconds after the drop: pages still
+  being read, the first chunk summaries streaming in, several at once;
+* ``midrun-freeculture.png``: the same book a third of the way through its chunks;
 * ``finished-freeculture.png``: the same book, summarized;
 * ``finished-tracemonkey-phone.png``: a paper, summarized, at phone width;
 * ``error-encrypted.png``: a password-protected PDF, explained.
@@ -44,6 +47,7 @@ def take(out: Path) -> list[Path]:
     with page_server() as url, sync_playwright() as playwright:
         browser = launch_browser(playwright)
         try:
+            saved += _start(browser, url, out)
             saved += _freeculture(browser, url, out)
             saved += _phone(browser, url, out)
             saved += _encrypted(browser, url, out)
@@ -52,16 +56,36 @@ def take(out: Path) -> list[Path]:
     return saved
 
 
+def _start(browser: Any, url: str, out: Path) -> list[Path]:
+    context = browser.new_context(viewport={"width": 1280, "height": 720})
+    try:
+        watched = open_page(context, url)
+        shot = screenshot(watched.page, "start.png", full_page=False, directory=out)
+        assert not watched.console_errors, watched.console_errors
+        return [shot]
+    finally:
+        context.close()
+
+
 def _freeculture(browser: Any, url: str, out: Path) -> list[Path]:
     context = browser.new_context(viewport=DESKTOP)
     try:
         watched = open_page(context, url)
         page = watched.page
         drop_file(page, CORPUS_DIR / "pdf" / "freeculture.pdf")
-        # Mid-run: the first chunks written, several streaming at once, pages still being read.
         page.set_viewport_size(MIDRUN)
+        # Early: the first chunks written, the next ones streaming, pages still being read.
         page.wait_for_function(
             "document.querySelectorAll('#cards .chunk-card[data-state=done]').length >= 4 &&"
+            " document.querySelectorAll('#cards [data-state=running] .chunk-body:not(.empty)').length >= 2",
+            timeout=120_000,
+            polling=50,
+        )
+        early = screenshot(page, "midrun-freeculture-early.png", full_page=False, directory=out)
+        # Later: the book is parsed (one cell per chunk), a third of it summarized.
+        page.wait_for_function(
+            "document.querySelectorAll('#overview .cell[data-state=done]').length >= 80 &&"
+            " !document.getElementById('chunk-count').textContent.endsWith('+') &&"
             " document.querySelectorAll('#cards [data-state=running] .chunk-body:not(.empty)').length >= 2",
             timeout=120_000,
             polling=50,
@@ -72,7 +96,7 @@ def _freeculture(browser: Any, url: str, out: Path) -> list[Path]:
         page.evaluate("window.scrollTo(0, 0)")
         finished = screenshot(page, "finished-freeculture.png", full_page=False, directory=out)
         assert not watched.console_errors, watched.console_errors
-        return [midrun, finished]
+        return [early, midrun, finished]
     finally:
         context.close()
 

@@ -79,6 +79,12 @@ def test_tracemonkey_is_summarized_with_progress_cards_and_summary(watched: Watc
     page.keyboard.press("ArrowLeft")
     assert page.evaluate("document.activeElement.dataset.index") == str(index - 1)
 
+    # Copy puts the summary on the clipboard.
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    page.click("#copy")
+    assert page.evaluate("navigator.clipboard.readText()") == summary["text"]
+    assert "copied" in page.inner_text("#toast").lower()
+
     # Download gives the summary as Markdown.
     with page.expect_download() as info:
         page.click("#download")
@@ -95,6 +101,10 @@ def test_cancel_a_long_document_midway(watched: Watched) -> None:
     assert page.evaluate("document.body.dataset.phase") == "processing"
     page.wait_for_function("document.querySelector('#cards .chunk-card[data-state=done]')", timeout=30_000)
     screenshot(page, "midrun-freeculture.png")
+    # The book's first page has no text layer: a warning, shown without getting in the way.
+    assert watched.events("warning")
+    assert page.locator("#warnings").is_visible()
+    assert "no text layer" in page.inner_text("#warnings summary")
     page.click("#cancel")
     assert wait_for_phase(page, "cancelled", "done", "error", timeout_s=30) == "cancelled"
     assert {"type": "cancel"} in watched.client_messages()
@@ -129,9 +139,15 @@ def test_unreadable_pdf_shows_a_readable_error(watched: Watched, name: str, code
     assert words in text.lower()
     assert error["message"] in text  # the server's own words, as details
     assert page.locator("#cancel").is_hidden()
-    if code == "encrypted_pdf":
-        assert page.locator("#secret-encrypted_pdf").is_visible()  # offers to enter the password
     screenshot(page, f"error-{code}.png")
+    if code == "encrypted_pdf":
+        # The page offers to enter the password (the corpus README gives it) and tries again.
+        page.fill("#secret-encrypted_pdf", "openpassword")
+        page.click("#job-alert button[type=submit]")
+        assert wait_for_phase(page, "done", "error", timeout_s=30) == "done"
+        start = [m for m in watched.client_messages() if m["type"] == "start"][-1]
+        assert start["options"]["password"] == "openpassword"
+        assert page.evaluate("window.__summarizer.lastSummary")
 
 
 def test_document_text_is_never_html(watched: Watched) -> None:
@@ -154,6 +170,17 @@ def test_document_text_is_never_html(watched: Watched) -> None:
         assert payload in summary
     assert page.locator("#job img, #job script, #job b").count() == 0
     assert page.inner_text("#file-name") == "attack <b>bold</b>.txt"
+
+
+def test_unsupported_file_is_refused_before_upload(watched: Watched) -> None:
+    page = watched.page
+    drop_file(page, b"PK\x03\x04 not really a document", name="report.docx")
+    alert = page.locator("#intake-alert")
+    alert.wait_for(state="visible")
+    assert "not supported" in alert.inner_text()
+    assert "report.docx" in alert.inner_text()
+    assert page.evaluate("document.body.dataset.phase") == "idle"
+    assert watched.sent == []  # nothing went to the server
 
 
 def test_keyboard_picker_and_phone_width(browser: Any, base_url: str) -> None:

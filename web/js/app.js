@@ -47,6 +47,7 @@ let job = null; // the current SummaryJob
 let st = freshState(); // what the page shows about the current job
 const dirty = { all: true, chunks: new Set(), summary: false, overviewCells: false };
 let frameRequested = false;
+let renderedSummary = ""; // the text #summary-body shows
 let ticker = null;
 let secrets = { password: null, token: sessionStorage.getItem("summarizer.token") };
 
@@ -193,7 +194,8 @@ function renderProgress() {
   // Headline: one sentence saying where the job stands.
   let headline;
   const stage = currentStage();
-  if (phase === "connecting") headline = "Connecting to the server…";
+  if (isRunning() && job?.cancelRequested) headline = "Cancelling…";
+  else if (phase === "connecting") headline = "Connecting to the server…";
   else if (phase === "done") headline = `Done: ${st.doc ? `${plural(st.doc.pages, "page")} summarized` : "summarized"} in ${formatDuration(st.finalElapsed)}`;
   else if (phase === "cancelled") headline = "Cancelled";
   else if (phase === "error") headline = `Stopped: ${describeError(st.error).title}`;
@@ -249,8 +251,12 @@ function renderProgress() {
     bar.setAttribute("aria-valuenow", String(percent));
     bar.setAttribute("aria-valuetext", `${percent} percent, ${headline}`);
     bar.firstElementChild.style.transform = `scaleX(${percent / 100})`;
+    $("mini-bar").firstElementChild.style.transform = `scaleX(${percent / 100})`;
   }
   bar.dataset.state = phase;
+  $("mini-bar").dataset.state = phase;
+  // The same, small, in the top bar for when the job card is scrolled away.
+  setText($("mini-status"), `${headline} · ${percent}\u00a0%`);
 
   // The stages.
   for (const li of $("stages").children) {
@@ -283,7 +289,7 @@ function stageDetail(name, status) {
   switch (name) {
     case "upload":
       if (status === "pending") return "";
-      return status === "done" ? formatBytes(st.size) : `${Math.floor((100 * st.upload.acked) / Math.max(1, st.size))} %`;
+      return status === "done" ? formatBytes(st.size) : `${Math.floor((100 * st.upload.acked) / Math.max(1, st.size))}\u00a0%`;
     case "extract":
       return s.total != null ? `${formatCount(s.done)} / ${formatCount(s.total)}` : "";
     case "map": {
@@ -353,10 +359,9 @@ function renderSummary() {
         ? "Combining the chunk summaries; the summary is written next."
         : "The summary of the whole document is written once every chunk has been summarized.";
   }
-  const body = $("summary-body");
-  if (body.dataset.rendered !== text) {
-    renderMarkdown(body, text);
-    body.dataset.rendered = text;
+  if (renderedSummary !== text) {
+    renderMarkdown($("summary-body"), text);
+    renderedSummary = text;
   }
   $("copy").disabled = $("download").disabled = !st.summary;
   renderStats(text);
@@ -756,6 +761,7 @@ function startJob(file) {
   st.size = file.size;
   st.options = options;
   st.phase = "connecting";
+  document.body.dataset.phase = "connecting"; // at once: the last job's end state is stale now
   st.startedAt = performance.now();
   st.stages.upload.status = "active";
   $("overview").replaceChildren();
@@ -763,7 +769,7 @@ function startJob(file) {
   $("warnings-list").replaceChildren();
   $("warnings").open = false;
   $("summary-body").replaceChildren();
-  delete $("summary-body").dataset.rendered;
+  renderedSummary = "";
   $("toggle-all").textContent = "Collapse all";
   $("toggle-all").setAttribute("aria-pressed", "false");
   renderAlert($("intake-alert"), null);
@@ -799,8 +805,7 @@ function retry() {
 function cancel() {
   if (!job || !isRunning()) return;
   job.cancel();
-  setText($("headline"), "Cancelling…");
-  $("cancel").disabled = true;
+  markAll();
 }
 
 function reset() {
@@ -889,14 +894,17 @@ function jumpTo(index) {
   // estimate until they are: scroll, let them render, and correct until it holds.
   const card = chunk.card;
   let tries = 0;
+  let lastTop = null;
   const settle = () => {
     const box = card.getBoundingClientRect();
-    const inView = box.top >= 0 && box.bottom <= window.innerHeight;
-    if ((!inView || tries === 0) && tries < 6) {
-      card.scrollIntoView({ block: box.height > window.innerHeight * 0.8 ? "start" : "center" });
-      tries += 1;
-      requestAnimationFrame(settle);
-    }
+    const tall = box.height > window.innerHeight * 0.8;
+    const target = tall ? 80 : (window.innerHeight - box.height) / 2;
+    const off = Math.abs(box.top - target);
+    if (tries >= 30 || box.top === lastTop) return; // settled (or as close as the page allows)
+    if (off > 40) card.scrollIntoView({ block: tall ? "start" : "center" });
+    lastTop = card.getBoundingClientRect().top;
+    tries += 1;
+    requestAnimationFrame(settle);
   };
   settle();
   chunk.card.classList.remove("flash");
@@ -1043,6 +1051,14 @@ function focusCell(cell) {
   cell.focus();
 }
 
+function wireMiniProgress() {
+  // Show the top bar's small progress line only while the job card is out of sight.
+  const observer = new IntersectionObserver(([entry]) => {
+    document.body.classList.toggle("job-card-away", !entry.isIntersecting);
+  });
+  observer.observe(document.querySelector(".job-card"));
+}
+
 function wireCards() {
   $("cards").addEventListener("click", (e) => {
     const toggle = e.target.closest(".chunk-toggle");
@@ -1068,6 +1084,7 @@ function init() {
   wireDragAndDrop();
   wireOverview();
   wireCards();
+  wireMiniProgress();
   fillLengths(config.summary_words);
   loadConfig();
   markAll();

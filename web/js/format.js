@@ -22,7 +22,7 @@ export function formatBytes(bytes) {
     value /= 1024;
     unit += 1;
   }
-  return `${unit === 0 ? value : value.toFixed(value < 10 ? 1 : 0)} ${units[unit]}`;
+  return `${unit === 0 ? value : value.toFixed(value < 10 ? 1 : 0)}\u00a0${units[unit]}`;
 }
 
 /**
@@ -33,11 +33,11 @@ export function formatDuration(seconds, rough = false) {
   const s = Math.max(0, seconds);
   if (rough) {
     if (s < 1) return "a second";
-    if (s < 60) return `${Math.ceil(s)} s`;
-    if (s < 3600) return `${Math.round(s / 60)} min`;
-    return `${Math.floor(s / 3600)} h ${Math.round((s % 3600) / 60)} min`;
+    if (s < 60) return `${Math.ceil(s)}\u00a0s`;
+    if (s < 3600) return `${Math.round(s / 60)}\u00a0min`;
+    return `${Math.floor(s / 3600)}\u00a0h ${Math.round((s % 3600) / 60)}\u00a0min`;
   }
-  if (s < 60) return `${s.toFixed(s < 10 ? 1 : 0)} s`;
+  if (s < 60) return `${s.toFixed(s < 10 ? 1 : 0)}\u00a0s`;
   const whole = Math.floor(s);
   const h = Math.floor(whole / 3600);
   const m = Math.floor((whole % 3600) / 60);
