@@ -280,10 +280,13 @@ class PriorResults:
     Attributes:
         maps: Chunk index → chunk summary text.
         collapses: ``(level, group)`` → collapse output text.
+        failed: Chunk index → ``(error code, message)`` of a chunk reported as
+            failed (``chunk.failed``); it stays left out.
     """
 
     maps: dict[int, str] = field(default_factory=dict)
     collapses: dict[tuple[int, int], str] = field(default_factory=dict)
+    failed: dict[int, tuple[str, str]] = field(default_factory=dict)
 
 
 def _text_length(piece: Piece) -> int:
@@ -638,6 +641,10 @@ class _Run:
             self.summaries[chunk.index] = Piece(
                 chunk.first_page, chunk.last_page, self.prior.maps[chunk.index]
             )
+            return
+        if chunk.index in self.prior.failed:
+            code, message = self.prior.failed[chunk.index]
+            self.failed[chunk.index] = (chunk.pages, ModelError(message, code=ErrorCode(code)))
             return
         async with self.limit:
             index, pages = chunk.index, chunk.pages

@@ -35,6 +35,9 @@ __all__ = ["Session", "origin_allowed"]
 
 log = logging.getLogger(__name__)
 
+_UNMETERED_FRAME_BYTES = 16 * 1024
+"""Binary frames at least this large do not count against ``max_messages_per_second``."""
+
 _LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
 
 
@@ -129,7 +132,9 @@ class Session:
                 if message["type"] == "websocket.disconnect":
                     return
                 try:
-                    if not self.rate.allow():
+                    # Large binary frames are bounded by the ack window, not the message rate.
+                    big = len(message.get("bytes") or b"") >= _UNMETERED_FRAME_BYTES
+                    if not big and not self.rate.allow():
                         raise LimitExceeded(
                             f"More than {self.settings.max_messages_per_second:g} messages per second.",
                             code=ErrorCode.TOO_MANY_MESSAGES,
@@ -151,7 +156,7 @@ class Session:
                 raise _too_big(len(data), self.settings.max_frame_bytes)
             self.check_authenticated()
             if job := self.current_job("binary frame"):
-                job.feed_bytes(data)
+                await job.feed_bytes(data)
             return
         raw = message.get("text") or ""
         if len(raw) > self.settings.max_frame_bytes:
@@ -167,10 +172,10 @@ class Session:
             await self.resume(msg)
         elif isinstance(msg, Text):
             if job := self.current_job("'text'"):
-                job.feed_text(msg.text)
+                await job.feed_text(msg.text)
         elif isinstance(msg, End):
             if job := self.current_job("'end'"):
-                job.end(msg.sha256)
+                await job.end(msg.sha256)
         elif isinstance(msg, Cancel) and (job := self.current_job("'cancel'")):
             job.cancel()
 

@@ -20,6 +20,7 @@ is the documented trade-off of ``synchronous=NORMAL``.)
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import shutil
 import sqlite3
@@ -102,9 +103,12 @@ class Storage:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.executescript(_SCHEMA)
+        self._handles: dict[str, Any] = {}
 
     def close(self) -> None:
-        """Close the database (and delete a temporary data directory)."""
+        """Close the database and upload files (and delete a temporary data directory)."""
+        for job_id in list(self._handles):
+            self.close_upload(job_id)
         self.db.close()
         if self._temporary:
             shutil.rmtree(self.root, ignore_errors=True)
@@ -156,6 +160,7 @@ class Storage:
             )
         ]
         for job_id in ids:
+            self.close_upload(job_id)
             self.db.execute("DELETE FROM events WHERE job_id = ?", (job_id,))
             self.db.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
             with contextlib.suppress(FileNotFoundError):
@@ -182,35 +187,48 @@ class Storage:
     def _upload_path(self, job_id: str) -> Path:
         return self.uploads / f"{job_id}.bin"
 
-    def append_upload(self, job_id: str, record: UploadRecord, received: int, messages: int) -> None:
-        """Append one upload message and commit the new counters.
+    def append_upload(self, job_id: str, record: UploadRecord) -> None:
+        """Append one upload message to the job's upload file (kept open until :meth:`close_upload`).
+
+        The write reaches the operating system before this returns, so it
+        survives the server process being killed. Safe to call from a worker
+        thread as long as one job's calls are not concurrent.
 
         Args:
             job_id: The job.
             record: The message's bytes or text.
-            received: Upload bytes committed after this record.
-            messages: Upload messages committed after this record.
         """
         kind, payload = (
             (b"T", record.encode("utf-8", "surrogatepass")) if isinstance(record, str) else (b"B", record)
         )
-        with self._upload_path(job_id).open("ab") as f:
-            f.write(_HEADER.pack(kind, len(payload)))
-            f.write(payload)
-        self.db.execute(
-            "UPDATE jobs SET received = ?, messages = ? WHERE id = ?", (received, messages, job_id)
-        )
+        handle = self._handles.get(job_id)
+        if handle is None:
+            handle = self._handles[job_id] = self._upload_path(job_id).open("ab", buffering=0)
+        handle.write(_HEADER.pack(kind, len(payload)) + payload)
 
-    def upload_records(self, job_id: str, messages: int) -> Iterator[UploadRecord]:
-        """The job's first ``messages`` upload records, in order.
+    def upload_sha256(self, job_id: str) -> str:
+        """Lowercase hex SHA-256 of the upload's payloads concatenated (text as UTF-8)."""
+        digest = hashlib.sha256()
+        for record in self.upload_records(job_id):
+            digest.update(record.encode("utf-8", "surrogatepass") if isinstance(record, str) else record)
+        return digest.hexdigest()
 
-        A record torn by a crash mid-write (beyond the committed count) is ignored.
+    def close_upload(self, job_id: str) -> None:
+        """Close the job's upload file (the upload ended or the job finished)."""
+        handle = self._handles.pop(job_id, None)
+        if handle is not None:
+            handle.close()
+
+    def upload_records(self, job_id: str) -> Iterator[UploadRecord]:
+        """The job's complete upload records, in order.
+
+        A record torn by a crash mid-write (the file's last one) is ignored.
         """
         path = self._upload_path(job_id)
         if not path.exists():
             return
         with path.open("rb") as f:
-            for _ in range(messages):
+            while True:
                 header = f.read(_HEADER.size)
                 if len(header) < _HEADER.size:
                     return
@@ -220,20 +238,26 @@ class Storage:
                     return
                 yield payload.decode("utf-8", "surrogatepass") if kind == b"T" else payload
 
-    def truncate_upload(self, job_id: str, messages: int) -> None:
-        """Drop bytes after the first ``messages`` records (a torn tail after a crash)."""
+    def truncate_upload(self, job_id: str) -> None:
+        """Drop a torn last record (a crash mid-write), so that appends continue cleanly."""
         path = self._upload_path(job_id)
+        if not path.exists():
+            return
+        total = path.stat().st_size
         size = 0
         with path.open("rb") as f:
-            for _ in range(messages):
+            while True:
                 header = f.read(_HEADER.size)
                 if len(header) < _HEADER.size:
                     break
                 _, length = _HEADER.unpack(header)
+                if size + _HEADER.size + length > total:
+                    break
                 f.seek(length, 1)
                 size += _HEADER.size + length
-        with path.open("r+b") as f:
-            f.truncate(size)
+        if size != total:
+            with path.open("r+b") as f:
+                f.truncate(size)
 
 
 def _record(row: tuple[Any, ...]) -> JobRecord:

@@ -206,7 +206,9 @@ async def test_sigkill_mid_map_loses_and_repeats_nothing(server_process: ServerP
     chunks = next(e.chunks for e in events if e.type == "document")
     restarts = [e for e in events if e.type == "chunk.restart"]
     # Calls cut off by the kill run again (announced with chunk.restart); nothing else does.
-    assert before["map"] + after["map"] == chunks + len(restarts)
+    # (A kill between committing chunk.started and calling the model announces a
+    # restart for a call that never reached the model, hence the range.)
+    assert chunks <= before["map"] + after["map"] <= chunks + len(restarts)
     assert after["map"] <= chunks - len(killed_after)
     assert len(restarts) <= 2  # the concurrency
     for restart in restarts:

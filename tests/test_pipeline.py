@@ -183,3 +183,19 @@ async def test_closing_the_iterator_cancels_model_calls() -> None:
     await asyncio.wait_for(stream.aclose(), timeout=2)
     await asyncio.sleep(0)
     assert model.active == 0
+
+
+async def test_prior_results_are_reused_without_model_calls_or_events() -> None:
+    from summarizer.pipeline import PriorResults
+
+    model = EchoModel(words=3)
+    prior = PriorResults(maps={0: "earlier summary of chunk zero."}, failed={1: ("provider_unavailable", "down")})
+    events = [
+        e
+        async for e in summarize_chunks(aiter_chunks(make_chunks(4)), model, config=PipelineConfig(), prior=prior)
+    ]
+    indexes = {e.index for e in events if e.type.startswith("chunk.")}
+    assert indexes == {2, 3}
+    assert len(model.prompts) == 3  # chunks 2 and 3, then the reduce
+    assert "earlier summary of chunk zero." in model.prompts[-1]
+    assert events[-1].type == "summary" and events[-1].missing_pages == [(2, 3)]
