@@ -170,20 +170,26 @@ def screenshot(page: Any, name: str, *, full_page: bool = True, directory: Path 
 # ---------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
+# Module scope, not session: while Playwright's sync API runs, its event loop is the
+# running loop of the main thread, so any later test calling ``asyncio.run`` would
+# fail. Stopping it when the browser module is done leaves no loop behind.
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     if not chromium_available():
         pytest.skip(f"{CHROMIUM} not found (apt-get install chromium)")
     sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as playwright:
+    playwright = sync_api.sync_playwright().start()
+    try:
         browser = launch_browser(playwright)
         try:
             yield browser
         finally:
             browser.close()
+    finally:
+        playwright.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def base_url(browser: Any) -> Iterator[str]:
     with page_server() as url:
         yield url

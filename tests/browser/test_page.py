@@ -1,8 +1,10 @@
 """The web page in headless Chromium against a real server: upload, progress, cards, summary,
-cancel, errors, XSS safety, keyboard, phone width and a dropped connection."""
+cancel, errors, XSS safety, keyboard, phone width, dropped connections (reconnect and resume)
+and reopening recent jobs."""
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -224,33 +226,156 @@ def test_keyboard_picker_and_phone_width(browser: Any, base_url: str) -> None:
         context.close()
 
 
-def test_dropped_connection_is_reported_and_retry_works(watched: Watched) -> None:
+def unique_events(watched: Watched, kind: str | None = None) -> list[dict[str, Any]]:
+    """The job's events as the server logged them: each ``seq`` once, in order (resends dropped)."""
+    by_seq = {e["seq"]: e for e in watched.events() if e.get("seq")}
+    return [by_seq[n] for n in sorted(by_seq) if kind is None or by_seq[n]["type"] == kind]
+
+
+def test_dropped_socket_reconnects_with_resume_and_applies_events_once(watched: Watched) -> None:
     page = watched.page
-    connections = 0
+    # Resume five events early: the server sends them again, and the page must drop them.
+    page.evaluate("window.__summarizer.reconnect.rewind = 5")
+    drop_file(page, corpus_file("pdf", "tracemonkey.pdf"))
+    page.wait_for_function("document.querySelectorAll('#cards .chunk-card').length >= 3", timeout=30_000)
+    # The socket drops mid-job (as a network failure would); the job goes on on the server.
+    assert page.evaluate("window.__summarizer.dropConnection()") is True
+    assert wait_for_phase(page, "done", "error", "cancelled", timeout_s=60) == "done"
+
+    # The page reconnected by itself, with `resume` for its job from the last event it had.
+    messages = watched.client_messages()
+    assert [m["type"] for m in messages].count("start") == 1
+    (resume,) = [m for m in messages if m["type"] == "resume"]
+    (accepted,) = unique_events(watched, "accepted")
+    assert resume["job_id"] == accepted["job_id"]
+    assert resume["last_seq"] > 5
+    (resumed,) = watched.events("resumed")
+    assert resumed["seq"] == 0 and resumed["state"] in ("processing", "done")
+    assert page.evaluate("window.__summarizer.reconnects") == 1
+    # The five events sent again were dropped: every event was applied exactly once.
+    assert page.evaluate("window.__summarizer.duplicates") == 5
+
+    # One card per chunk, each with its summary once; the final summary is the protocol's.
+    (document,) = unique_events(watched, "document")
+    chunk_summaries = sorted(unique_events(watched, "chunk.summary"), key=lambda e: e["index"])
+    assert len(chunk_summaries) == document["chunks"] > 3
+    assert card_texts(page) == [e["text"] for e in chunk_summaries]
+    assert page.locator("#overview .cell").count() == document["chunks"]
+    (summary,) = unique_events(watched, "summary")
+    assert page.evaluate("window.__summarizer.lastSummary") == summary["text"]
+    assert squash(page.inner_text("#summary-body")) == squash(summary["text"])
+    assert page.locator("#job-alert").is_hidden()
+
+
+def test_dropped_upload_gives_up_then_try_again_resumes_it(watched: Watched) -> None:
+    page = watched.page
+    page.evaluate("Object.assign(window.__summarizer.reconnect, {baseMs: 20, maxMs: 40, attempts: 2})")
+    pdf = corpus_file("pdf", "GeoBase_NHNC1_Data_Model_UML_EN.pdf")  # 360 kB: three frames
+    refuse = True
+    connections: list[dict[str, list[Any]]] = []
 
     def route(ws: Any) -> None:
-        nonlocal connections
-        connections += 1
+        log: dict[str, list[Any]] = {"up": [], "down": []}
+        connections.append(log)
+        number = len(connections)
+        if number > 1 and refuse:
+            ws.close(code=1011)  # the server cannot be reached for now
+            return
         server = ws.connect_to_server()
-        if connections == 1:
-            # The first connection drops as soon as the first chunk starts.
-            def forward(message: str | bytes) -> None:
-                ws.send(message)
-                if isinstance(message, str) and '"chunk.started"' in message:
-                    ws.close(code=1011, reason="")
 
-            server.on_message(forward)
+        def upstream(message: str | bytes) -> None:
+            log["up"].append(message)
+            server.send(message)
+            if number == 1 and sum(isinstance(m, bytes) for m in log["up"]) == 2:
+                ws.close(code=1011)  # the connection drops in the middle of the upload
+
+        def downstream(message: str | bytes) -> None:
+            log["down"].append(message)
+            ws.send(message)
+
+        ws.on_message(upstream)
+        if number == 1:
+            # Only the first connection's few events go through Python; later ones are
+            # forwarded by Playwright itself (thousands of token events would be slow here).
+            server.on_message(downstream)
 
     page.route_web_socket(re.compile(r".*/ws$"), route)
-    drop_file(page, SAMPLES / "documents" / "zen-of-python.md")
+    drop_file(page, pdf)
+    # The page tries to reconnect (twice, as tuned above), then says the connection was lost.
     assert wait_for_phase(page, "error", "done", timeout_s=30) == "error"
     alert = page.locator("#job-alert")
     assert alert.get_attribute("data-code") == "connection_lost"
     assert "connection to the server was lost" in alert.inner_text().lower()
+    assert page.evaluate("window.__summarizer.reconnects") == 2
+    assert len(connections) == 3
+
+    # Try again resumes the job (no second `start`) and uploads only the bytes the server lacks.
+    refuse = False
     page.click("#job-alert [data-action=retry]")
     assert wait_for_phase(page, "done", "error", timeout_s=30) == "done"
-    assert connections == 2
+    assert len(connections) == 4
+    first = connections[0]
+    started = json.loads(first["up"][0])
+    assert started["type"] == "start"
+    job_id = json.loads(first["down"][0])["job_id"]
+    last = connections[-1]
+    resume = json.loads(last["up"][0])
+    assert resume == {"type": "resume", "job_id": job_id, "last_seq": 0}
+    resumed = page.evaluate("window.__summarizer.lastResumed")
+    assert resumed["job_id"] == job_id and resumed["state"] == "uploading"
+    assert 0 <= resumed["received"] < pdf.stat().st_size
+    assert sum(len(m) for m in last["up"] if isinstance(m, bytes)) == pdf.stat().st_size - resumed["received"]
+    assert all(json.loads(m)["type"] != "start" for c in connections[1:] for m in c["up"] if isinstance(m, str))
+    assert json.loads(last["up"][-1])["type"] == "end"
     assert page.evaluate("window.__summarizer.lastSummary")
+    assert page.locator("#cards .chunk-card[data-state='done']").count() == page.locator("#overview .cell").count() > 1
+
+
+def test_recent_jobs_reopen_a_finished_job_after_reload(watched: Watched, base_url: str) -> None:
+    page = watched.page
+    drop_file(page, SAMPLES / "documents" / "zen-of-python.md")
+    assert wait_for_phase(page, "done", "error", timeout_s=30) == "done"
+    (summary,) = watched.events("summary")
+    cards = card_texts(page)
+    shown = page.inner_text("#summary-body")
+    job_id = summary["job_id"]
+
+    # After a reload the job is listed under "Recent jobs"; opening it replays its log.
+    page.reload()
+    page.wait_for_function("document.querySelector('#server-status').dataset.status === 'ok'")
+    recent = page.locator("#recent")
+    assert recent.is_visible()
+    item = page.locator(f"#recent-list .recent-open[data-job-id='{job_id}']")
+    assert "zen-of-python.md" in item.inner_text() and "done" in item.inner_text()
+    watched.sent.clear()
+    item.click()
+    assert wait_for_phase(page, "done", "error", timeout_s=30) == "done"
+    assert watched.client_messages() == [{"type": "resume", "job_id": job_id, "last_seq": 0}]
+    assert page.evaluate("window.__summarizer.lastSummary") == summary["text"]
+    assert page.inner_text("#summary-body") == shown
+    assert card_texts(page) == cards
+    assert page.locator("#overall").get_attribute("aria-valuenow") == "100"
+    assert page.inner_text("#file-name") == "zen-of-python.md"
+
+    # A job the server no longer knows (expired) is explained and removed from the list.
+    page.click("#again")
+    wait_for_phase(page, "idle")
+    page.evaluate(
+        """() => {
+          const list = JSON.parse(localStorage.getItem("summarizer.jobs"));
+          list.unshift({job_id: "0".repeat(32), filename: "old.pdf", size: 10, started: Date.now() - 1e8, state: "done"});
+          localStorage.setItem("summarizer.jobs", JSON.stringify(list));
+        }"""
+    )
+    page.reload()
+    page.wait_for_function("document.querySelector('#server-status').dataset.status === 'ok'")
+    page.click(f"#recent-list .recent-open[data-job-id='{'0' * 32}']")
+    alert = page.locator("#intake-alert")
+    alert.wait_for(state="visible")
+    assert "no longer available" in alert.inner_text() and "old.pdf" in alert.inner_text()
+    assert page.evaluate("document.body.dataset.phase") == "idle"
+    assert page.locator(f"#recent-list .recent-open[data-job-id='{'0' * 32}']").count() == 0
+    assert page.locator(f"#recent-list .recent-open[data-job-id='{job_id}']").count() == 1
 
 
 def test_server_unreachable_is_said_in_words(browser: Any) -> None:

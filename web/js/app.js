@@ -6,7 +6,7 @@
 // Document text and model output only ever reach the DOM through textContent /
 // text nodes (see markdown.js): nothing the server sends is parsed as HTML.
 
-import { SummaryJob, defaultSocketUrl } from "./client.js";
+import { SummaryJob, defaultSocketUrl, reconnectPolicy } from "./client.js";
 import { describeError } from "./errors.js";
 import { renderMarkdown } from "./markdown.js";
 import { formatBytes, formatDuration, formatCount, pageRange, plural } from "./format.js";
@@ -50,6 +50,7 @@ let frameRequested = false;
 let renderedSummary = ""; // the text #summary-body shows
 let ticker = null;
 let secrets = { password: null, token: sessionStorage.getItem("summarizer.token") };
+let jobMode = "start"; // how the current job was opened: start | reopen (Recent jobs) | retry (resume after a lost connection)
 
 function freshState() {
   return {
@@ -79,6 +80,8 @@ function freshState() {
     error: null,
     shownPercent: 0,
     collapsed: false,
+    jobId: null,
+    reconnecting: null, // {attempt, attempts} while the page reconnects by itself
   };
 }
 
@@ -92,6 +95,12 @@ const hooks = {
   maxInFlight: 0,
   ackWindow: 0,
   percent: 0,
+  lastResumed: null, // the last `resumed` answer
+  reconnects: 0, // reconnect attempts of the current job
+  duplicates: 0, // events the client dropped as already processed
+  jobId: null,
+  reconnect: reconnectPolicy, // tests may tune the backoff
+  dropConnection: () => job?.dropConnection(),
 };
 window.__summarizer = hooks;
 
@@ -163,7 +172,7 @@ function renderHead() {
   $("cancel").hidden = !running;
   $("again").hidden = running;
   $("cancel").disabled = job?.cancelRequested ?? false;
-  renderAlert($("job-alert"), st.error, st.phase === "cancelled" ? cancelledNotice() : null);
+  renderAlert($("job-alert"), st.error, st.phase === "cancelled" ? cancelledNotice() : st.reconnecting && isRunning() ? reconnectNotice() : null);
   renderWarnings();
 }
 
@@ -174,6 +183,18 @@ function cancelledNotice() {
     kind: "info",
     title: "Cancelled",
     hint: `You stopped this summary after ${formatDuration(seconds)}${s.done ? `, with ${plural(s.done, "chunk")} summarized` : ""}. The chunk summaries so far stay below.`,
+  };
+}
+
+function reconnectingWords() {
+  return `Connection lost — reconnecting (attempt ${st.reconnecting.attempt})…`;
+}
+
+function reconnectNotice() {
+  return {
+    kind: "info",
+    title: reconnectingWords(),
+    hint: "The job keeps running on the server; the page picks it up where it left off.",
   };
 }
 
@@ -195,6 +216,7 @@ function renderProgress() {
   let headline;
   const stage = currentStage();
   if (isRunning() && job?.cancelRequested) headline = "Cancelling…";
+  else if (isRunning() && st.reconnecting) headline = reconnectingWords();
   else if (phase === "connecting") headline = "Connecting to the server…";
   else if (phase === "done") headline = `Done: ${st.doc ? `${plural(st.doc.pages, "page")} summarized` : "summarized"} in ${formatDuration(st.finalElapsed)}`;
   else if (phase === "cancelled") headline = "Cancelled";
@@ -456,7 +478,7 @@ function renderAlert(box, error, notice = null) {
     });
     actions.append(form);
   }
-  if (error && box.id === "job-alert" && st.file && error.retryable !== false) {
+  if (error && box.id === "job-alert" && (st.file || canResume(error)) && error.retryable !== false) {
     const again = el("button", "btn btn-primary btn-small", "Try again");
     again.type = "button";
     again.dataset.action = "retry";
@@ -557,8 +579,24 @@ function onEvent(ev) {
   hooks.events += 1;
   const now = performance.now();
   const s = st.stages;
+  if (st.reconnecting && ev.type !== "reconnecting") {
+    st.reconnecting = null;
+    dirty.all = true;
+  }
+  if (job) hooks.duplicates = job.duplicates;
   switch (ev.type) {
+    case "reconnecting":
+      st.reconnecting = { attempt: ev.attempt, attempts: ev.attempts };
+      hooks.reconnects += 1;
+      break;
+    case "resumed":
+      hooks.lastResumed = ev;
+      st.jobId = hooks.jobId = ev.job_id;
+      remember({ state: ev.state, force: true });
+      break;
     case "accepted":
+      st.jobId = hooks.jobId = ev.job_id;
+      remember({ state: "uploading" });
       st.accepted = ev;
       st.phase = "uploading";
       s.upload.status = "active";
@@ -574,6 +612,7 @@ function onEvent(ev) {
       if (!stage) break;
       if (ev.stage !== "upload") uploadDone();
       st.phase = "processing";
+      remember({ state: "processing" });
       stage.done = ev.done;
       if (ev.total != null) stage.total = ev.total;
       stage.eta = ev.eta_s;
@@ -658,6 +697,7 @@ function onEvent(ev) {
       dirty.summary = true;
       break;
     case "summary":
+      remember({ state: "done" });
       st.summary = ev;
       hooks.lastSummary = ev.text;
       st.finalElapsed = ev.elapsed_s;
@@ -670,11 +710,17 @@ function onEvent(ev) {
       st.warnings.push(ev.message);
       break;
     case "cancelled":
+      if (!ev.local) remember({ state: "cancelled" });
       st.finalElapsed = ev.elapsed_s ?? null;
       stopChunks("stopped");
       end("cancelled");
       break;
     case "error":
+      if (ev.code === "unknown_job" && jobMode !== "start") {
+        forgetUnknownJob();
+        return;
+      }
+      if (!ev.local) remember({ state: "failed" });
       st.error = ev;
       hooks.lastError = { code: ev.code, message: ev.message };
       stopChunks("failed");
@@ -760,9 +806,14 @@ function startJob(file) {
   st.filename = file.name || "document";
   st.size = file.size;
   st.options = options;
+  connectJob({ mode: "start", file, options });
+}
+
+/** Show a fresh view for the job in `st` and connect: `start` it, or `resume` it by id. */
+function connectJob({ mode, file = null, options = {}, jobId = null }) {
   st.phase = "connecting";
   document.body.dataset.phase = "connecting"; // at once: the last job's end state is stale now
-  st.startedAt = performance.now();
+  st.startedAt = st.startedAt || performance.now();
   st.stages.upload.status = "active";
   $("overview").replaceChildren();
   $("cards").replaceChildren();
@@ -773,13 +824,16 @@ function startJob(file) {
   $("toggle-all").textContent = "Collapse all";
   $("toggle-all").setAttribute("aria-pressed", "false");
   renderAlert($("intake-alert"), null);
-  Object.assign(hooks, { lastSummary: null, lastError: null, events: 0, chunks: 0, maxInFlight: 0, percent: 0 });
+  Object.assign(hooks, { lastSummary: null, lastError: null, events: 0, chunks: 0, maxInFlight: 0, percent: 0, reconnects: 0, duplicates: 0, jobId });
+  jobMode = mode;
   const current = new SummaryJob({
     url: defaultSocketUrl(),
     file,
     filename: st.filename,
     options,
     token: secrets.token,
+    jobId,
+    lastSeq: 0, // a re-opened job replays its whole log into the fresh view
     onEvent: (ev) => { if (current === job) onEvent(ev); },
     onUpload: (u) => {
       if (current !== job) return;
@@ -797,9 +851,129 @@ function startJob(file) {
   $("main").focus({ preventScroll: true });
 }
 
+/** Re-open a job by id (from Recent jobs, or after a lost connection): replay its log, then follow it live. */
+function resumeJob(jobId, { mode, file = null, filename, size = 0, started = null, options = {} }) {
+  st = freshState();
+  st.jobId = jobId;
+  st.file = file;
+  st.filename = filename || "document";
+  st.size = file ? file.size : size || 0;
+  st.options = options;
+  // Elapsed time counts from when the job was started, not from now.
+  if (started) st.startedAt = performance.now() - Math.max(0, Date.now() - started);
+  connectJob({ mode, file, options, jobId });
+}
+
+function canResume(error) {
+  return error?.code === "connection_lost" && Boolean(st.jobId);
+}
+
 function retry() {
-  if (!st.file || isRunning()) return;
+  if (isRunning()) return;
+  if (canResume(st.error)) {
+    // The job may well be alive on the server: pick it up; re-upload only if it is unknown.
+    const known = recentJobs().find((r) => r.job_id === st.jobId);
+    resumeJob(st.jobId, { mode: "retry", file: st.file, filename: st.filename, size: st.size, started: known?.started, options: st.options });
+    return;
+  }
+  if (!st.file) return;
   startJob(st.file);
+}
+
+/** `unknown_job` for a job opened by id: it expired (or a retry found nothing to resume). */
+function forgetUnknownJob() {
+  const { jobId, file, filename } = st;
+  forget(jobId);
+  if (jobMode === "retry" && file) {
+    startJob(file); // nothing to resume: upload it again
+    return;
+  }
+  reset();
+  renderAlert($("intake-alert"), null, {
+    kind: "info",
+    title: `“${filename}” is no longer available`,
+    hint: "The server keeps finished jobs for a limited time and this one has expired, so it was removed from Recent jobs. Drop the file again to summarize it anew.",
+  });
+}
+
+// ---------------------------------------------------------------------------
+// recent jobs (localStorage)
+// ---------------------------------------------------------------------------
+
+const RECENT_KEY = "summarizer.jobs";
+const RECENT_MAX = 20;
+const RECENT_WORDS = { uploading: "uploading", processing: "running", done: "done", cancelled: "cancelled", failed: "failed" };
+
+function recentJobs() {
+  try {
+    const list = JSON.parse(localStorage.getItem(RECENT_KEY) || "[]");
+    return Array.isArray(list) ? list.filter((r) => r && typeof r.job_id === "string") : [];
+  } catch {
+    return [];
+  }
+}
+
+function saveRecent(list) {
+  try {
+    localStorage.setItem(RECENT_KEY, JSON.stringify(list.slice(0, RECENT_MAX)));
+  } catch {
+    /* storage full or disabled: the list is a convenience */
+  }
+  renderRecent();
+}
+
+const STATE_RANK = { uploading: 1, processing: 2, done: 3, cancelled: 3, failed: 3 };
+
+/**
+ * Record the current job (newest first) with its last known state. Events replayed
+ * after a `resume` do not move a job back to an earlier state; `force` (the
+ * server's own `resumed.state`) does.
+ */
+function remember({ state, force = false }) {
+  if (!st.jobId) return;
+  const list = recentJobs();
+  const index = list.findIndex((r) => r.job_id === st.jobId);
+  const old = index >= 0 ? list[index] : null;
+  if (old && (old.state === state || (!force && (STATE_RANK[old.state] ?? 0) >= (STATE_RANK[state] ?? 0)))) return;
+  const record = { job_id: st.jobId, filename: st.filename, size: st.size, started: old?.started ?? Date.now(), state };
+  if (index >= 0) list[index] = record;
+  else list.unshift(record);
+  saveRecent(list);
+}
+
+function forget(jobId) {
+  saveRecent(recentJobs().filter((r) => r.job_id !== jobId));
+}
+
+function openRecent(jobId) {
+  if (isRunning()) {
+    toast("A document is being summarized. Cancel it first, or wait until it is done.");
+    return;
+  }
+  const record = recentJobs().find((r) => r.job_id === jobId);
+  if (!record) return;
+  secrets.password = null;
+  resumeJob(record.job_id, { mode: "reopen", filename: record.filename, size: record.size, started: record.started });
+}
+
+function renderRecent() {
+  const list = recentJobs();
+  const box = $("recent");
+  box.hidden = list.length === 0;
+  const items = list.map((record) => {
+    const li = el("li", "recent-item");
+    li.dataset.jobId = record.job_id;
+    const open = el("button", "recent-open");
+    open.type = "button";
+    open.dataset.jobId = record.job_id;
+    const when = record.started ? new Date(record.started).toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" }) : "";
+    open.append(el("span", "recent-name", record.filename || "document"), el("span", "recent-meta", [RECENT_WORDS[record.state] ?? record.state, when].filter(Boolean).join(" · ")));
+    open.dataset.state = record.state || "";
+    open.setAttribute("aria-label", `Open ${record.filename || "document"} (${RECENT_WORDS[record.state] ?? record.state}${when ? `, started ${when}` : ""})`);
+    li.append(open);
+    return li;
+  });
+  $("recent-list").replaceChildren(...items);
 }
 
 function cancel() {
@@ -810,6 +984,7 @@ function cancel() {
 
 function reset() {
   if (job && isRunning()) job.cancel();
+  jobMode = "start";
   job = null;
   clearInterval(ticker);
   ticker = null;
@@ -1078,6 +1253,11 @@ function init() {
   $("download").addEventListener("click", downloadSummary);
   $("toggle-all").addEventListener("click", toggleAll);
   $("options").addEventListener("submit", (e) => e.preventDefault());
+  $("recent-list").addEventListener("click", (e) => {
+    const open = e.target.closest(".recent-open");
+    if (open) openRecent(open.dataset.jobId);
+  });
+  renderRecent();
   window.addEventListener("beforeunload", (e) => {
     if (isRunning()) e.preventDefault();
   });

@@ -3,8 +3,19 @@
 // SummaryJob opens a WebSocket, sends `start`, uploads the file in binary
 // slices while honouring the server's ack window (and the socket's own
 // bufferedAmount, so nothing is buffered without bound), sends `end`, and hands
-// every server event to `onEvent`. A socket that closes before a terminal event
-// becomes a client-side `error` with code `connection_lost`.
+// every server event to `onEvent`.
+//
+// Jobs outlive connections: when the socket drops before the terminal event and
+// the job's id is known, the client reconnects by itself (exponential backoff,
+// full jitter) and sends `resume` with the last `seq` it processed; it continues
+// an unfinished upload from `resumed.received`. Every event is handed on exactly
+// once: an event whose `seq` is not above the last one processed is dropped.
+// Only when every attempt fails does the job end with a client-side `error`,
+// code `connection_lost`. Given a `jobId` (and no file), SummaryJob re-opens an
+// existing job instead: `resume` from `lastSeq` (0 replays its whole log).
+//
+// Client-side events (`local: true`): `reconnecting` {attempt, attempts, delay_ms},
+// and `error` / `cancelled` when the client ends a job by itself.
 
 export const PROTOCOL_VERSION = 1;
 export const TERMINAL = new Set(["summary", "cancelled", "error"]);
@@ -22,18 +33,33 @@ export function defaultSocketUrl(loc = window.location) {
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/**
+ * How the client reconnects after a dropped socket: attempt n waits a random time
+ * in [0, min(maxMs, baseMs * 2^(n-1))) ("full jitter"). Tests may tune it; `rewind`
+ * (tests only) resumes that many events early, to prove duplicates are dropped.
+ */
+export const reconnectPolicy = { baseMs: 500, maxMs: 10000, attempts: 8, rewind: 0 };
+
+/** The wait before reconnect attempt `attempt` (1-based), in ms. */
+export function backoffDelay(attempt, policy = reconnectPolicy, random = Math.random) {
+  const cap = Math.min(policy.maxMs, policy.baseMs * 2 ** Math.max(0, attempt - 1));
+  return Math.floor(random() * cap);
+}
+
 export class SummaryJob {
   /**
    * @param {object} p
    * @param {string} p.url WebSocket URL.
-   * @param {File|Blob} p.file The document.
+   * @param {File|Blob|null} p.file The document (null to re-open a job without re-uploading).
    * @param {string} p.filename
-   * @param {object} p.options `start.options` (nulls are dropped).
+   * @param {object} [p.options] `start.options` (nulls are dropped).
    * @param {string|null} [p.token] The server's shared token, if it needs one.
+   * @param {string|null} [p.jobId] Re-open this job with `resume` instead of sending `start`.
+   * @param {number} [p.lastSeq] With `jobId`: the last `seq` already processed (0: replay all).
    * @param {(ev: object) => void} p.onEvent Every server event, plus client-side ones.
    * @param {(info: object) => void} [p.onUpload] Upload counters after each send/ack.
    */
-  constructor({ url, file, filename, options, token = null, onEvent, onUpload = () => {} }) {
+  constructor({ url, file = null, filename, options, token = null, jobId = null, lastSeq = 0, onEvent, onUpload = () => {} }) {
     this.url = url;
     this.file = file;
     this.filename = filename;
@@ -41,32 +67,43 @@ export class SummaryJob {
     this.token = token;
     this.onEvent = onEvent;
     this.onUpload = onUpload;
-    this.size = file.size;
+    this.size = file ? file.size : 0;
     this.ws = null;
-    this.jobId = null;
-    this.lastSeq = 0;
+    this.jobId = jobId;
+    this.lastSeq = jobId ? lastSeq : 0; // the last `seq` handed to onEvent
     this.sent = 0; // bytes handed to the socket
     this.acked = 0; // bytes the server acknowledged
     this.window = 0; // limits.ack_window_bytes
     this.slice = DEFAULT_SLICE;
     this.maxInFlight = 0; // largest sent - acked seen (for tests)
     this.endSent = false;
+    this.uploadReady = false; // the current socket may carry upload frames (after `accepted` / `resumed`)
     this.pumping = false;
     this.finished = false;
     this.cancelRequested = false;
-    this.opened = false;
+    this.cancelSent = false;
+    this.opened = false; // some socket of this job opened
     this.digest = null;
+    this.attempt = 0; // reconnect attempts since the last successful `resumed`
+    this.reconnectTimer = null;
+    this.duplicates = 0; // events dropped because their `seq` was already processed (for tests)
   }
 
-  /** Open the socket and send `start`. */
+  /** Open the socket and send `start` (or `resume` for a job id given). */
   start() {
-    if (this.size <= HASH_LIMIT && globalThis.crypto?.subtle) {
+    if (this.file && this.size <= HASH_LIMIT && globalThis.crypto?.subtle) {
       this.digest = this.file
         .arrayBuffer()
         .then((buf) => crypto.subtle.digest("SHA-256", buf))
         .then((hash) => [...new Uint8Array(hash)].map((b) => b.toString(16).padStart(2, "0")).join(""))
         .catch(() => null);
     }
+    this.connect();
+  }
+
+  connect() {
+    this.reconnectTimer = null;
+    if (this.finished) return;
     let ws;
     try {
       ws = new WebSocket(this.url);
@@ -75,9 +112,20 @@ export class SummaryJob {
       return;
     }
     this.ws = ws;
+    this.hello = null; // what this socket opened with: "start" or "resume"
+    this.uploadReady = false;
     ws.binaryType = "arraybuffer";
     ws.onopen = () => {
+      if (ws !== this.ws) return;
       this.opened = true;
+      if (this.jobId) {
+        const resume = { type: "resume", job_id: this.jobId, last_seq: Math.max(0, this.lastSeq - (this.attempt ? reconnectPolicy.rewind : 0)) };
+        if (this.token) resume.token = this.token;
+        this.hello = "resume";
+        ws.send(JSON.stringify(resume));
+        if (this.cancelRequested) this.sendCancel();
+        return;
+      }
       if (this.cancelRequested) { this.finishLocally({ type: "cancelled", elapsed_s: 0 }); return; }
       const start = {
         type: "start",
@@ -88,10 +136,11 @@ export class SummaryJob {
         options: this.options,
       };
       if (this.token) start.token = this.token;
+      this.hello = "start";
       ws.send(JSON.stringify(start));
     };
     ws.onmessage = (msg) => {
-      if (typeof msg.data !== "string") return; // the server sends no binary frames
+      if (ws !== this.ws || typeof msg.data !== "string") return; // the server sends no binary frames
       let ev;
       try {
         ev = JSON.parse(msg.data);
@@ -102,25 +151,52 @@ export class SummaryJob {
       this.handle(ev);
     };
     ws.onclose = (close) => {
-      if (this.finished) return;
-      const unreachable = !this.opened;
-      const why = close.reason ? ` (${close.reason})` : close.code && close.code !== 1006 ? ` (close code ${close.code})` : "";
-      this.fail(
-        "connection_lost",
-        unreachable
-          ? `Could not connect to ${this.url}${why}.`
-          : `The connection closed before the job ended${why}.`,
-        { unreachable, closeCode: close.code },
-      );
+      if (ws !== this.ws || this.finished) return;
+      this.dropped(close);
     };
   }
 
+  /** The socket closed before the terminal event: reconnect, or give up. */
+  dropped(close) {
+    const why = close.reason ? ` (${close.reason})` : close.code && close.code !== 1006 ? ` (close code ${close.code})` : "";
+    if (this.jobId && this.attempt < reconnectPolicy.attempts) {
+      this.attempt += 1;
+      const delay = backoffDelay(this.attempt);
+      this.onEvent({
+        type: "reconnecting", job_id: this.jobId, seq: null, local: true,
+        attempt: this.attempt, attempts: reconnectPolicy.attempts, delay_ms: delay, reason: why.trim(),
+      });
+      this.reconnectTimer = setTimeout(() => this.connect(), this.cancelRequested ? 0 : delay);
+      return;
+    }
+    const unreachable = !this.opened;
+    const tries = this.attempt ? ` Gave up after ${this.attempt} attempts to reconnect.` : "";
+    this.fail(
+      "connection_lost",
+      unreachable
+        ? `Could not connect to ${this.url}${why}.${tries}`
+        : `The connection closed before the job ended${why}.${tries}`,
+      { unreachable, closeCode: close.code },
+    );
+  }
+
   handle(ev) {
+    if (ev.type === "resumed") {
+      this.resumed(ev);
+      return;
+    }
+    if (typeof ev.seq === "number" && ev.seq > 0) {
+      if (ev.seq <= this.lastSeq) {
+        this.duplicates += 1; // already processed (sent again after a resume)
+        return;
+      }
+      this.lastSeq = ev.seq;
+    }
     if (ev.job_id && !this.jobId) this.jobId = ev.job_id;
-    if (typeof ev.seq === "number" && ev.seq > this.lastSeq) this.lastSeq = ev.seq;
     if (ev.type === "accepted") {
       this.window = Math.max(1, ev.limits?.ack_window_bytes ?? DEFAULT_SLICE);
       this.slice = Math.max(1, Math.min(DEFAULT_SLICE, ev.limits?.max_frame_bytes ?? DEFAULT_SLICE, this.window));
+      if (this.hello === "start") this.uploadReady = true; // (a replayed `accepted` after `resume` is not)
       this.onEvent(ev);
       this.pump();
       return;
@@ -134,11 +210,32 @@ export class SummaryJob {
     }
     if (TERMINAL.has(ev.type)) {
       this.finished = true;
+      clearTimeout(this.reconnectTimer);
       this.onEvent(ev);
       this.close();
       return;
     }
     this.onEvent(ev);
+  }
+
+  /** The server re-attached this socket to the job: continue the upload if it was not finished. */
+  resumed(ev) {
+    this.attempt = 0;
+    this.onEvent(ev);
+    if (this.finished || this.cancelRequested) return;
+    if (ev.state !== "uploading") {
+      this.endSent = true; // the server has the whole upload
+      return;
+    }
+    if (!this.file) {
+      this.fail("upload_interrupted", "The upload of this document did not finish, and this page no longer has the file.", { retryable: false });
+      return;
+    }
+    this.sent = this.acked = Math.min(this.size, Math.max(0, ev.received ?? 0));
+    this.endSent = false;
+    this.uploadReady = true;
+    this.reportUpload();
+    this.pump();
   }
 
   reportUpload() {
@@ -147,14 +244,15 @@ export class SummaryJob {
 
   /** Send slices while the ack window and the socket buffer allow; then `end`. */
   async pump() {
-    if (this.pumping || this.endSent) return;
+    if (this.pumping || this.endSent || !this.uploadReady || !this.file) return;
     this.pumping = true;
+    const ws = this.ws;
+    const live = () => !this.finished && !this.cancelRequested && ws === this.ws && ws.readyState === WebSocket.OPEN;
     try {
-      const ws = this.ws;
-      while (!this.finished && !this.cancelRequested && ws.readyState === WebSocket.OPEN) {
+      while (live()) {
         if (this.sent >= this.size) {
           const sha256 = this.digest ? await this.digest : null;
-          if (this.finished || this.cancelRequested || ws.readyState !== WebSocket.OPEN) return;
+          if (!live()) return;
           ws.send(JSON.stringify(sha256 ? { type: "end", sha256 } : { type: "end" }));
           this.endSent = true;
           return;
@@ -165,8 +263,9 @@ export class SummaryJob {
           await sleep(15);
           continue;
         }
-        const bytes = await this.file.slice(this.sent, this.sent + length).arrayBuffer();
-        if (this.finished || this.cancelRequested || ws.readyState !== WebSocket.OPEN) return;
+        const offset = this.sent;
+        const bytes = await this.file.slice(offset, offset + length).arrayBuffer();
+        if (!live() || this.sent !== offset) return;
         ws.send(bytes);
         this.sent += length;
         this.maxInFlight = Math.max(this.maxInFlight, this.sent - this.acked);
@@ -174,6 +273,8 @@ export class SummaryJob {
       }
     } finally {
       this.pumping = false;
+      // A resume on a new socket while this loop was waiting: carry on there.
+      if (ws !== this.ws) this.pump();
     }
   }
 
@@ -183,18 +284,38 @@ export class SummaryJob {
     this.cancelRequested = true;
     const ws = this.ws;
     if (ws && ws.readyState === WebSocket.OPEN && this.jobId) {
-      ws.send(JSON.stringify({ type: "cancel" }));
-      // Should the server not answer, do not leave the page waiting forever.
+      this.sendCancel();
+    } else if (this.reconnectTimer !== null) {
+      // Between reconnect attempts: reconnect now, so that the cancel reaches the server.
+      clearTimeout(this.reconnectTimer);
+      this.connect();
       setTimeout(() => { if (!this.finished) this.finishLocally({ type: "cancelled", elapsed_s: null }); }, 10000);
     } else if (!ws || ws.readyState !== WebSocket.CONNECTING) {
       this.finishLocally({ type: "cancelled", elapsed_s: null });
     }
-    // Still connecting: onopen sees cancelRequested and finishes locally.
+    // Still connecting: onopen sees cancelRequested (sends `cancel` after `resume`, or finishes locally).
+  }
+
+  sendCancel() {
+    if (this.cancelSent) return;
+    this.cancelSent = true;
+    this.ws.send(JSON.stringify({ type: "cancel" }));
+    // Should the server not answer, do not leave the page waiting forever.
+    setTimeout(() => { if (!this.finished) this.finishLocally({ type: "cancelled", elapsed_s: null }); }, 10000);
+  }
+
+  /** Tests only: drop the socket as a network failure would (the job goes on, the page reconnects). */
+  dropConnection() {
+    const ws = this.ws;
+    if (this.finished || !ws || ws.readyState !== WebSocket.OPEN) return false;
+    ws.close(4000, "dropped by a test");
+    return true;
   }
 
   finishLocally(ev) {
     if (this.finished) return;
     this.finished = true;
+    clearTimeout(this.reconnectTimer);
     this.onEvent({ job_id: this.jobId, seq: null, local: true, ...ev });
     this.close();
   }

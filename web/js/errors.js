@@ -59,6 +59,10 @@ export const FRIENDLY = {
     title: "The server no longer knows this job",
     hint: "It may have expired. Start again.",
   },
+  upload_interrupted: {
+    title: "The upload of this document did not finish",
+    hint: "The connection dropped while the file was being sent, and this page no longer has the file. Drop it again to start over.",
+  },
   unsupported_media_type: {
     title: "This kind of file is not supported",
     hint: "Use a PDF, a plain-text file (.txt) or a Markdown file (.md).",
