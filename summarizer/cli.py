@@ -264,19 +264,7 @@ def _dry_run(file: Path, options: StartOptions, settings: Settings) -> int:
     from .pipeline import PipelineConfig, estimate_calls
     from .render import print_estimate
 
-    chunk_size = options.chunk_size or settings.chunk_size
-    overlap = options.chunk_overlap
-    if overlap is None:
-        overlap = min(settings.chunk_overlap, chunk_size // 2)
-    ingest = IngestOptions(
-        chunk_size=chunk_size,
-        chunk_overlap=overlap,
-        password=options.password,
-        max_pages=settings.pdf_max_pages,
-        max_text_chars=settings.max_text_chars,
-        parse_timeout_s=settings.parse_timeout_s,
-        parse_memory_bytes=settings.parse_memory_bytes,
-    )
+    ingest = IngestOptions.from_settings(settings, options)
     try:
         chunks = read_document(file, options=ingest)
     except SummarizerError as exc:

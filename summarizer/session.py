@@ -236,13 +236,11 @@ class Session:
                 code=ErrorCode.DOCUMENT_TOO_LARGE,
             )
         opts = start.options
-        chunk_size = opts.chunk_size or s.chunk_size
-        overlap = (
-            opts.chunk_overlap if opts.chunk_overlap is not None else min(s.chunk_overlap, chunk_size // 2)
-        )
-        if overlap >= chunk_size:
+        ingest = IngestOptions.from_settings(s, opts)
+        if ingest.chunk_overlap >= ingest.chunk_size:
             raise ProtocolError(
-                f"options.chunk_overlap ({overlap}) must be smaller than chunk_size ({chunk_size}).",
+                f"options.chunk_overlap ({ingest.chunk_overlap}) must be smaller than "
+                f"chunk_size ({ingest.chunk_size}).",
                 code=ErrorCode.INVALID_OPTION,
             )
         limits = JobLimits(
@@ -264,15 +262,7 @@ class Session:
                 model_name=model_name,
                 concurrency=min(opts.concurrency or s.concurrency, limits.max_concurrency),
             ),
-            ingest=IngestOptions(
-                chunk_size=chunk_size,
-                chunk_overlap=overlap,
-                password=opts.password,
-                max_pages=s.pdf_max_pages,
-                max_text_chars=s.max_text_chars,
-                parse_timeout_s=s.parse_timeout_s,
-                parse_memory_bytes=s.parse_memory_bytes,
-            ),
+            ingest=ingest,
             limits=limits,
         )
 

@@ -189,10 +189,14 @@ async def test_prior_results_are_reused_without_model_calls_or_events() -> None:
     from summarizer.pipeline import PriorResults
 
     model = EchoModel(words=3)
-    prior = PriorResults(maps={0: "earlier summary of chunk zero."}, failed={1: ("provider_unavailable", "down")})
+    prior = PriorResults(
+        maps={0: "earlier summary of chunk zero."}, failed={1: ("provider_unavailable", "down")}
+    )
     events = [
         e
-        async for e in summarize_chunks(aiter_chunks(make_chunks(4)), model, config=PipelineConfig(), prior=prior)
+        async for e in summarize_chunks(
+            aiter_chunks(make_chunks(4)), model, config=PipelineConfig(), prior=prior
+        )
     ]
     indexes = {e.index for e in events if e.type.startswith("chunk.")}
     assert indexes == {2, 3}

@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from summarizer.protocol import StartOptions
+    from summarizer.settings import Settings
 
 __all__ = ["Chunk", "IngestOptions", "IngestProgress", "Page"]
 
@@ -68,6 +73,29 @@ class IngestOptions:
     max_text_chars: int = 20_000_000
     parse_timeout_s: float = 600.0
     parse_memory_bytes: int = 1024 * 1024 * 1024
+
+    @classmethod
+    def from_settings(cls, settings: Settings, options: StartOptions) -> IngestOptions:
+        """One job's options: the job's ``start.options`` over the server's settings.
+
+        An unset ``chunk_overlap`` is the setting, capped at half the chunk size
+        (so that a small ``chunk_size`` alone stays valid). The result is not
+        validated: callers check ``chunk_overlap < chunk_size`` and say so in
+        their own terms.
+        """
+        chunk_size = options.chunk_size or settings.chunk_size
+        overlap = options.chunk_overlap
+        if overlap is None:
+            overlap = min(settings.chunk_overlap, chunk_size // 2)
+        return cls(
+            chunk_size=chunk_size,
+            chunk_overlap=overlap,
+            password=options.password,
+            max_pages=settings.pdf_max_pages,
+            max_text_chars=settings.max_text_chars,
+            parse_timeout_s=settings.parse_timeout_s,
+            parse_memory_bytes=settings.parse_memory_bytes,
+        )
 
 
 @dataclass(slots=True)

@@ -325,10 +325,16 @@ def test_dropped_upload_gives_up_then_try_again_resumes_it(watched: Watched) -> 
     assert resumed["job_id"] == job_id and resumed["state"] == "uploading"
     assert 0 <= resumed["received"] < pdf.stat().st_size
     assert sum(len(m) for m in last["up"] if isinstance(m, bytes)) == pdf.stat().st_size - resumed["received"]
-    assert all(json.loads(m)["type"] != "start" for c in connections[1:] for m in c["up"] if isinstance(m, str))
+    assert all(
+        json.loads(m)["type"] != "start" for c in connections[1:] for m in c["up"] if isinstance(m, str)
+    )
     assert json.loads(last["up"][-1])["type"] == "end"
     assert page.evaluate("window.__summarizer.lastSummary")
-    assert page.locator("#cards .chunk-card[data-state='done']").count() == page.locator("#overview .cell").count() > 1
+    assert (
+        page.locator("#cards .chunk-card[data-state='done']").count()
+        == page.locator("#overview .cell").count()
+        > 1
+    )
 
 
 def test_recent_jobs_reopen_a_finished_job_after_reload(watched: Watched, base_url: str) -> None:
@@ -363,7 +369,8 @@ def test_recent_jobs_reopen_a_finished_job_after_reload(watched: Watched, base_u
     page.evaluate(
         """() => {
           const list = JSON.parse(localStorage.getItem("summarizer.jobs"));
-          list.unshift({job_id: "0".repeat(32), filename: "old.pdf", size: 10, started: Date.now() - 1e8, state: "done"});
+          list.unshift({job_id: "0".repeat(32), filename: "old.pdf", size: 10,
+                        started: Date.now() - 1e8, state: "done"});
           localStorage.setItem("summarizer.jobs", JSON.stringify(list));
         }"""
     )
