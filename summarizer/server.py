@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Mapping
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, MutableMapping
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
@@ -27,11 +28,16 @@ from .jobs import JobManager
 from .models import load_model
 from .models.loader import rate_limiter
 from .protocol import PROTOCOL_VERSION
-from .session import Session
+from .session import ABORT_SCOPE_KEY, Session
 from .settings import Settings
 from .store import JobStore, SqliteStore
 
 __all__ = ["ModelRegistry", "create_app"]
+
+ASGIApp = Callable[
+    [MutableMapping[str, Any], Callable[[], Awaitable[Any]], Callable[[Any], Awaitable[None]]],
+    Awaitable[None],
+]
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +103,44 @@ class ModelRegistry:
                 limiter=self.limiter,
             )
         return self._loaded[name]
+
+
+class _ConnectionControl:
+    """Outermost ASGI middleware: bounds a WebSocket's send buffer and lets its session drop it.
+
+    uvicorn's ``send`` is a method of its protocol object, which holds the
+    transport. For each WebSocket this sets the kernel send buffer to
+    ``send_buffer_bytes`` (what the server buffers for a client that does not
+    read, besides the transport's 64 KiB high-water mark), and puts
+    ``transport.abort`` in the scope under :data:`~summarizer.session.ABORT_SCOPE_KEY`:
+    a client that neither reads nor answers the close handshake would otherwise
+    keep its connection for the WebSocket library's close timeouts (tens of
+    seconds). Under another ASGI server both are skipped.
+
+    Args:
+        app: The wrapped app.
+        send_buffer_bytes: ``SO_SNDBUF`` for WebSocket connections (bytes), or ``None``.
+    """
+
+    def __init__(self, app: ASGIApp, send_buffer_bytes: int | None = None) -> None:
+        self.app = app
+        self.send_buffer_bytes = send_buffer_bytes
+
+    async def __call__(
+        self,
+        scope: MutableMapping[str, Any],
+        receive: Callable[[], Awaitable[Any]],
+        send: Callable[[Any], Awaitable[None]],
+    ) -> None:
+        if scope["type"] == "websocket":
+            transport = getattr(getattr(send, "__self__", None), "transport", None)
+            if transport is not None and hasattr(transport, "abort"):
+                scope[ABORT_SCOPE_KEY] = transport.abort
+                sock = transport.get_extra_info("socket")
+                if self.send_buffer_bytes is not None and sock is not None:
+                    with contextlib.suppress(OSError):
+                        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.send_buffer_bytes)
+        await self.app(scope, receive, send)
 
 
 def create_app(
@@ -178,7 +222,10 @@ def create_app(
     ]
     if settings.web_dir.is_dir():
         routes.append(Mount("/", StaticFiles(directory=settings.web_dir, html=True), name="web"))
-    middleware = [Middleware(TrustedHostMiddleware, allowed_hosts=settings.resolved_allowed_hosts())]
+    middleware = [
+        Middleware(_ConnectionControl, send_buffer_bytes=settings.send_buffer_bytes),
+        Middleware(TrustedHostMiddleware, allowed_hosts=settings.resolved_allowed_hosts()),
+    ]
     app = Starlette(routes=routes, lifespan=lifespan, middleware=middleware)
     app.state.settings = settings
     app.state.models = registry

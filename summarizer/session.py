@@ -31,12 +31,15 @@ from .pipeline import PipelineConfig
 from .protocol import PROTOCOL_VERSION, Cancel, End, Error, Resume, Resumed, Start, Text, dump, parse_client
 from .settings import Settings
 
-__all__ = ["Session", "origin_allowed"]
+__all__ = ["ABORT_SCOPE_KEY", "Session", "host_allowed", "origin_allowed"]
 
 log = logging.getLogger(__name__)
 
 _UNMETERED_FRAME_BYTES = 16 * 1024
 """Binary frames at least this large do not count against ``max_messages_per_second``."""
+
+ABORT_SCOPE_KEY = "summarizer.abort"
+"""Scope key of a callable that aborts the connection's TCP transport (set by the server)."""
 
 _CLOSE_WAIT_S = 2.0
 """Longest wait for a close handshake (seconds); after it the TCP connection is aborted."""
@@ -379,21 +382,15 @@ class Session:
         await self.close_socket(CloseCode.INTERNAL_ERROR, str(ErrorCode.INTERNAL_ERROR))
 
     async def close_socket(self, code: CloseCode, reason: str = "") -> None:
-        """Close with ``code``; a client that does not complete the close handshake
-        within :data:`_CLOSE_WAIT_S` (it reads nothing) has its TCP connection aborted."""
+        """Close with ``code``; a client that has not completed the close handshake
+        :data:`_CLOSE_WAIT_S` later (it reads nothing) has its TCP connection aborted."""
         if self._socket_closed():
             return
-        try:
+        with contextlib.suppress(Exception):  # a timeout, or the socket went away meanwhile
             await asyncio.wait_for(self.ws.close(code=int(code), reason=reason), _CLOSE_WAIT_S)
-        except Exception:  # a timeout, or the socket went away meanwhile
-            self._abort_transport()
-
-    def _abort_transport(self) -> None:
-        """Drop the TCP connection at once (uvicorn's protocol object holds the transport)."""
-        protocol = getattr(self.ws._send, "__self__", None)
-        transport = getattr(protocol, "transport", None)
-        if transport is not None and hasattr(transport, "abort"):
-            transport.abort()
+        abort = self.ws.scope.get(ABORT_SCOPE_KEY)
+        if callable(abort):
+            asyncio.get_running_loop().call_later(_CLOSE_WAIT_S, abort)
 
     async def stop_sender(self) -> None:
         """Wait for the sender when its job has ended (it drains), else stop it."""

@@ -133,6 +133,11 @@ class Settings(BaseSettings):
         gt=0,
         description="Close a connection (1008, slow_reader) whose client reads no event for this long (s).",
     )
+    send_buffer_bytes: int | None = Field(
+        default=256 * 1024,
+        ge=4096,
+        description="Kernel send buffer per WebSocket (bytes): what a client that does not read can hold.",
+    )
     max_messages_per_second: float = Field(
         default=2000.0, gt=0, description="Client messages per second per connection (1008 above)."
     )
