@@ -386,11 +386,17 @@ class Session:
         :data:`_CLOSE_WAIT_S` later (it reads nothing) has its TCP connection aborted."""
         if self._socket_closed():
             return
-        with contextlib.suppress(Exception):  # a timeout, or the socket went away meanwhile
+        try:
             await asyncio.wait_for(self.ws.close(code=int(code), reason=reason), _CLOSE_WAIT_S)
+            cleanly = True
+        except Exception:  # a timeout, or the socket went away meanwhile
+            cleanly = False
         abort = self.ws.scope.get(ABORT_SCOPE_KEY)
         if callable(abort):
-            asyncio.get_running_loop().call_later(_CLOSE_WAIT_S, abort)
+            if cleanly:  # the close frame is out; the client has as long again to answer it
+                asyncio.get_running_loop().call_later(_CLOSE_WAIT_S, abort)
+            else:
+                abort()
 
     async def stop_sender(self) -> None:
         """Wait for the sender when its job has ended (it drains), else stop it."""
