@@ -29,6 +29,7 @@ from .protocol import PROTOCOL_VERSION
 from .session import Session
 from .settings import Settings
 from .storage import Storage
+from .web_headers import SecurityHeaders
 
 __all__ = ["ModelRegistry", "create_app"]
 
@@ -185,6 +186,7 @@ def create_app(
     if settings.web_dir.is_dir():
         routes.append(Mount("/", StaticFiles(directory=settings.web_dir, html=True), name="web"))
     app = Starlette(routes=routes, lifespan=lifespan)
+    app.add_middleware(SecurityHeaders)  # CSP and friends for the page (summarizer/web_headers.py)
     app.state.settings = settings
     app.state.models = registry
     return app
