@@ -108,9 +108,13 @@ def test_cancel_a_long_document_midway(watched: Watched) -> None:
     page = watched.page
     drop_file(page, corpus_file("pdf", "freeculture.pdf"))
     # Wait for a few chunk cards, then cancel.
-    page.wait_for_function("document.querySelectorAll('#cards .chunk-card').length >= 4", timeout=60_000)
+    page.wait_for_function(
+        "() => document.querySelectorAll('#cards .chunk-card').length >= 4", timeout=60_000
+    )
     assert page.evaluate("document.body.dataset.phase") == "processing"
-    page.wait_for_function("document.querySelector('#cards .chunk-card[data-state=done]')", timeout=30_000)
+    page.wait_for_function(
+        "() => document.querySelector('#cards .chunk-card[data-state=done]')", timeout=30_000
+    )
     screenshot(page, "midrun-freeculture.png")
     # The book's first page has no text layer: a warning, shown without getting in the way.
     assert watched.events("warning")
@@ -213,7 +217,7 @@ def test_keyboard_picker_and_phone_width(browser: Any, base_url: str) -> None:
             " (e) => { window.__pickerOpened = true; e.preventDefault(); })"
         )
         page.keyboard.press("Enter")
-        page.wait_for_function("window.__pickerOpened === true", timeout=5_000)
+        page.wait_for_function("() => window.__pickerOpened === true", timeout=5_000)
         page.set_input_files("#file-input", str(SAMPLES / "documents" / "zen-of-python.md"))
         assert wait_for_phase(page, "done", "error", timeout_s=30) == "done"
         assert page.evaluate("window.__summarizer.lastSummary")
@@ -246,7 +250,9 @@ def test_dropped_socket_reconnects_with_resume_and_applies_events_once(watched: 
     # Resume five events early: the server sends them again, and the page must drop them.
     page.evaluate("window.__summarizer.reconnect.rewind = 5")
     drop_file(page, corpus_file("pdf", "tracemonkey.pdf"))
-    page.wait_for_function("document.querySelectorAll('#cards .chunk-card').length >= 3", timeout=30_000)
+    page.wait_for_function(
+        "() => document.querySelectorAll('#cards .chunk-card').length >= 3", timeout=30_000
+    )
     # The socket drops mid-job (as a network failure would); the job goes on on the server.
     assert page.evaluate("window.__summarizer.dropConnection()") is True
     assert wait_for_phase(page, "done", "error", "cancelled", timeout_s=60) == "done"
@@ -357,7 +363,7 @@ def test_recent_jobs_reopen_a_finished_job_after_reload(watched: Watched, base_u
 
     # After a reload the job is listed under "Recent jobs"; opening it replays its log.
     page.reload()
-    page.wait_for_function("document.querySelector('#server-status').dataset.status === 'ok'")
+    page.wait_for_function("() => document.querySelector('#server-status').dataset.status === 'ok'")
     recent = page.locator("#recent")
     assert recent.is_visible()
     item = page.locator(f"#recent-list .recent-open[data-job-id='{job_id}']")
@@ -384,7 +390,7 @@ def test_recent_jobs_reopen_a_finished_job_after_reload(watched: Watched, base_u
         }"""
     )
     page.reload()
-    page.wait_for_function("document.querySelector('#server-status').dataset.status === 'ok'")
+    page.wait_for_function("() => document.querySelector('#server-status').dataset.status === 'ok'")
     page.click(f"#recent-list .recent-open[data-job-id='{'0' * 32}']")
     alert = page.locator("#intake-alert")
     alert.wait_for(state="visible")
@@ -461,7 +467,7 @@ def test_page_runs_under_its_content_security_policy(browser: Any, base_url: str
         assert response is not None
         csp = response.headers["content-security-policy"]
         assert "script-src 'self'" in csp and "unsafe-inline" not in csp
-        page.wait_for_function("document.querySelector('#server-status').dataset.status === 'ok'")
+        page.wait_for_function("() => document.querySelector('#server-status').dataset.status === 'ok'")
         # A whole job (upload over the WebSocket, streamed cards, the summary, the icons) ...
         drop_file(page, SAMPLES / "documents" / "zen-of-python.md")
         assert wait_for_phase(page, "done", "error", timeout_s=60) == "done"
@@ -476,7 +482,7 @@ def test_page_runs_under_its_content_security_policy(browser: Any, base_url: str
             "() => { const s = document.createElement('script'); s.textContent = 'window.__inline = 1';"
             " document.body.append(s); }"
         )
-        page.wait_for_function("window.__cspViolations.length > 0", timeout=10_000)
+        page.wait_for_function("() => window.__cspViolations.length > 0", timeout=10_000)
         assert page.evaluate("typeof window.__inline") == "undefined"
         assert any("script-src" in v for v in page.evaluate("window.__cspViolations"))
     finally:
