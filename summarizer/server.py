@@ -30,6 +30,7 @@ from .protocol import PROTOCOL_VERSION
 from .session import Session
 from .settings import Settings
 from .store import JobStore, SqliteStore
+from .web_headers import SecurityHeaders
 
 __all__ = ["ModelRegistry", "create_app"]
 
@@ -178,7 +179,10 @@ def create_app(
     ]
     if settings.web_dir.is_dir():
         routes.append(Mount("/", StaticFiles(directory=settings.web_dir, html=True), name="web"))
-    middleware = [Middleware(TrustedHostMiddleware, allowed_hosts=settings.resolved_allowed_hosts())]
+    middleware = [
+        Middleware(TrustedHostMiddleware, allowed_hosts=settings.resolved_allowed_hosts()),
+        Middleware(SecurityHeaders),  # CSP and friends for the page (summarizer/web_headers.py)
+    ]
     app = Starlette(routes=routes, lifespan=lifespan, middleware=middleware)
     app.state.settings = settings
     app.state.models = registry

@@ -30,7 +30,9 @@ PARAGRAPH = (
 
 @pytest.fixture
 def client() -> Iterator[TestClient]:
-    app = create_app(Settings(max_frame_bytes=64 * 1024, chunk_size=600, chunk_overlap=50, allowed_hosts=TEST_HOSTS))
+    app = create_app(
+        Settings(max_frame_bytes=64 * 1024, chunk_size=600, chunk_overlap=50, allowed_hosts=TEST_HOSTS)
+    )
     with TestClient(app) as c:
         yield c
 
