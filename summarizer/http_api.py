@@ -60,6 +60,13 @@ _SLICE_BYTES = 256 * 1024
 _OPTIONS_MAX_BYTES = 16 * 1024
 """Largest ``options`` part (bytes)."""
 
+_DRAIN_BYTES = 4 * 1024 * 1024
+_DRAIN_S = 10.0
+"""An error found mid-body is answered after reading (and dropping) at most this
+many more bytes, for at most this long: a client that is still sending then
+reads the answer instead of a connection reset. A longer body is cut off."""
+"""Largest ``options`` part (bytes)."""
+
 _STATUS: dict[ErrorCode, int] = {
     ErrorCode.BAD_JSON: 400,
     ErrorCode.INVALID_MESSAGE: 400,
@@ -135,7 +142,8 @@ def _endpoint(
             _check_token(request)
             return await handler(request)
         except SummarizerError as exc:
-            return _error(exc)
+            # A refused POST's body was not read: close the connection after the answer.
+            return _refuse_body(exc) if request.method == "POST" else _error(exc)
 
     endpoint.__name__ = handler.__name__
     endpoint.__doc__ = handler.__doc__
@@ -339,13 +347,14 @@ async def create_job(request: Request) -> Response:
             )
         )
     form = _Form(params[b"boundary"], max_body)
+    body = request.stream()
     options = StartOptions()
     options_raw: bytearray | None = None
     upload: _Upload | None = None
     current = ""
     job: Job | None = None
     try:
-        async for kind, value in form.pieces(request.stream()):
+        async for kind, value in form.pieces(body):
             if kind == "begin":
                 current = value.name
                 if current == "options":
@@ -406,8 +415,10 @@ async def create_job(request: Request) -> Response:
         return Response(status_code=400)
     except SummarizerError as exc:
         if job is None:
+            await _drain(body, form.received, declared)
             return _refuse_body(exc)
         job.fail(exc)
+        await _drain(body, form.received, declared)
         return _refuse_body(exc, job_id=job.id)
     finally:
         if job is not None:
@@ -415,7 +426,23 @@ async def create_job(request: Request) -> Response:
             jobs.release(job)
     # A job that already failed (say, the file is not a PDF) is answered with its error.
     error = await _terminal_error(job)
-    return _refuse_body(error, job_id=job.id) if error is not None else _job_body(job, 201)
+    if error is None:
+        return _job_body(job, 201)
+    await _drain(body, form.received, declared)
+    return _refuse_body(error, job_id=job.id)
+
+
+async def _drain(body: AsyncIterator[bytes], received: int, declared: str | None) -> None:
+    """Read and drop the rest of a refused request body, if it is short (see ``_DRAIN_BYTES``)."""
+    if declared is not None and declared.isdigit() and int(declared) - received > _DRAIN_BYTES:
+        return
+    dropped = 0
+    with contextlib.suppress(ClientDisconnect, TimeoutError, RuntimeError):
+        async with asyncio.timeout(_DRAIN_S):
+            async for chunk in body:
+                dropped += len(chunk)
+                if dropped > _DRAIN_BYTES:
+                    return
 
 
 async def _last_event(job: Job) -> Any:
