@@ -83,6 +83,13 @@ _STATUS: dict[ErrorCode, int] = {
 """HTTP status of an error code; any other code (options, models, the document) is 422."""
 
 
+class _JSON(JSONResponse):
+    """JSON ending in a newline, so that ``curl`` output reads well in a shell."""
+
+    def render(self, content: Any) -> bytes:
+        return super().render(content) + b"\n"
+
+
 def _error(exc: SummarizerError, **extra: Any) -> JSONResponse:
     """``exc`` as ``{"code", "message", "retryable"}`` with the matching HTTP status."""
     status = _STATUS.get(exc.code, 422)
@@ -92,7 +99,7 @@ def _error(exc: SummarizerError, **extra: Any) -> JSONResponse:
     if status == 503:
         headers["Retry-After"] = "60"
     body = {"code": str(exc.code), "message": exc.message, "retryable": exc.retryable, **extra}
-    return JSONResponse(body, status_code=status, headers=headers)
+    return _JSON(body, status_code=status, headers=headers)
 
 
 def _refuse_body(exc: SummarizerError, **extra: Any) -> JSONResponse:
@@ -303,7 +310,7 @@ class _Upload:
 
 
 def _job_body(job: Job, status: int) -> JSONResponse:
-    return JSONResponse(
+    return _JSON(
         {
             "job_id": job.id,
             "state": job.state.value,
@@ -481,7 +488,7 @@ async def job_status(request: Request) -> Response:
             body["missing_pages"] = [list(r) for r in last.missing_pages]
         elif last.type == "error":
             body["error"] = {"code": str(last.code), "message": last.message}
-    return JSONResponse(body)
+    return _JSON(body)
 
 
 async def cancel_job(request: Request) -> Response:
