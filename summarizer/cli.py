@@ -83,6 +83,7 @@ def cli() -> None:
 @_setting("strict", "--strict/--no-strict")
 @_setting("log_level", "--log-level")
 @_setting("data_dir", "--data-dir", type=click.Path(file_okay=False, path_type=Path))
+@_setting("web_dir", "--web-dir", type=click.Path(file_okay=False, path_type=Path))
 def serve(**given: Any) -> None:
     """Run the server: the WebSocket API at /ws and the web page at /."""
     import uvicorn

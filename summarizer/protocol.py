@@ -74,7 +74,7 @@ PROTOCOL_VERSION = 1
 PageRange = tuple[int, int]
 """``[first, last]`` page numbers, 1-based and inclusive."""
 
-Stage = Literal["extract", "map", "collapse", "reduce"]
+Stage = Literal["extract", "ocr", "map", "collapse", "reduce"]
 """Pipeline stages reported by :class:`Progress`."""
 
 
@@ -113,6 +113,11 @@ class StartOptions(_Message):
         strict: ``true``: fail the job when one chunk fails after its retries;
             default (``false``): report it with ``chunk.failed``, summarize the
             rest and list the pages in ``summary.missing_pages``.
+        ocr: ``auto`` (OCR the PDF pages that have no text layer but images),
+            ``off`` or ``force`` (OCR every page, for PDFs whose text layer is
+            garbage).
+        ocr_languages: Tesseract language codes joined by ``+`` (e.g.
+            ``"eng+deu"``, at most 8); each needs its language pack on the server.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True, protected_namespaces=())
@@ -130,6 +135,10 @@ class StartOptions(_Message):
     )
     instructions: str | None = Field(default=None, max_length=1000)
     strict: bool | None = None
+    ocr: Literal["auto", "off", "force"] | None = None
+    ocr_languages: str | None = Field(
+        default=None, min_length=3, max_length=100, pattern=r"^[A-Za-z_]{3,20}(?:\+[A-Za-z_]{3,20}){0,7}$"
+    )
 
 
 class Start(_Message):
@@ -287,7 +296,8 @@ class Progress(_Event):
     """How far a stage is.
 
     Attributes:
-        stage: ``extract`` (pages), ``map`` (chunks), ``collapse`` (groups of
+        stage: ``extract`` (pages), ``ocr`` (pages OCR'd of the pages to OCR;
+            the total is an estimate while the PDF is being read), ``map`` (chunks), ``collapse`` (groups of
             the current level) or ``reduce`` (1 call). Upload progress is told
             by :class:`Ack` (``received`` of ``start.size``).
         done: Units finished.
@@ -312,21 +322,30 @@ class Document(_Event):
         pages: Pages (PDF) or form-feed separated pages (text, usually 1).
         characters: Characters of cleaned text.
         chunks: Number of chunks the text was split into.
+        ocr_pages: Page ranges ``[first, last]`` whose text was read by OCR
+            (empty when none).
     """
 
     type: Literal["document"] = "document"
     pages: int
     characters: int
     chunks: int
+    ocr_pages: list[PageRange] = Field(default_factory=list)
 
 
 class ChunkStarted(_Event):
-    """A map call began for chunk ``index`` (0-based) covering ``pages``."""
+    """A map call began for chunk ``index`` (0-based) covering ``pages``.
+
+    Attributes:
+        characters: Length of the chunk's text (characters).
+        ocr: ``True`` when some of the chunk's text was read by OCR.
+    """
 
     type: Literal["chunk.started"] = "chunk.started"
     index: int
     pages: PageRange
     characters: int = 0
+    ocr: bool = False
 
 
 class ChunkToken(_Event):

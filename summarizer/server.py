@@ -11,6 +11,7 @@ import contextlib
 import logging
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, MutableMapping
+from pathlib import Path
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
@@ -18,12 +19,13 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket
 
 from .errors import ErrorCode, ModelError
+from .http_api import http_routes
 from .jobs import JobManager
 from .models import load_model
 from .models.loader import rate_limiter
@@ -31,6 +33,7 @@ from .protocol import PROTOCOL_VERSION
 from .session import ABORT_SCOPE_KEY, Session
 from .settings import Settings
 from .store import JobStore, SqliteStore
+from .web_headers import SecurityHeaders
 
 __all__ = ["ModelRegistry", "create_app"]
 
@@ -143,6 +146,22 @@ class _ConnectionControl:
         await self.app(scope, receive, send)
 
 
+def _page(web_dir: Path) -> Mount | Route:
+    """The web page at ``/``, or, when ``web_dir`` holds no ``index.html``, a 404 that says why."""
+    if (web_dir / "index.html").is_file():
+        return Mount("/", StaticFiles(directory=web_dir, html=True), name="web")
+    reason = (
+        f"No web page: {web_dir} has no index.html. Point SUMMARIZER_WEB_DIR or "
+        "'summarizer serve --web-dir' at the folder of the page (web/ in a checkout)."
+    )
+    log.warning("%s The API (/ws, /v1) works without it.", reason)
+
+    async def missing(request: Request) -> PlainTextResponse:
+        return PlainTextResponse(reason + "\n", status_code=404)
+
+    return Route("/{path:path}", missing)
+
+
 def create_app(
     settings: Settings | None = None,
     *,
@@ -220,11 +239,12 @@ def create_app(
         Route("/healthz", healthz),
         Route("/api/config", config),
     ]
-    if settings.web_dir.is_dir():
-        routes.append(Mount("/", StaticFiles(directory=settings.web_dir, html=True), name="web"))
+    routes += http_routes()
+    routes.append(_page(settings.web_dir))
     middleware = [
         Middleware(_ConnectionControl, send_buffer_bytes=settings.send_buffer_bytes),
         Middleware(TrustedHostMiddleware, allowed_hosts=settings.resolved_allowed_hosts()),
+        Middleware(SecurityHeaders),  # CSP and friends for the page (summarizer/web_headers.py)
     ]
     app = Starlette(routes=routes, lifespan=lifespan, middleware=middleware)
     app.state.settings = settings

@@ -31,7 +31,7 @@ from .pipeline import PipelineConfig
 from .protocol import PROTOCOL_VERSION, Cancel, End, Error, Resume, Resumed, Start, Text, dump, parse_client
 from .settings import Settings
 
-__all__ = ["ABORT_SCOPE_KEY", "Session", "host_allowed", "origin_allowed"]
+__all__ = ["ABORT_SCOPE_KEY", "Session", "build_job_spec", "host_allowed", "origin_allowed"]
 
 log = logging.getLogger(__name__)
 
@@ -243,56 +243,8 @@ class Session:
         return None if self.job.finished else self.job
 
     def job_spec(self, start: Start) -> JobSpec:
-        """The effective configuration of a new job.
-
-        Raises:
-            ProtocolError: ``unsupported_protocol`` (close 1003) or ``invalid_option``.
-            LimitExceeded: ``document_too_large`` when ``start.size`` is over the limit.
-            ModelError: ``unknown_model``.
-        """
-        s = self.settings
-        if start.protocol != PROTOCOL_VERSION:
-            err = ProtocolError(
-                f"Protocol version {start.protocol} is not supported; this server speaks {PROTOCOL_VERSION}.",
-                code=ErrorCode.UNSUPPORTED_PROTOCOL,
-            )
-            err.close_code = CloseCode.UNSUPPORTED_DATA
-            raise err
-        if start.size is not None and start.size > s.max_document_bytes:
-            raise LimitExceeded(
-                f"The document is {start.size} bytes; this server accepts at most {s.max_document_bytes}.",
-                code=ErrorCode.DOCUMENT_TOO_LARGE,
-            )
-        opts = start.options
-        ingest = IngestOptions.from_settings(s, opts)
-        if ingest.chunk_overlap >= ingest.chunk_size:
-            raise ProtocolError(
-                f"options.chunk_overlap ({ingest.chunk_overlap}) must be smaller than "
-                f"chunk_size ({ingest.chunk_size}).",
-                code=ErrorCode.INVALID_OPTION,
-            )
-        limits = JobLimits(
-            max_document_bytes=s.max_document_bytes,
-            max_frame_bytes=s.max_frame_bytes,
-            ack_window_bytes=s.ack_window_bytes,
-            max_text_chars=s.max_text_chars,
-            max_concurrency=max(s.concurrency, 16),
-        )
-        model_name, _ = self.models.get(opts.model)
-        return JobSpec(
-            start=start,
-            model=model_name,
-            models=self.models.names,
-            reduce_model=s.reduce_model or None,
-            pipeline=PipelineConfig.from_settings(
-                s,
-                opts,
-                model_name=model_name,
-                concurrency=min(opts.concurrency or s.concurrency, limits.max_concurrency),
-            ),
-            ingest=ingest,
-            limits=limits,
-        )
+        """The effective configuration of a new job (see :func:`build_job_spec`)."""
+        return build_job_spec(start, settings=self.settings, models=self.models)
 
     async def begin(self, start: Start) -> None:
         if self.job is not None and not self.job.finished:
@@ -481,6 +433,59 @@ class Session:
             self.job.readers -= 1
             self.jobs.release(self.job)
             self.job = None
+
+
+def build_job_spec(start: Start, *, settings: Settings, models: ModelSource) -> JobSpec:
+    """The effective configuration of a new job, from its ``start`` (WebSocket and HTTP alike).
+
+    Raises:
+        ProtocolError: ``unsupported_protocol`` (close 1003) or ``invalid_option``.
+        LimitExceeded: ``document_too_large`` when ``start.size`` is over the limit.
+        ModelError: ``unknown_model``.
+    """
+    s = settings
+    if start.protocol != PROTOCOL_VERSION:
+        err = ProtocolError(
+            f"Protocol version {start.protocol} is not supported; this server speaks {PROTOCOL_VERSION}.",
+            code=ErrorCode.UNSUPPORTED_PROTOCOL,
+        )
+        err.close_code = CloseCode.UNSUPPORTED_DATA
+        raise err
+    if start.size is not None and start.size > s.max_document_bytes:
+        raise LimitExceeded(
+            f"The document is {start.size} bytes; this server accepts at most {s.max_document_bytes}.",
+            code=ErrorCode.DOCUMENT_TOO_LARGE,
+        )
+    opts = start.options
+    ingest = IngestOptions.from_settings(s, opts)
+    if ingest.chunk_overlap >= ingest.chunk_size:
+        raise ProtocolError(
+            f"options.chunk_overlap ({ingest.chunk_overlap}) must be smaller than "
+            f"chunk_size ({ingest.chunk_size}).",
+            code=ErrorCode.INVALID_OPTION,
+        )
+    limits = JobLimits(
+        max_document_bytes=s.max_document_bytes,
+        max_frame_bytes=s.max_frame_bytes,
+        ack_window_bytes=s.ack_window_bytes,
+        max_text_chars=s.max_text_chars,
+        max_concurrency=max(s.concurrency, 16),
+    )
+    model_name, _ = models.get(opts.model)
+    return JobSpec(
+        start=start,
+        model=model_name,
+        models=models.names,
+        reduce_model=s.reduce_model or None,
+        pipeline=PipelineConfig.from_settings(
+            s,
+            opts,
+            model_name=model_name,
+            concurrency=min(opts.concurrency or s.concurrency, limits.max_concurrency),
+        ),
+        ingest=ingest,
+        limits=limits,
+    )
 
 
 def _too_big(size: int, limit: int) -> LimitExceeded:

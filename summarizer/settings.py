@@ -8,6 +8,7 @@ OpenAI's own ``OPENAI_API_KEY`` and ``OPENAI_BASE_URL`` are read by
 
 from __future__ import annotations
 
+import importlib.resources
 import os
 from pathlib import Path
 from typing import Annotated, Literal
@@ -15,10 +16,35 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["WEB_DIR", "ModelPrice", "Settings"]
+__all__ = ["WEB_DIR", "ModelPrice", "Settings", "default_web_dir"]
 
-WEB_DIR = Path(__file__).resolve().parent.parent / "web"
-"""The page served at ``/`` when running from a checkout."""
+
+def default_web_dir() -> Path:
+    """The folder of the page served at ``/``.
+
+    In a source checkout (``pyproject.toml`` and ``web/index.html`` beside the
+    ``summarizer`` package: an editable install, or ``PYTHONPATH``) it is the
+    checkout's ``web/``, so edits show at once. Otherwise it is the copy shipped
+    inside the package as ``summarizer.web``, found with :mod:`importlib.resources`
+    (pyproject.toml maps ``web/`` there at build time).
+
+    Returns:
+        The folder; it may lack ``index.html`` when the package was installed
+        without its page (the server then says so and answers 404 at ``/``).
+    """
+    root = Path(__file__).resolve().parent.parent
+    checkout = root / "web"
+    if (root / "pyproject.toml").is_file() and (checkout / "index.html").is_file():
+        return checkout
+    try:
+        index = importlib.resources.files("summarizer.web").joinpath("index.html")
+    except ModuleNotFoundError:
+        return checkout
+    return index.parent if isinstance(index, Path) else checkout
+
+
+WEB_DIR = default_web_dir()
+"""The page served at ``/`` by default (see :func:`default_web_dir`)."""
 
 MiB = 1024 * 1024
 
@@ -43,7 +69,9 @@ class Settings(BaseSettings):
     # -- server ------------------------------------------------------------------
     host: str = Field(default="127.0.0.1", description="Interface to listen on.")
     port: int = Field(default=8000, ge=0, le=65535, description="TCP port; 0 picks a free one.")
-    web_dir: Path = Field(default=WEB_DIR, description="Folder served at / (the web page).")
+    web_dir: Path = Field(
+        default=WEB_DIR, description="Folder served at / (the web page); default: the page in the package."
+    )
     log_level: str = Field(default="info", description="Python logging level name.")
 
     # -- model --------------------------------------------------------------------
@@ -125,6 +153,9 @@ class Settings(BaseSettings):
         default=32, ge=1, description="Jobs running at once on the server (1013 when busy)."
     )
     max_jobs_per_connection: int = Field(default=100, ge=1, description="Jobs one connection may start.")
+    keepalive_s: float = Field(
+        default=15.0, gt=0, description="Idle time before a keep-alive comment on a /v1 event stream (s)."
+    )
     idle_timeout_s: float = Field(
         default=300.0, gt=0, description="Close a connection silent this long with no job running (s)."
     )
