@@ -37,6 +37,7 @@ from langchain_core.language_models import BaseChatModel
 
 from .errors import CloseCode, ErrorCode, LimitExceeded, ProtocolError, SummarizerError
 from .ingest import iter_chunks
+from .ingest.ocr import ocr_eta, page_ranges
 from .ingest.types import IngestOptions, IngestProgress
 from .pipeline import PipelineConfig, PriorResults, summarize_chunks
 from .protocol import (
@@ -205,6 +206,8 @@ class Job:
         self._task: asyncio.Task[None] | None = None
         self._cancel_requested = False
         self._last_pages_done = -1
+        self._last_ocr: tuple[int, int] | None = None
+        self._ocr_started: float | None = None
         self._warnings_sent = 0
         self.readers = 0
         """Sessions attached to the job (see :meth:`JobManager.expire_abandoned`)."""
@@ -440,10 +443,36 @@ class Job:
                     eta_s=0.0 if progress.finished else eta,
                 )
             )
+        self._on_ocr(progress)
         if progress.finished:
             self.emit(
-                Document(pages=progress.pages_done, characters=progress.characters, chunks=progress.chunks)
+                Document(
+                    pages=progress.pages_done,
+                    characters=progress.characters,
+                    chunks=progress.chunks,
+                    ocr_pages=page_ranges(progress.ocr_pages),
+                )
             )
+
+    def _on_ocr(self, progress: IngestProgress) -> None:
+        """Progress of the ``ocr`` stage, when pages are OCR'd (logic: :mod:`summarizer.ingest.ocr`)."""
+        if progress.ocr_total is None:
+            return
+        state = (progress.ocr_done, progress.ocr_total)
+        if state == self._last_ocr or (progress.ocr_total == 0 and self._last_ocr is None):
+            return
+        if self._ocr_started is None:
+            self._ocr_started = self._clock()
+        self._last_ocr = state
+        self.emit(
+            Progress(
+                stage="ocr",
+                done=progress.ocr_done,
+                total=progress.ocr_total,
+                elapsed_s=self.elapsed(),
+                eta_s=ocr_eta(self._clock() - self._ocr_started, *state),
+            )
+        )
 
     async def _run(self) -> None:
         assert self._model is not None

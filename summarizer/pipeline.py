@@ -648,7 +648,7 @@ class _Run:
             return
         async with self.limit:
             index, pages = chunk.index, chunk.pages
-            self.emit(ChunkStarted(index=index, pages=pages, characters=len(chunk.text)))
+            self.emit(ChunkStarted(index=index, pages=pages, characters=len(chunk.text), ocr=chunk.ocr))
             began = self.clock()
             out = _Output(
                 lambda t: self.emit(ChunkToken(index=index, pages=pages, text=t)),

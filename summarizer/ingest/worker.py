@@ -95,7 +95,7 @@ class WorkerConfig:
     ocr_workers: int = 1
     ocr_page_timeout_s: float = 60.0
     ocr_dpi: int = 300
-    ocr_max_pixels: int = 40_000_000
+    ocr_max_pixels: int = 25_000_000
 
 
 # --------------------------------------------------------------------------
