@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 from .errors import ErrorCode, ProtocolError
 
 __all__ = [
+    "JOB_STATES",
     "PROTOCOL_VERSION",
     "TERMINAL_TYPES",
     "Accepted",
@@ -47,6 +48,7 @@ __all__ = [
     "Document",
     "End",
     "Error",
+    "JobStateName",
     "JobWarning",
     "Limits",
     "Progress",
@@ -151,6 +153,7 @@ class Start(_Message):
             (text messages); checked against the document limit up front.
         options: Per-job :class:`StartOptions`.
         token: The server's shared token, if it requires one (never logged).
+        job_id: A client-chosen id that makes ``start`` idempotent (see the field).
     """
 
     type: Literal["start"] = "start"
@@ -160,6 +163,10 @@ class Start(_Message):
     size: int | None = Field(default=None, ge=0)
     options: StartOptions = Field(default_factory=StartOptions)
     token: str | None = Field(default=None, max_length=1024)
+    job_id: str | None = Field(default=None, pattern=r"^[0-9a-f]{32}$")
+    """Optional client-chosen job id (32 lowercase hex digits, 128 random bits): a
+    repeated ``start`` with the same ``job_id`` re-attaches to that job (as
+    ``resume`` with ``last_seq`` 0) instead of creating a second one."""
 
 
 class Text(_Message):
@@ -455,11 +462,19 @@ class Summary(_Event):
     retries: int = 0
 
 
+JobStateName = Literal["uploading", "processing", "done", "failed", "cancelled"]
+"""A job's state as told by :class:`Resumed`."""
+
+JOB_STATES: tuple[JobStateName, ...] = ("uploading", "processing", "done", "failed", "cancelled")
+"""Every value of ``resumed.state``; ``uploading`` is the only one in which upload data is accepted."""
+
+
 class Resumed(_Event):
     """Answer to :class:`Resume`; not part of the job's log, so its ``seq`` is 0.
 
     Attributes:
-        state: ``uploading``, ``processing``, ``done``, ``failed`` or ``cancelled``.
+        state: One of :data:`JOB_STATES`: ``uploading`` (the upload is not
+            finished: continue it), ``processing``, ``done``, ``failed`` or ``cancelled``.
         last_seq: The job's latest ``seq`` at this moment.
         received: Upload bytes the server has committed; continue the upload
             from this byte offset (binary) ...
@@ -467,7 +482,7 @@ class Resumed(_Event):
     """
 
     type: Literal["resumed"] = "resumed"
-    state: str
+    state: JobStateName
     last_seq: int
     received: int
     messages: int
@@ -564,7 +579,7 @@ TERMINAL_TYPES = frozenset({"summary", "cancelled", "error"})
 """Event types after which a job emits nothing more."""
 
 _client_adapter: TypeAdapter[Start | Text | End | Cancel | Resume] = TypeAdapter(ClientMessage)
-_server_adapter: TypeAdapter[Any] = TypeAdapter(ServerEvent)
+_server_adapter: TypeAdapter[ServerEvent] = TypeAdapter(ServerEvent)
 _CLIENT_TYPES = frozenset({"start", "text", "end", "cancel", "resume"})
 
 
@@ -607,7 +622,7 @@ def parse_client(raw: str | bytes) -> Start | Text | End | Cancel | Resume:
         raise ProtocolError(f"Invalid {kind!r} message: {problems}.") from None
 
 
-def parse_server(raw: str | bytes | dict[str, Any]) -> Any:
+def parse_server(raw: str | bytes | dict[str, Any]) -> ServerEvent:
     """Parse one server event (JSON text or an already decoded dict).
 
     Returns:
