@@ -53,10 +53,11 @@ logger = logging.getLogger(__name__)
 ProgressCallback = Callable[[IngestProgress], None]
 """Receives a snapshot of the progress (a copy: keeping it is safe)."""
 
-OCR_LOOKAHEAD = 2
-"""Pages the cleaner holds back when most pages are OCR'd (the default holds 8): an
-OCR'd page costs seconds, so the map starts after page 3 rather than page 9.
-Two pages ahead plus the pages behind still show running heads and footers."""
+OCR_LOOKAHEAD = 1
+"""Pages the cleaner holds back when most pages are OCR'd (the default holds 8).
+An OCR'd page costs seconds, so holding 8 back would delay the first chunk by
+8 pages of OCR; with one page ahead plus the pages behind (history), running
+heads and footers are still found from the third page on."""
 
 UNREADABLE_CHECK_PAGES = 8
 """After this many pages with text, a document whose pages are mostly
