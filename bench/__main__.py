@@ -11,7 +11,8 @@ path), ``peers`` (LangChain / LangGraph map-reduce), ``pipelining`` (map starts
 during a text upload), ``upload`` (throughput vs a bare websockets server),
 ``ingestion`` (PDF path vs bare pypdf), ``embedded`` (CLI end to end, linear
 cost), ``many_users`` (100 sessions on one server) and ``quality`` (ROUGE vs
-lead-k, :mod:`bench.quality`). A benchmark that fails is reported as failed;
+lead-k, :mod:`bench.quality`) and ``ocr`` (a scanned PDF: pages/s with 1 and 2
+workers, CER, memory). A benchmark that fails is reported as failed;
 the others still run. Only 127.0.0.1 is used; every loop and process is bounded.
 """
 
@@ -33,7 +34,17 @@ from typing import Any
 
 from .common import ROOT, Context, machine_info, versions
 
-BENCHMARKS = ("overhead", "peers", "pipelining", "upload", "ingestion", "embedded", "many_users", "quality")
+BENCHMARKS = (
+    "overhead",
+    "peers",
+    "pipelining",
+    "upload",
+    "ingestion",
+    "embedded",
+    "many_users",
+    "quality",
+    "ocr",
+)
 """Benchmark names in running order (each ``bench/<name>.py`` has ``run(ctx)``; quality is below)."""
 
 QUICK_STORIES = 8

@@ -509,6 +509,12 @@ Ours / lead-k (max over references): {ratios}.
     return text, [goal]
 
 
+def _ocr(r: dict[str, Any]) -> tuple[str, list[Goal]]:
+    from .ocr import report
+
+    return report(r)
+
+
 _SECTIONS: dict[str, Callable[[dict[str, Any]], tuple[str, list[Goal]]]] = {
     "overhead": _overhead,
     "peers": _peers,
@@ -518,6 +524,7 @@ _SECTIONS: dict[str, Callable[[dict[str, Any]], tuple[str, list[Goal]]]] = {
     "embedded": _embedded,
     "many_users": _many_users,
     "quality": _quality,
+    "ocr": _ocr,
 }
 
 

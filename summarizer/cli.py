@@ -196,6 +196,18 @@ def running_server(settings: Settings, *, models: Mapping[str, Any] | None = Non
 )
 @click.option("--password", default=None, help="Password of an encrypted PDF.")
 @click.option(
+    "--ocr",
+    type=click.Choice(["auto", "off", "force"]),
+    default=None,
+    help="OCR of PDF pages: auto (pages without text that have images), off, or force (every page); "
+    "default: the server's SUMMARIZER_OCR (auto).",
+)
+@click.option(
+    "--ocr-languages",
+    default=None,
+    help="Tesseract language codes joined by +, e.g. eng+deu (default: SUMMARIZER_OCR_LANGUAGES, eng).",
+)
+@click.option(
     "--token", default=None, envvar="SUMMARIZER_TOKEN", show_envvar=True, help="The server's shared token."
 )
 @click.option("--json", "as_json", is_flag=True, help="Print every event as one JSON line instead.")

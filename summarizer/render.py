@@ -28,6 +28,7 @@ __all__ = ["JsonRenderer", "RichRenderer", "print_estimate"]
 
 _STAGE_LABELS = {
     "extract": "Extracting pages",
+    "ocr": "OCR of scanned pages",
     "map": "Summarizing chunks",
     "collapse": "Collapsing summaries",
     "reduce": "Writing the summary",
@@ -109,7 +110,9 @@ class RichRenderer:
         elif kind == "document":
             self.console.print(
                 f"[dim]document: {event.pages} pages, {event.characters:,} characters, "
-                f"{event.chunks} chunks[/dim]"
+                f"{event.chunks} chunks"
+                + (f"; OCR: {pages_text(event.ocr_pages)}" if getattr(event, "ocr_pages", None) else "")
+                + "[/dim]"
             )
         elif kind == "chunk.summary" and self.show_chunks:
             header = Text(f"chunk {event.index + 1} ({page_label(*event.pages)})", style="bold cyan")
