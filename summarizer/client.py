@@ -67,7 +67,14 @@ from .protocol import (
     dump,
 )
 
-__all__ = ["DEFAULT_URL", "ReconnectCallback", "SummarizerClient", "guess_media_type"]
+__all__ = [
+    "DEFAULT_URL",
+    "ReconnectCallback",
+    "SummarizerClient",
+    "guess_media_type",
+    "parse_event",
+    "wire_filename",
+]
 
 log = logging.getLogger(__name__)
 
@@ -367,8 +374,10 @@ class SummarizerClient:
             by the server's ``max_frame_bytes``.
         open_timeout: Seconds to wait for a connection (default 10).
         token: The server's shared token (``SUMMARIZER_TOKEN``), if it needs one.
-        reconnect_attempts: Reconnections tried in a row before giving up
-            (default 8; 0 disables reconnecting).
+        reconnect_attempts: Reconnections tried without the job making progress
+            (no new event) before giving up (default 8; 0 disables reconnecting).
+            A ``resumed`` answer alone is not progress, so a server that drops
+            every connection after it is given up on.
         backoff_base_s: First backoff ceiling in seconds (default 0.5); doubles
             per attempt up to ``backoff_max_s`` (default 10); the delay is drawn
             uniformly below the ceiling (full jitter).
