@@ -49,6 +49,7 @@ Reword = Callable[[str, str], str]
 
 _STAGE_LABELS = {
     "extract": "Extracting pages",
+    "ocr": "Reading scanned pages (OCR)",
     "map": "Summarizing chunks",
     "collapse": "Collapsing summaries",
     "reduce": "Writing the summary",
