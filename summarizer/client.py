@@ -16,7 +16,9 @@ Reconnection: if the connection drops before the job ends, the client
 reconnects with exponential backoff and full jitter ("Exponential Backoff and
 Jitter", AWS Architecture Blog, 2015), sends ``resume`` with the last ``seq`` it
 has, continues the upload from the offset the server committed, and goes on
-yielding events: none is lost or repeated. The attempts are counted across
+yielding events: none is lost or repeated. Each job is named by the client
+(``start.job_id``), so a connection lost before ``accepted`` is recovered too:
+the same ``start`` sent again re-attaches to the job. The attempts are counted across
 reconnections and start again only when the job made progress (a new event), so
 a server that drops every connection is given up on after ``reconnect_attempts``.
 
@@ -43,6 +45,7 @@ import json
 import logging
 import mimetypes
 import random
+import secrets
 import typing
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator
 from pathlib import Path
@@ -55,7 +58,6 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 from .errors import TransportError
 from .protocol import (
     TERMINAL_TYPES,
-    Accepted,
     Cancel,
     End,
     Limits,
@@ -410,7 +412,6 @@ class SummarizerClient:
         self.job_id: str | None = None
         """The job of the current (or last) ``summarize_*`` call, once accepted."""
         self._ws: ClientConnection | None = None
-        self._limits: Limits | None = None
         if token:
             _redact.secrets.add(token)
 
@@ -521,6 +522,12 @@ class SummarizerClient:
     ) -> AsyncIterator[ServerEvent]:
         if start is not None and start.options.password:
             _redact.secrets.add(start.options.password)
+        if start is not None and start.job_id is None:
+            # Name the job ourselves: if the connection drops before ``accepted``,
+            # the same ``start`` sent again re-attaches to it instead of orphaning it.
+            start = start.model_copy(update={"job_id": secrets.token_hex(16)})
+        limits: Limits | None = None  # from ``accepted``
+        pending: tuple[int, int] | None = None  # upload offsets ``resumed`` gave before ``accepted``
         try:
             ws = await self._connect()  # the first connection fails loudly
             attempt = 0  # reconnections since the job last made progress
@@ -543,9 +550,12 @@ class SummarizerClient:
                             continue  # a type from a newer server
                         if event.type == "resumed":
                             if event.state == "uploading" and upload is not None:
-                                window, sender = self._start_upload(
-                                    ws, upload, event.received, event.messages
-                                )
+                                if limits is None:  # a re-sent start: ``accepted`` is replayed next
+                                    pending = (event.received, event.messages)
+                                else:
+                                    window, sender = self._start_upload(
+                                        ws, upload, limits, event.received, event.messages
+                                    )
                             continue
                         if event.type == "error" and event.job_id is None:
                             if job_id is not None and event.code == "unknown_job":
@@ -560,8 +570,10 @@ class SummarizerClient:
                         attempt = 0  # real progress: a new event of the job
                         if event.type == "accepted":
                             job_id = self.job_id = event.job_id
+                            limits = event.limits
                             if upload is not None:
-                                window, sender = self._start_upload(ws, upload, 0, 0, event)
+                                received, messages = pending or (0, 0)
+                                window, sender = self._start_upload(ws, upload, limits, received, messages)
                         elif event.type == "ack" and window is not None:
                             await window.ack(event.received)
                         yield event
@@ -576,10 +588,9 @@ class SummarizerClient:
                     await ws.close()
                 if upload is not None and upload.failure is not None:
                     raise upload.failure
-                if job_id is None:
-                    raise TransportError(
-                        f"The connection to {self.url} closed before the job was accepted: {reason}."
-                    )
+                if job_id is None and start is None:
+                    raise TransportError(f"The connection to {self.url} closed: {reason}.")
+                pending = None
                 ws, attempt = await self._reconnect(reason, attempt)
         finally:
             if upload is not None:
@@ -604,17 +615,8 @@ class SummarizerClient:
                 reason = exc.message
 
     def _start_upload(
-        self,
-        ws: ClientConnection,
-        upload: _Upload,
-        received: int,
-        messages: int,
-        accepted: Accepted | None = None,
+        self, ws: ClientConnection, upload: _Upload, limits: Limits, received: int, messages: int
     ) -> tuple[_Window, asyncio.Task[None]]:
-        limits = accepted.limits if accepted is not None else self._limits
-        if limits is None:
-            raise TransportError("The server resumed an upload it never accepted on this client.")
-        self._limits = limits
         window = _Window(limits.ack_window_bytes, start=received)
         frame = max(1, min(self.frame_bytes, limits.max_frame_bytes))
         return window, asyncio.create_task(

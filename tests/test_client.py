@@ -49,6 +49,8 @@ class Relay:
         self.upstream = upstream
         self.rewrite = rewrite
         self.connections = 0
+        self.sent: list[dict[str, Any]] = []
+        """The client's JSON messages, in order."""
         self.url = ""
         self._server: Server | None = None
 
@@ -79,6 +81,8 @@ class Relay:
 
             async def upward() -> None:
                 async for raw in client:
+                    if isinstance(raw, str):
+                        self.sent.append(json.loads(raw))
                     await up.send(raw)
 
             tasks = [asyncio.create_task(down()), asyncio.create_task(upward())]
@@ -265,3 +269,22 @@ async def test_unknown_fields_and_event_types_are_skipped(live_server: str) -> N
     assert [e.seq for e in events] == list(range(1, len(events) + 1))
     assert last_received(events) == len(TEXT.encode())
     assert events[-1].text == "".join(e.text for e in events if e.type == "summary.token")
+
+
+async def test_drop_before_accepted_reattaches_to_the_same_job(live_server: str) -> None:
+    """Old code: 'closed before the job was accepted' (and the first job was orphaned)."""
+
+    def rewrite(number: int, event: dict[str, Any]) -> list[dict[str, Any]] | None:
+        if number == 1 and event["type"] == "accepted":
+            return None  # the job exists, but the client never hears of it
+        return [event]
+
+    async with Relay(live_server, rewrite) as relay:
+        client = SummarizerClient(relay.url, backoff_base_s=0.01)
+        events = [e async for e in client.summarize_bytes(TEXT.encode(), filename="h.txt")]
+    starts = [m for m in relay.sent if m["type"] == "start"]
+    assert relay.connections == 2 and len(starts) == 2
+    assert starts[0]["job_id"] == starts[1]["job_id"] == events[0].job_id  # one job, re-attached
+    assert events[0].type == "accepted" and events[-1].type == "summary"
+    assert [e.seq for e in events] == list(range(1, len(events) + 1))
+    assert last_received(events) == len(TEXT.encode())
