@@ -55,7 +55,7 @@ from pydantic import TypeAdapter, ValidationError
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
-from .errors import TransportError
+from .errors import ErrorCode, TransportError
 from .protocol import (
     TERMINAL_TYPES,
     Cancel,
@@ -131,7 +131,10 @@ def parse_event(raw: str | bytes) -> ServerEvent | None:
     """Parse one server event leniently, as protocol.md asks of clients.
 
     Fields this version does not know (at any depth) are dropped; an event whose
-    ``type`` this version does not know gives ``None`` (skip it).
+    ``type`` this version does not know gives ``None`` (skip it), and so does an
+    event with a value this version does not know (a new progress ``stage``),
+    except an ``error``: with an unknown ``code`` it is read as
+    ``internal_error`` (its message kept), so it still ends the job.
 
     Args:
         raw: The frame's JSON text.
@@ -155,11 +158,22 @@ def parse_event(raw: str | bytes) -> ServerEvent | None:
             return _events.validate_python(data)
         except ValidationError as exc:
             errors = exc.errors()
-            if any(error["type"] != "extra_forbidden" for error in errors):
+            extras = [e["loc"][1:] for e in errors if e["type"] == "extra_forbidden"]
+            values = [e["loc"][1:] for e in errors if e["type"] in ("enum", "literal_error")]
+            if len(extras) + len(values) != len(errors):
                 raise
-            for error in errors:  # loc: (tag, field, ..., unknown field)
-                _drop(data, error["loc"][1:])
-            log.debug("Ignored unknown fields in a %r event: %s", kind, [e["loc"][1:] for e in errors])
+            if values:
+                # A value from a newer server (an error code, a stage): an ``error``
+                # still ends the job, with the generic code; other events are skipped.
+                if kind == "error" and values == [("code",)]:
+                    log.debug("Unknown error code %r, read as internal_error", data["code"])
+                    data["code"] = ErrorCode.INTERNAL_ERROR.value
+                    continue
+                log.debug("Skipping a %r event with values this version does not know: %s", kind, values)
+                return None
+            for path in extras:  # loc: (tag, field, ..., unknown field)
+                _drop(data, path)
+            log.debug("Ignored unknown fields in a %r event: %s", kind, extras)
 
 
 def _drop(data: Any, path: tuple[int | str, ...]) -> None:

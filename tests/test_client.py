@@ -256,6 +256,16 @@ async def test_unknown_fields_and_event_types_are_skipped(live_server: str) -> N
         if event["type"] in ("accepted", "document"):
             injected += 1
             out.append({"type": "future.event", "job_id": event["job_id"], "seq": 0, "level": 9})
+            out.append(
+                {
+                    "type": "progress",
+                    "job_id": event["job_id"],
+                    "seq": 0,
+                    "stage": "telepathy",
+                    "done": 1,
+                    "elapsed_s": 0.1,
+                }
+            )
         return out
 
     async with Relay(live_server, rewrite) as relay:
@@ -266,6 +276,7 @@ async def test_unknown_fields_and_event_types_are_skipped(live_server: str) -> N
     assert injected == 2
     assert events[-1].type == "summary" and events[-1].text
     assert "future.event" not in {e.type for e in events}
+    assert "telepathy" not in {getattr(e, "stage", None) for e in events}
     assert [e.seq for e in events] == list(range(1, len(events) + 1))
     assert last_received(events) == len(TEXT.encode())
     assert events[-1].text == "".join(e.text for e in events if e.type == "summary.token")
@@ -288,3 +299,18 @@ async def test_drop_before_accepted_reattaches_to_the_same_job(live_server: str)
     assert events[0].type == "accepted" and events[-1].type == "summary"
     assert [e.seq for e in events] == list(range(1, len(events) + 1))
     assert last_received(events) == len(TEXT.encode())
+
+
+def test_unknown_error_code_still_ends_the_job() -> None:
+    from summarizer.client import parse_event
+
+    event = parse_event(
+        json.dumps(
+            {"type": "error", "job_id": "a" * 32, "seq": 9, "code": "quota_exceeded", "message": "m", "x": 1}
+        )
+    )
+    assert event is not None and event.type == "error"
+    assert event.code == "internal_error" and event.message == "m" and event.seq == 9
+    assert parse_event('{"type": "progress", "stage": "new", "done": 1, "elapsed_s": 0}') is None
+    with pytest.raises(ValueError):
+        parse_event('{"type": "ack", "received": "lots"}')  # a known field with a wrong value stays an error
