@@ -23,7 +23,7 @@ Chromium (the same helpers as the browser tests) and saves:
 
 The failed chunks are real: the server's model is the scripted OpenAI-compatible fake of
 ``tests/fake_openai.py``. The OCR stage comes from a real server when it can OCR (the
-``ocr`` option exists, ``tesseract`` and ``pypdfium2`` are installed): pages 1–4 of
+``ocr`` option and setting exist, ``tesseract`` and ``pypdfium2`` are installed): pages 1–4 of
 ``squality-63833-jinx-ship.pdf`` rendered at 200 dpi into a PDF with no text layer.
 Until then it comes from a scripted event stream (``tests/browser/stub.py``); force
 either with ``--ocr-source server|stub``. ``--only NAME ...`` takes some of the shots,
@@ -198,9 +198,11 @@ def server_can_ocr() -> bool:
     import shutil
 
     from summarizer.protocol import StartOptions
+    from summarizer.settings import Settings
 
     return (
         "ocr" in StartOptions.model_fields
+        and "ocr" in Settings.model_fields
         and shutil.which("tesseract") is not None
         and importlib.util.find_spec("pypdfium2") is not None
         and importlib.util.find_spec("PIL") is not None
