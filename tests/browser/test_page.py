@@ -114,6 +114,9 @@ def test_cancel_a_long_document_midway(watched: Watched) -> None:
         "() => document.querySelectorAll('#cards .chunk-card').length >= 4", timeout=60_000
     )
     assert page.evaluate("document.body.dataset.phase") == "processing"
+    # Mid-run the bar shows a real percentage (not NaN), short of 100.
+    page.wait_for_function("() => window.__summarizer.percent > 0", timeout=30_000)
+    assert 0 < page.evaluate("window.__summarizer.percent") < 100
     page.wait_for_function(
         "() => document.querySelector('#cards .chunk-card[data-state=done]')", timeout=30_000
     )

@@ -140,6 +140,10 @@ def test_ocr_stage_pages_and_badges_from_a_scripted_stream(context: Any, base_ur
     assert ocr.locator(".stage-detail").inner_text() == "5 / 10"
     assert "OCR 5 of 10 pages" in page.inner_text("#headline")
     assert "of OCR" in page.inner_text("#eta")
+    # The bar moved past the upload, and tells a number (the OCR share is part of reading the pages).
+    percent = page.evaluate("window.__summarizer.percent")
+    assert isinstance(percent, int) and 10 <= percent <= 50, percent
+    assert page.locator("#overall").get_attribute("aria-valuenow") == str(percent)
     # The chunk made from OCR'd text says so; the one from the text layer does not.
     assert page.locator("#chunk-1 .chunk-ocr").is_visible()
     assert page.locator("#chunk-0 .chunk-ocr").is_hidden()

@@ -186,8 +186,9 @@ function overallFraction() {
   } else part.collapse = 0;
   if (s.reduce.status !== "pending") part.collapse = 1;
   part.reduce = s.reduce.status === "done" ? 1 : s.reduce.status === "active" ? Math.min(0.9, wordCount(st.summaryParts.join("")) / Math.max(20, st.options.summary_words ?? config.summary_words)) : 0;
+  part.ocr = 0; // counted in `extract` above (its weight is 0)
   let total = 0;
-  for (const name of STAGE_ORDER) total += WEIGHTS[name] * Math.max(0, Math.min(1, part[name]));
+  for (const name of STAGE_ORDER) total += WEIGHTS[name] * Math.max(0, Math.min(1, part[name] ?? 0));
   return total;
 }
 
