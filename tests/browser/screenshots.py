@@ -11,7 +11,8 @@ Chromium (the same helpers as the browser tests) and saves:
 * ``start.png``: the page before a document is chosen;
 * ``midrun-freeculture-early.png``: a 352-page book seconds after the drop: pages still
   being read, the first chunk summaries streaming in, several at once;
-* ``midrun-freeculture.png``: the same book once it is parsed (one cell per chunk), part way through its chunks;
+* ``midrun-freeculture.png``: the same book once it is parsed (one cell per chunk), part way
+  through its chunks;
 * ``finished-freeculture.png``: the same book, summarized;
 * ``finished-tracemonkey-phone.png``: a paper, summarized, at phone width;
 * ``error-encrypted.png``: a password-protected PDF, explained;
