@@ -39,8 +39,8 @@ from starlette.routing import Route
 from starlette.types import Message, Send
 
 from .errors import ErrorCode, LimitExceeded, ProtocolError, SummarizerError
-from .jobs import Job, JobManager
-from .protocol import Start, StartOptions, dump
+from .jobs import Job, JobManager, StoredEvent
+from .protocol import Start, StartOptions
 from .session import build_job_spec
 from .settings import Settings
 
@@ -312,11 +312,11 @@ class _Upload:
 def _job_body(job: Job, status: int) -> JSONResponse:
     return _JSON(
         {
-            "job_id": job.id,
+            "job_id": job.job_id,
             "state": job.state.value,
             "last_seq": job.last_seq,
-            "events_url": f"/v1/jobs/{job.id}/events",
-            "status_url": f"/v1/jobs/{job.id}",
+            "events_url": f"/v1/jobs/{job.job_id}/events",
+            "status_url": f"/v1/jobs/{job.job_id}",
         },
         status_code=status,
     )
@@ -426,7 +426,7 @@ async def create_job(request: Request) -> Response:
             return _refuse_body(exc)
         job.fail(exc)
         await _drain(body, form.received, declared)
-        return _refuse_body(exc, job_id=job.id)
+        return _refuse_body(exc, job_id=job.job_id)
     finally:
         if job is not None:
             job.readers -= 1
@@ -436,7 +436,7 @@ async def create_job(request: Request) -> Response:
     if error is None:
         return _job_body(job, 201)
     await _drain(body, form.received, declared)
-    return _refuse_body(error, job_id=job.id)
+    return _refuse_body(error, job_id=job.job_id)
 
 
 async def _drain(body: AsyncIterator[bytes], received: int, declared: str | None) -> None:
@@ -453,12 +453,12 @@ async def _drain(body: AsyncIterator[bytes], received: int, declared: str | None
 
 
 async def _last_event(job: Job) -> Any:
-    """The terminal event of a finished job (``None`` for a job still running)."""
+    """The terminal event of a finished job, parsed (``None`` for a job still running)."""
     last = None
     if job.finished:
-        async for event in job.events(max(job.last_seq - 1, 0)):
-            last = event
-    return last
+        async for stored in job.events(max(job.last_seq - 1, 0)):
+            last = stored
+    return last.event if last is not None else None
 
 
 async def _terminal_error(job: Job) -> SummarizerError | None:
@@ -476,10 +476,10 @@ async def job_status(request: Request) -> Response:
     """``GET /v1/jobs/{id}``: ``job_id``, ``state``, ``last_seq``; ``summary`` or ``error`` once finished."""
     job = _job(request)
     body: dict[str, Any] = {
-        "job_id": job.id,
+        "job_id": job.job_id,
         "state": job.state.value,
         "last_seq": job.last_seq,
-        "events_url": f"/v1/jobs/{job.id}/events",
+        "events_url": f"/v1/jobs/{job.job_id}/events",
     }
     last = await _last_event(job)
     if last is not None:
@@ -503,9 +503,13 @@ async def cancel_job(request: Request) -> Response:
 # -- GET /v1/jobs/{id}/events ---------------------------------------------------------------
 
 
-def sse_event(event: Any) -> bytes:
-    """One protocol event as a Server-Sent Event: ``id: <seq>``, ``event: <type>``, ``data: <JSON>``."""
-    return f"id: {event.seq}\nevent: {event.type}\ndata: {dump(event)}\n\n".encode()
+def sse_event(stored: StoredEvent) -> bytes:
+    """One logged event as a Server-Sent Event: ``id: <seq>``, ``event: <type>``, ``data: <JSON>``.
+
+    The data is the event's wire JSON exactly as the WebSocket sends it (one line:
+    the JSON is compact and escapes newlines inside strings).
+    """
+    return f"id: {stored.seq}\nevent: {stored.type}\ndata: {stored.body}\n\n".encode()
 
 
 def _after_seq(request: Request) -> int:
@@ -598,7 +602,7 @@ async def job_events(request: Request) -> Response:
     jobs: JobManager = request.app.state.jobs
     return _EventStream(
         _sse(job, jobs, after, settings.keepalive_s),
-        send_timeout_s=settings.idle_timeout_s,
+        send_timeout_s=settings.send_timeout_s,
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
 

@@ -161,8 +161,8 @@ def test_a_1_gib_stream_without_length_is_refused_past_the_limit(server: Server)
         sock.close()
     assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
     assert b'"code":"document_too_large"' in answer
-    # Refused once past the limit: kernel buffers aside, nothing like 1 GiB went out.
-    assert sent < LIMIT + 16 * MiB, sent / MiB
+    # Refused once past the limit: socket buffers (up to tcp_rmem's 32 MiB) aside, nothing like 1 GiB.
+    assert sent < LIMIT + 64 * MiB, sent / MiB
     assert peak - before < 40 * MiB, (before / MiB, peak / MiB)
     print(f"\nrefused after {sent / MiB:.1f} MiB sent; server RSS {before / MiB:.0f} -> {peak / MiB:.0f} MiB")
 

@@ -118,7 +118,9 @@ def open_page(context: Any, base_url: str) -> Watched:
     page = context.new_page()
     watched = watch(page)
     page.goto(base_url)
-    page.wait_for_function("document.querySelector('#server-status').dataset.status === 'ok'")
+    page.wait_for_function(
+        "() => document.querySelector('#server-status').dataset.status === 'ok'", timeout=60_000
+    )
     return watched
 
 
@@ -148,6 +150,12 @@ def drop_file(page: Any, data: bytes | Path, name: str | None = None, media_type
         media_type = MEDIA_TYPES.get(Path(name).suffix.lower(), "")
     encoded = base64.b64encode(data).decode("ascii")
     page.evaluate(_DROP_JS, {"data": encoded, "name": name, "type": media_type})
+
+
+# Note for waits: pass ``page.wait_for_function`` a function (``"() => ..."``), never a
+# bare expression. Playwright polls a bare expression with ``eval``, which the page's
+# Content-Security-Policy (script-src 'self', no 'unsafe-eval') refuses; functions are
+# sent over CDP and are not subject to it.
 
 
 def wait_for_phase(page: Any, *phases: str, timeout_s: float = 60) -> str:

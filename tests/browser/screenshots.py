@@ -76,7 +76,7 @@ def _freeculture(browser: Any, url: str, out: Path) -> list[Path]:
         page.set_viewport_size(MIDRUN)
         # Early: the first chunks written, the next ones streaming, pages still being read.
         page.wait_for_function(
-            "document.querySelectorAll('#cards .chunk-card[data-state=done]').length >= 4 &&"
+            "() => document.querySelectorAll('#cards .chunk-card[data-state=done]').length >= 4 &&"
             " document.querySelectorAll('#cards [data-state=running] .chunk-body:not(.empty)').length >= 2",
             timeout=120_000,
             polling=50,
@@ -84,7 +84,7 @@ def _freeculture(browser: Any, url: str, out: Path) -> list[Path]:
         early = screenshot(page, "midrun-freeculture-early.png", full_page=False, directory=out)
         # Later: the book is parsed (one cell per chunk), a third of it summarized.
         page.wait_for_function(
-            "document.querySelectorAll('#overview .cell[data-state=done]').length >= 80 &&"
+            "() => document.querySelectorAll('#overview .cell[data-state=done]').length >= 80 &&"
             " !document.getElementById('chunk-count').textContent.endsWith('+') &&"
             " document.querySelectorAll('#cards [data-state=running] .chunk-body:not(.empty)').length >= 2",
             timeout=120_000,

@@ -51,3 +51,17 @@ export function pageRange(pages) {
   const [first, last] = pages;
   return first === last ? `page ${first}` : `pages ${first}–${last}`;
 }
+
+/** Words in a text (runs of non-space). */
+export function wordCount(text) {
+  const m = text.match(/\S+/g);
+  return m ? m.length : 0;
+}
+
+/** The badge for a file: "PDF", "MD" or "TXT". */
+export function fileKind(name, type) {
+  const ext = /\.([^.]+)$/.exec(name || "")?.[1]?.toLowerCase();
+  if (ext === "pdf" || type === "application/pdf") return "PDF";
+  if (ext === "md" || ext === "markdown") return "MD";
+  return "TXT";
+}
