@@ -535,12 +535,15 @@ class _EventStream(StreamingResponse):
     """A streaming response whose every write must complete within ``send_timeout_s``.
 
     A reader that stops reading fills its socket buffers; the next write then
-    waits. After ``send_timeout_s`` the stream gives up and the connection is
-    closed, so a stalled reader holds its socket for a bounded time.
+    waits. After ``send_timeout_s`` the stream gives up without finishing the
+    response, so the server closes the connection: the reader sees a cut stream
+    (not a clean end) and can resume with ``Last-Event-ID``. A stalled reader
+    thus holds its socket for a bounded time.
     """
 
     def __init__(self, content: AsyncIterator[bytes], *, send_timeout_s: float, headers: dict[str, str]):
         super().__init__(content, media_type="text/event-stream", headers=headers)
+        self.events = content
         self.send_timeout_s = send_timeout_s
 
     async def stream_response(self, send: Send) -> None:
@@ -550,9 +553,9 @@ class _EventStream(StreamingResponse):
         try:
             await super().stream_response(timed_send)
         except TimeoutError:
-            log.info("event stream reader stalled for %g s; closing", self.send_timeout_s)
+            log.warning("an event stream's reader read nothing for %g s; closing it", self.send_timeout_s)
             with contextlib.suppress(Exception):
-                await send({"type": "http.response.body", "body": b"", "more_body": False})
+                await self.events.aclose()  # type: ignore[attr-defined]
 
 
 async def _next(events: AsyncIterator[Any]) -> Any:
