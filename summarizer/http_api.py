@@ -61,7 +61,7 @@ _OPTIONS_MAX_BYTES = 16 * 1024
 """Largest ``options`` part (bytes)."""
 
 _DRAIN_BYTES = 4 * 1024 * 1024
-_DRAIN_S = 10.0
+_DRAIN_S = 5.0
 """An error found mid-body is answered after reading (and dropping) at most this
 many more bytes, for at most this long: a client that is still sending then
 reads the answer instead of a connection reset. A longer body is cut off."""
@@ -74,6 +74,7 @@ _STATUS: dict[ErrorCode, int] = {
     ErrorCode.SIZE_MISMATCH: 400,
     ErrorCode.CHECKSUM_MISMATCH: 400,
     ErrorCode.UNAUTHORIZED: 401,
+    ErrorCode.IDLE_TIMEOUT: 408,
     ErrorCode.UNKNOWN_JOB: 404,
     ErrorCode.DOCUMENT_TOO_LARGE: 413,
     ErrorCode.UNSUPPORTED_MEDIA_TYPE: 415,
@@ -233,15 +234,28 @@ class _Form:
     def _end(self) -> None:
         self._pending.append(("end", self._part))
 
-    async def pieces(self, stream: AsyncIterator[bytes]) -> AsyncIterator[tuple[str, Any]]:
+    async def pieces(self, stream: AsyncIterator[bytes], idle_s: float) -> AsyncIterator[tuple[str, Any]]:
         """Parse ``stream`` and yield what each read held.
+
+        Args:
+            stream: The request body.
+            idle_s: Longest wait for the next bytes of the body (seconds).
 
         Raises:
             LimitExceeded: ``document_too_large`` once more than ``max_body_bytes`` arrived.
             ProtocolError: ``invalid_message`` for a malformed body.
+            SummarizerError: ``idle_timeout`` when the body stalls for ``idle_s``.
         """
         try:
-            async for chunk in stream:
+            while True:
+                try:
+                    chunk = await asyncio.wait_for(_next(stream), idle_s)
+                except StopAsyncIteration:
+                    break
+                except TimeoutError:
+                    raise SummarizerError(
+                        f"The upload stalled: no bytes for {idle_s:g} s.", code=ErrorCode.IDLE_TIMEOUT
+                    ) from None
                 self.received += len(chunk)
                 if self.received > self.max_body_bytes:
                     raise LimitExceeded(
@@ -361,7 +375,7 @@ async def create_job(request: Request) -> Response:
     current = ""
     job: Job | None = None
     try:
-        async for kind, value in form.pieces(body):
+        async for kind, value in form.pieces(body, settings.idle_timeout_s):
             if kind == "begin":
                 current = value.name
                 if current == "options":
@@ -421,12 +435,11 @@ async def create_job(request: Request) -> Response:
             )
         return Response(status_code=400)
     except SummarizerError as exc:
-        if job is None:
+        if job is not None:
+            job.fail(exc)
+        if exc.code is not ErrorCode.IDLE_TIMEOUT:  # a stalled body is not waited for again
             await _drain(body, form.received, declared)
-            return _refuse_body(exc)
-        job.fail(exc)
-        await _drain(body, form.received, declared)
-        return _refuse_body(exc, job_id=job.job_id)
+        return _refuse_body(exc) if job is None else _refuse_body(exc, job_id=job.job_id)
     finally:
         if job is not None:
             job.readers -= 1
