@@ -39,8 +39,9 @@ from starlette.routing import Route
 from starlette.types import Message, Send
 
 from .errors import ErrorCode, LimitExceeded, ProtocolError, SummarizerError
-from .jobs import Job, JobManager, StoredEvent
-from .protocol import Start, StartOptions
+from .jobs import Job, JobManager
+from .jobs.eventlog import StoredEvent
+from .protocol import ServerEvent, Start, StartOptions
 from .session import build_job_spec
 from .settings import Settings
 
@@ -465,13 +466,13 @@ async def _drain(body: AsyncIterator[bytes], received: int, declared: str | None
                     return
 
 
-async def _last_event(job: Job) -> Any:
-    """The terminal event of a finished job, parsed (``None`` for a job still running)."""
-    last = None
+async def _last_event(job: Job) -> ServerEvent | None:
+    """The terminal event of a finished job (``None`` for a job still running)."""
+    last: StoredEvent | None = None
     if job.finished:
-        async for stored in job.events(max(job.last_seq - 1, 0)):
-            last = stored
-    return last.event if last is not None else None
+        async for event in job.events(max(job.last_seq - 1, 0)):
+            last = event
+    return None if last is None else last.event
 
 
 async def _terminal_error(job: Job) -> SummarizerError | None:
@@ -516,13 +517,13 @@ async def cancel_job(request: Request) -> Response:
 # -- GET /v1/jobs/{id}/events ---------------------------------------------------------------
 
 
-def sse_event(stored: StoredEvent) -> bytes:
-    """One logged event as a Server-Sent Event: ``id: <seq>``, ``event: <type>``, ``data: <JSON>``.
+def sse_event(event: StoredEvent) -> bytes:
+    """One stored event as a Server-Sent Event: ``id: <seq>``, ``event: <type>``, ``data: <JSON>``.
 
-    The data is the event's wire JSON exactly as the WebSocket sends it (one line:
-    the JSON is compact and escapes newlines inside strings).
+    ``data`` is the event's wire JSON exactly as the WebSocket sends it (serialized once,
+    by the job's :class:`~summarizer.jobs.eventlog.EventLog`).
     """
-    return f"id: {stored.seq}\nevent: {stored.type}\ndata: {stored.body}\n\n".encode()
+    return f"id: {event.seq}\nevent: {event.type}\ndata: {event.body}\n\n".encode()
 
 
 def _after_seq(request: Request) -> int:

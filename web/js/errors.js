@@ -79,6 +79,10 @@ export const FRIENDLY = {
     title: "This document is empty",
     hint: "There is no text in it to summarize.",
   },
+  password_required: {
+    title: "This PDF needs its password again",
+    hint: "The server restarted while the job was running and keeps passwords in memory only. Enter the password below and start the job again.",
+  },
   encrypted_pdf: {
     title: "This PDF is password-protected",
     hint: "Enter its password below, or save an unprotected copy (for example with “Print to PDF”) and drop that instead.",
@@ -126,6 +130,10 @@ export const FRIENDLY = {
   context_too_long: {
     title: "A part of the document is too long for the model",
     hint: "Even split into smaller pieces it did not fit the model's context window. Try a model with a larger window, or a smaller chunk size.",
+  },
+  slow_reader: {
+    title: "The connection fell behind",
+    hint: "The page did not keep up with the server's events. The job goes on; the page reconnects and resumes where it stopped.",
   },
   model_timeout: {
     title: "The model took too long to answer",
