@@ -246,8 +246,8 @@ def _pipelining(r: dict[str, Any]) -> tuple[str, list[Goal]]:
 {_num(r["characters"])} characters of *Free Culture* sent as {r["pieces"]} `text` messages
 {r["interval_s"]} s apart (`SummarizerClient.summarize_text` with an async generator)
 to the real server (uvicorn, own process, latency model). Seconds from the first
-piece. The incremental chunker cuts its first chunks once it holds
-`FLUSH_FACTOR` x `chunk_size` = {r["flush_factor"]} x {_num(r["chunk_size"])} characters.
+piece. The incremental chunker cuts a chunk as soon as it holds
+`chunk_size` + 1 = {_num(r["chunk_size"] + 1)} characters past the chunk's start.
 
 {table}
 

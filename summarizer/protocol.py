@@ -305,12 +305,17 @@ class Document(_Event):
         pages: Pages (PDF) or form-feed separated pages (text, usually 1).
         characters: Characters of cleaned text.
         chunks: Number of chunks the text was split into.
+        map_calls: Map calls the chunks take (one per chunk); ``None`` from older servers.
+        input_tokens: Document tokens the map calls read, estimated at 4 characters per
+            token (chunk overlaps included, prompts not counted); ``None`` from older servers.
     """
 
     type: Literal["document"] = "document"
     pages: int
     characters: int
     chunks: int
+    map_calls: int | None = None
+    input_tokens: int | None = None
 
 
 class ChunkStarted(_Event):
