@@ -9,7 +9,6 @@ any page exists, and what a prewarmed worker would save.
 
 from __future__ import annotations
 
-import asyncio
 import subprocess
 import sys
 import time
@@ -70,7 +69,9 @@ def run(ctx: Context) -> dict[str, Any]:
     repeats = ctx.repeats(3, 2)
     jobs = [_jobs_in_fresh_process(path) for _ in range(repeats)]
     imports = [
-        float(subprocess.run([sys.executable, "-c", _IMPORT], capture_output=True, text=True, timeout=60).stdout)
+        float(
+            subprocess.run([sys.executable, "-c", _IMPORT], capture_output=True, text=True, timeout=60).stdout
+        )
         for _ in range(repeats)
     ]
     bare = []
@@ -80,7 +81,8 @@ def run(ctx: Context) -> dict[str, Any]:
         bare.append({"open_s": opened, "open_and_page1_s": first})
     by_job = {
         f"job{i + 1}": {
-            key: median([run[i][key] for run in jobs if key in run[i]]) for key in ("opened_s", "first_page_s")
+            key: median([run[i][key] for run in jobs if key in run[i]])
+            for key in ("opened_s", "first_page_s")
         }
         for i in range(3)
     }

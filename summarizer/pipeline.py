@@ -68,7 +68,7 @@ from .errors import (
     NoTextError,
     SummarizerError,
 )
-from .ingest.types import Chunk
+from .ingest.types import Chunk, IngestProgress
 from .models.pricing import cost_usd
 from .models.retry import RetryPolicy, classify_error
 from .models.usage import CHARS_PER_TOKEN, TokenCount, UsageLedger, usage_of
@@ -93,7 +93,10 @@ from .protocol import (
     CollapseRestart,
     CollapseSummary,
     CollapseToken,
+    Document,
+    JobWarning,
     Progress,
+    ServerEvent,
     Stage,
     StartOptions,
     Summary,
@@ -107,6 +110,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CallEstimate",
+    "EventSink",
+    "IngestEvents",
     "Piece",
     "PipelineConfig",
     "PriorResults",
@@ -116,12 +121,17 @@ __all__ = [
     "merge_ranges",
     "split_text",
     "summarize_chunks",
+    "summarize_into",
 ]
 
 log = logging.getLogger(__name__)
 
-Event = Any
+Event = ServerEvent
 """One of the server events of :mod:`summarizer.protocol`, without ``seq``."""
+
+EventSink = Callable[[ServerEvent], None]
+"""Where the pipeline and ingestion put their events, in the order they happen
+(a job's :class:`~summarizer.jobs.EventLog` stamps and stores them)."""
 
 _SEPARATOR = "\n\n"
 _MIN_SPLIT_CHARS = 200
@@ -467,7 +477,7 @@ class _Run:
         model: Runnable[Any, Any],
         reduce_model: Runnable[Any, Any],
         config: PipelineConfig,
-        emit: Callable[[Event], None],
+        emit: EventSink,
         clock: Callable[[], float],
         started: float,
         prior: PriorResults,
@@ -905,6 +915,45 @@ class _StageProgress:
 _DONE = object()
 
 
+async def summarize_into(
+    sink: EventSink,
+    chunks: AsyncIterable[Chunk],
+    model: BaseChatModel | Runnable[Any, Any],
+    *,
+    config: PipelineConfig | None = None,
+    reduce_model: BaseChatModel | Runnable[Any, Any] | None = None,
+    clock: Callable[[], float] = time.monotonic,
+    started: float | None = None,
+    prior: PriorResults | None = None,
+) -> None:
+    """Summarize a stream of chunks with map-reduce, putting every event into ``sink``.
+
+    The events and their order are those :func:`summarize_chunks` yields; the
+    sink is called synchronously as each one happens (no queue in between).
+
+    Args:
+        sink: Receives each event (unstamped: no ``job_id``/``seq``).
+        chunks, model, config, reduce_model, clock, started, prior: As for
+            :func:`summarize_chunks`.
+
+    Raises:
+        As :func:`summarize_chunks`.
+    """
+    run = _Run(
+        model,
+        reduce_model or model,
+        config or PipelineConfig(),
+        sink,
+        clock,
+        clock() if started is None else started,
+        prior or PriorResults(),
+    )
+    try:
+        await run.run(chunks)
+    except BaseExceptionGroup as group:
+        raise _first_leaf(group) from None
+
+
 async def summarize_chunks(
     chunks: AsyncIterable[Chunk],
     model: BaseChatModel | Runnable[Any, Any],
@@ -947,21 +996,20 @@ async def summarize_chunks(
         NoTextError: ``chunks`` was empty.
         SummarizerError: Whatever the chunk source raised (e.g. a damaged PDF).
     """
-    cfg = config or PipelineConfig()
     queue: asyncio.Queue[Any] = asyncio.Queue()
-    run = _Run(
-        model,
-        reduce_model or model,
-        cfg,
-        queue.put_nowait,
-        clock,
-        clock() if started is None else started,
-        prior or PriorResults(),
-    )
 
     async def runner() -> None:
         try:
-            await run.run(chunks)
+            await summarize_into(
+                queue.put_nowait,
+                chunks,
+                model,
+                config=config,
+                reduce_model=reduce_model,
+                clock=clock,
+                started=started,
+                prior=prior,
+            )
         finally:
             queue.put_nowait(_DONE)
 
@@ -986,6 +1034,59 @@ async def _unwrap(task: asyncio.Task[None]) -> None:
         await task
     except BaseExceptionGroup as group:
         raise _first_leaf(group) from None
+
+
+class IngestEvents:
+    """Turns ingestion's progress reports into events for a sink.
+
+    Ingestion (:func:`summarizer.ingest.iter_chunks`) reports with an
+    ``on_progress`` callback; this adapter emits ``warning`` for each new
+    warning, ``progress`` (stage ``extract``) when the page count moves, and
+    ``document`` once parsing has finished.
+
+    Args:
+        sink: Where the events go.
+        clock: Monotonic clock in seconds.
+        started: Clock reading ``elapsed_s`` counts from.
+    """
+
+    def __init__(self, sink: EventSink, clock: Callable[[], float], started: float) -> None:
+        self.sink = sink
+        self.clock = clock
+        self.started = started
+        self._pages_done = -1
+        self._warnings_sent = 0
+
+    def __call__(self, progress: IngestProgress) -> None:
+        """Emit what ``progress`` adds to what was already reported."""
+        for message in progress.warnings[self._warnings_sent :]:
+            self.sink(JobWarning(message=message))
+        self._warnings_sent = len(progress.warnings)
+        if progress.pages_done != self._pages_done or progress.finished:
+            self._pages_done = progress.pages_done
+            spent = self.clock() - self.started
+            eta = None
+            if progress.pages_total and progress.pages_done:
+                eta = round(spent / progress.pages_done * (progress.pages_total - progress.pages_done), 1)
+            self.sink(
+                Progress(
+                    stage="extract",
+                    done=progress.pages_done,
+                    total=progress.pages_total if not progress.finished else progress.pages_done,
+                    elapsed_s=round(spent, 3),
+                    eta_s=0.0 if progress.finished else eta,
+                )
+            )
+        if progress.finished:
+            self.sink(
+                Document(
+                    pages=progress.pages_done,
+                    characters=progress.characters,
+                    chunks=progress.chunks,
+                    map_calls=progress.chunks,
+                    input_tokens=progress.input_tokens,
+                )
+            )
 
 
 def _first_leaf(group: BaseExceptionGroup[Any]) -> BaseException:

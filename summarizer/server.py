@@ -7,7 +7,6 @@ at start-up, expiry of old jobs). Each WebSocket is served by
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Mapping
@@ -15,6 +14,8 @@ from typing import Any
 
 from langchain_core.language_models import BaseChatModel
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Mount, Route, WebSocketRoute
@@ -28,7 +29,7 @@ from .models.loader import rate_limiter
 from .protocol import PROTOCOL_VERSION
 from .session import Session
 from .settings import Settings
-from .storage import Storage
+from .store import JobStore, SqliteStore
 
 __all__ = ["ModelRegistry", "create_app"]
 
@@ -102,7 +103,7 @@ def create_app(
     settings: Settings | None = None,
     *,
     models: Mapping[str, BaseChatModel] | None = None,
-    storage: Storage | None = None,
+    storage: JobStore | None = None,
 ) -> Starlette:
     """Build the ASGI app.
 
@@ -110,13 +111,15 @@ def create_app(
         settings: Configuration; read from the environment when ``None``.
         models: Ready chat models by name, offered besides the configured ones
             (a name equal to ``settings.model`` replaces the default).
-        storage: Where jobs are kept; default: :class:`Storage` in
+        storage: Where jobs are kept; default: :class:`~summarizer.store.SqliteStore` in
             ``settings.resolved_data_dir()``. The app closes it on shutdown.
 
     Returns:
         A Starlette app serving ``/ws``, ``/healthz``, ``/api/config`` and ``web/`` at ``/``.
-        On start-up it recovers unfinished jobs; on shutdown it stops running
-        jobs without ending them, so that they continue after a restart.
+        Requests whose ``Host`` is not in :meth:`Settings.resolved_allowed_hosts`
+        get HTTP 400 (DNS-rebinding protection). On start-up it recovers
+        unfinished jobs; on shutdown it stops running jobs without ending them,
+        so that they continue after a restart.
     """
     settings = settings or Settings()
     registry = ModelRegistry(settings, models)
@@ -148,32 +151,23 @@ def create_app(
             }
         )
 
-    async def expire(jobs: JobManager) -> None:
-        period = max(0.05, min(settings.job_ttl_s / 10, settings.idle_timeout_s / 4, 60.0))
-        while True:
-            await asyncio.sleep(period)
-            jobs.expire_abandoned(settings.idle_timeout_s)
-            removed = jobs.purge_expired()
-            if removed:
-                log.info("removed %d expired jobs", removed)
-
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        store = storage or Storage(settings.resolved_data_dir())
+        store = storage or SqliteStore(settings.resolved_data_dir())
         jobs = JobManager(
             store,
             registry.load,
             max_jobs=settings.max_jobs,
             ttl_s=settings.job_ttl_s,
+            idle_s=settings.idle_timeout_s,
         )
         app.state.jobs = jobs
         jobs.purge_expired()
         jobs.recover()
-        expiry = asyncio.create_task(expire(jobs))
+        jobs.start(period_s=max(0.05, min(settings.job_ttl_s / 10, settings.idle_timeout_s / 4, 60.0)))
         try:
             yield
         finally:
-            expiry.cancel()
             await jobs.shutdown()
             store.close()
 
@@ -184,7 +178,8 @@ def create_app(
     ]
     if settings.web_dir.is_dir():
         routes.append(Mount("/", StaticFiles(directory=settings.web_dir, html=True), name="web"))
-    app = Starlette(routes=routes, lifespan=lifespan)
+    middleware = [Middleware(TrustedHostMiddleware, allowed_hosts=settings.resolved_allowed_hosts())]
+    app = Starlette(routes=routes, lifespan=lifespan, middleware=middleware)
     app.state.settings = settings
     app.state.models = registry
     return app

@@ -128,6 +128,11 @@ class Settings(BaseSettings):
     idle_timeout_s: float = Field(
         default=300.0, gt=0, description="Close a connection silent this long with no job running (s)."
     )
+    send_timeout_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="Close a connection (1008, slow_reader) whose client reads no event for this long (s).",
+    )
     max_messages_per_second: float = Field(
         default=2000.0, gt=0, description="Client messages per second per connection (1008 above)."
     )
@@ -142,7 +147,14 @@ class Settings(BaseSettings):
     )
     allowed_origins: list[str] = Field(
         default_factory=list,
-        description="Extra browser origins allowed to connect (JSON list); own and localhost always are.",
+        description="Extra browser origins allowed to connect (JSON list); any on an allowed host is.",
+    )
+    allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description=(
+            "Host names clients may address the server by (JSON list, '*.example.org' wildcards, '*' any); "
+            "unset: localhost, 127.0.0.1, [::1] and the bind host."
+        ),
     )
     token: SecretStr | None = Field(
         default=None, description="Shared token clients must send in 'start'/'resume'; unset: none needed."
@@ -167,6 +179,19 @@ class Settings(BaseSettings):
             return self.data_dir
         base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
         return Path(base) / "summarizer"
+
+    def resolved_allowed_hosts(self) -> list[str]:
+        """``allowed_hosts``, or the loopback names plus ``host`` (unless it is a wildcard address).
+
+        IPv6 literals are bracketed as in a ``Host`` header (``[::1]``).
+        """
+        if self.allowed_hosts:
+            return list(self.allowed_hosts)
+        hosts = ["localhost", "127.0.0.1", "[::1]"]
+        bind = f"[{self.host}]" if ":" in self.host and not self.host.startswith("[") else self.host
+        if bind not in hosts and bind not in ("0.0.0.0", "[::]", ""):
+            hosts.append(bind.lower())
+        return hosts
 
     def allowed_models(self) -> list[str]:
         """The default model first, then the extra ``models``, without repeats."""

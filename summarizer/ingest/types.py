@@ -128,13 +128,3 @@ class IngestProgress:
     def input_tokens(self) -> int:
         """Document tokens the map calls read: :attr:`chunk_characters` / 4, rounded up."""
         return -(-self.chunk_characters // CHARS_PER_TOKEN)
-
-    def document_fields(self) -> dict[str, int]:
-        """The fields of the protocol's ``document`` event for this (finished) ingestion."""
-        return {
-            "pages": self.pages_done,
-            "characters": self.characters,
-            "chunks": self.chunks,
-            "map_calls": self.chunks,
-            "input_tokens": self.input_tokens,
-        }
