@@ -9,7 +9,8 @@ Usage, from the repository root (the peers need the ``bench`` extra)::
 Benchmarks, in order (one module each): ``user_path`` (a PDF uploaded to the
 real server with an OpenAI-compatible model server on loopback: first chunk
 token, total vs critical path, vs the LangGraph recipe with its parse),
-``packing`` (chunks vs the ideal count), ``overhead`` (pure pipeline on chunks
+``packing`` (chunks vs the ideal count), ``worker_start`` (time before the first
+PDF page: worker start vs bare pypdf), ``overhead`` (pure pipeline on chunks
 already in memory vs critical path), ``peers`` (LangChain / LangGraph map-reduce), ``pipelining`` (map starts
 during a text upload), ``upload`` (throughput vs a bare websockets server),
 ``ingestion`` (PDF path vs bare pypdf), ``embedded`` (CLI end to end, linear
@@ -39,6 +40,7 @@ from .common import ROOT, Context, machine_info, versions
 BENCHMARKS = (
     "user_path",
     "packing",
+    "worker_start",
     "overhead",
     "peers",
     "pipelining",

@@ -178,7 +178,7 @@ async def run_ours(url: str, path: Path, concurrency: int) -> dict[str, Any]:
 # the LangGraph recipe, with its parse
 
 
-def _recipe_model(base_url: str) -> Any:
+def _recipe_model(base_url: str, client: httpx.AsyncClient) -> Any:
     from langchain_openai import ChatOpenAI
 
     class CharCountChatOpenAI(ChatOpenAI):
@@ -187,7 +187,9 @@ def _recipe_model(base_url: str) -> Any:
         def get_num_tokens(self, text: str) -> int:
             return len(text) // 4
 
-    return CharCountChatOpenAI(model="latency", base_url=base_url, api_key="not-needed", max_retries=0)
+    return CharCountChatOpenAI(
+        model="latency", base_url=base_url, api_key="not-needed", max_retries=0, http_async_client=client
+    )
 
 
 async def run_recipe(base_url: str, path: Path, concurrency: int) -> dict[str, Any]:
@@ -204,16 +206,19 @@ async def run_recipe(base_url: str, path: Path, concurrency: int) -> dict[str, A
     docs = [Document(page.extract_text(), metadata={"page": n}) for n, page in enumerate(reader.pages)]
     splits = RecursiveCharacterTextSplitter(chunk_size=4000, chunk_overlap=200).split_documents(docs)
     parsed = time.perf_counter() - began
-    app = build_langgraph(_recipe_model(base_url))
     first: dict[str, float] = {}
-    async for message, metadata in app.astream(
-        {"contents": [doc.page_content for doc in splits]},
-        config={"max_concurrency": concurrency, "recursion_limit": 100},
-        stream_mode="messages",
-    ):
-        if getattr(message, "content", ""):
-            kind = _NODE_KIND.get(metadata.get("langgraph_node", ""), "other")
-            first.setdefault(kind, time.perf_counter() - began)
+    # A client of this event loop (langchain-openai's default one outlives asyncio.run).
+    limits = httpx.Limits(max_connections=max(concurrency, 16))
+    async with httpx.AsyncClient(timeout=120, limits=limits) as client:
+        app = build_langgraph(_recipe_model(base_url, client))
+        async for message, metadata in app.astream(
+            {"contents": [doc.page_content for doc in splits]},
+            config={"max_concurrency": concurrency, "recursion_limit": 100},
+            stream_mode="messages",
+        ):
+            if getattr(message, "content", ""):
+                kind = _NODE_KIND.get(metadata.get("langgraph_node", ""), "other")
+                first.setdefault(kind, time.perf_counter() - began)
     return {
         "wall_s": time.perf_counter() - began,
         "parse_s": parsed,
