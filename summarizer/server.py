@@ -7,6 +7,7 @@ at start-up, expiry of old jobs). Each WebSocket is served by
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import socket
@@ -26,6 +27,8 @@ from starlette.websockets import WebSocket
 
 from .errors import ErrorCode, ModelError
 from .http_api import http_routes
+from .ingest.pdf import prewarm as prewarm_pdf_worker
+from .ingest.pdf import stop_prewarmed as stop_prewarmed_pdf_workers
 from .jobs import JobManager
 from .models import load_model
 from .models.loader import rate_limiter
@@ -225,6 +228,7 @@ def create_app(
             idle_s=settings.idle_timeout_s,
         )
         app.state.jobs = jobs
+        await asyncio.to_thread(prewarm_pdf_worker, 1)  # the first PDF does not wait for a worker start
         jobs.purge_expired()
         jobs.recover()
         jobs.start(period_s=max(0.05, min(settings.job_ttl_s / 10, settings.idle_timeout_s / 4, 60.0)))
@@ -232,6 +236,7 @@ def create_app(
             yield
         finally:
             await jobs.shutdown()
+            await asyncio.to_thread(stop_prewarmed_pdf_workers)
             store.close()
 
     routes: list[Any] = [
