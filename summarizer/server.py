@@ -7,6 +7,7 @@ at start-up, expiry of old jobs). Each WebSocket is served by
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Mapping
@@ -26,6 +27,7 @@ from starlette.websockets import WebSocket
 from .errors import ErrorCode, ModelError
 from .http_api import http_routes
 from .jobs import JobManager
+from .jobs.lease import LeaseKeeper, is_shared
 from .models import load_model
 from .models.loader import rate_limiter
 from .protocol import PROTOCOL_VERSION
@@ -102,6 +104,21 @@ class ModelRegistry:
         return self._loaded[name]
 
 
+def open_store(settings: Settings) -> JobStore:
+    """The store ``settings`` select: Redis at ``redis_url`` if set, else SQLite in the data directory.
+
+    Raises:
+        StoreUnavailable: Redis does not answer (checked once, at start).
+    """
+    if settings.redis_url:
+        from .store.redis import RedisStore
+
+        store = RedisStore(settings.redis_url)
+        store.ping()
+        return store
+    return SqliteStore(settings.resolved_data_dir())
+
+
 def _page(web_dir: Path) -> Mount | Route:
     """The web page at ``/``, or, when ``web_dir`` holds no ``index.html``, a 404 that says why."""
     if (web_dir / "index.html").is_file():
@@ -142,6 +159,7 @@ def create_app(
     """
     settings = settings or Settings()
     registry = ModelRegistry(settings, models)
+    replica = settings.resolved_replica_id()
 
     async def ws_endpoint(websocket: WebSocket) -> None:
         state = websocket.app.state
@@ -149,7 +167,15 @@ def create_app(
 
     async def healthz(request: Request) -> JSONResponse:
         jobs: JobManager = request.app.state.jobs
-        return JSONResponse({"status": "ok", "jobs_running": jobs.running()})
+        body: dict[str, Any] = {"status": "ok", "replica": replica, "jobs_running": jobs.running()}
+        ping = getattr(jobs.store, "ping", None)
+        if ping is not None:  # a shared store (Redis): unreachable means this replica cannot serve
+            try:
+                await asyncio.to_thread(ping)
+            except Exception as exc:
+                body.update(status="unavailable", error=str(exc))
+                return JSONResponse(body, status_code=503)
+        return JSONResponse(body)
 
     async def config(request: Request) -> JSONResponse:
         s: Settings = request.app.state.settings
@@ -172,21 +198,29 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        store = storage or SqliteStore(settings.resolved_data_dir())
+        store = storage or open_store(settings)
         jobs = JobManager(
             store,
             registry.load,
             max_jobs=settings.max_jobs,
             ttl_s=settings.job_ttl_s,
             idle_s=settings.idle_timeout_s,
+            owner=replica,
+            lease_s=settings.lease_s if is_shared(store) else None,
         )
         app.state.jobs = jobs
         jobs.purge_expired()
         jobs.recover()
         jobs.start(period_s=max(0.05, min(settings.job_ttl_s / 10, settings.idle_timeout_s / 4, 60.0)))
+        keeper = LeaseKeeper(jobs) if is_shared(store) else None
+        if keeper is not None:  # several replicas: heartbeat, takeover of orphaned jobs, remote cancels
+            keeper.start()
+        app.state.lease_keeper = keeper
         try:
             yield
         finally:
+            if keeper is not None:
+                await keeper.stop()
             await jobs.shutdown()
             store.close()
 

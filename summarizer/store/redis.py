@@ -10,6 +10,7 @@ lease lapses. Layout (``P`` is the key prefix, default ``summarizer:``)::
                             fields ``t`` (type) and ``b`` (wire JSON)
     P{up}:<id>              list: one element per upload message, b"B"/b"T" + payload
     P{lease}:<id>           string: the owner replica id, with a TTL (``PX``)
+    P{cancel}:<id>          string: a client asked (on any replica) to cancel the job
 
 Exactly-once replay: an event's stream id is derived from its ``seq``
 (``<seq>-0``), so replay after ``seq`` is ``XRANGE (<seq>-0 +`` and a repeated
@@ -125,6 +126,9 @@ class RedisStore:
         ImportError: The ``redis`` package is missing (install the ``redis`` extra).
     """
 
+    shared = True
+    """Several replicas share this store (see :mod:`summarizer.jobs.lease`)."""
+
     def __init__(self, url: str, *, prefix: str = "summarizer:", socket_timeout_s: float = 5.0) -> None:
         import redis
 
@@ -211,7 +215,11 @@ class RedisStore:
         for job_id in ids:
             pipe = self.r.pipeline(transaction=True)
             pipe.delete(
-                self._k("job", job_id), self._k("ev", job_id), self._k("up", job_id), self._k("lease", job_id)
+                self._k("job", job_id),
+                self._k("ev", job_id),
+                self._k("up", job_id),
+                self._k("lease", job_id),
+                self._k("cancel", job_id),
             )
             pipe.zrem(self._k("jobs"), job_id)
             pipe.execute()
@@ -252,16 +260,6 @@ class RedisStore:
         """The highest committed ``seq`` (0 if none)."""
         top = self.r.xrevrange(self._k("ev", job_id), count=1)
         return int(top[0][0].split(b"-", 1)[0]) if top else 0
-
-    def wait_events(self, job_id: str, after_seq: int, block_s: float) -> bool:
-        """Block until the job has an event after ``after_seq`` or ``block_s`` passes.
-
-        Returns:
-            Whether such an event exists now.
-        """
-        key = self._k("ev", job_id)
-        got = self.r.xread({key: f"{after_seq}-0"}, count=1, block=max(1, int(block_s * 1000)))
-        return bool(got)
 
     # -- uploads --------------------------------------------------------------------------------
 
@@ -310,6 +308,17 @@ class RedisStore:
     def release_lease(self, job_id: str, owner: str) -> None:
         """Give the job up (only ``owner``'s own lease is deleted)."""
         self._release(keys=[self._k("lease", job_id)], args=[owner])
+
+    def request_cancel(self, job_id: str, ttl_s: float = 3600.0) -> None:
+        """Ask whichever replica runs ``job_id`` to cancel it (the request lasts ``ttl_s`` seconds)."""
+        self.r.set(self._k("cancel", job_id), b"1", px=max(1, int(ttl_s * 1000)))
+
+    def cancel_requested(self, job_ids: Sequence[str]) -> list[str]:
+        """Those of ``job_ids`` a client asked to cancel."""
+        pipe = self.r.pipeline(transaction=False)
+        for job_id in job_ids:
+            pipe.exists(self._k("cancel", job_id))
+        return [job_id for job_id, hit in zip(job_ids, pipe.execute(), strict=True) if hit]
 
     def lease_owner(self, job_id: str) -> str | None:
         """Who holds the job's lease now, or ``None``."""
