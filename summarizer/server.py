@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
+from langchain_core.rate_limiters import BaseRateLimiter
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.trustedhost import TrustedHostMiddleware
@@ -65,7 +66,7 @@ class ModelRegistry:
         self._loaded: dict[str, BaseChatModel] = dict(preloaded or {})
         self.names += [name for name in self._loaded if name not in self.names]
         self.reduce_name: str | None = settings.reduce_model or None
-        self.limiter = rate_limiter(settings.requests_per_second)
+        self.limiter = _limiter(settings)
 
     def get(self, name: str | None) -> tuple[str, BaseChatModel]:
         """The model called ``name`` (``None``: the default).
@@ -102,6 +103,18 @@ class ModelRegistry:
                 limiter=self.limiter,
             )
         return self._loaded[name]
+
+
+def _limiter(settings: Settings) -> BaseRateLimiter | None:
+    """The request limiter: shared through Redis by every replica when ``redis_url`` is set,
+    else one in memory (see :mod:`summarizer.ratelimit`)."""
+    if settings.redis_url and settings.requests_per_second is not None:
+        from .ratelimit import RedisRateLimiter
+
+        return RedisRateLimiter(
+            settings.redis_url, settings.requests_per_second, tokens_per_minute=settings.tokens_per_minute
+        )
+    return rate_limiter(settings.requests_per_second)
 
 
 def open_store(settings: Settings) -> JobStore:
