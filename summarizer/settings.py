@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.resources
 import os
+import socket
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -96,6 +97,14 @@ class Settings(BaseSettings):
     )
     requests_per_second: float | None = Field(
         default=None, gt=0, description="Model requests per second, all jobs together; unset: unlimited."
+    )
+    tokens_per_minute: float | None = Field(
+        default=None,
+        gt=0,
+        description=(
+            "Model tokens per minute (prompt + completion, ~4 characters a token), all jobs together; "
+            "shared by every replica on one Redis; unset: unlimited."
+        ),
     )
     connect_timeout_s: float = Field(
         default=10.0, gt=0, description="Connect timeout of each model request (s)."
@@ -196,6 +205,21 @@ class Settings(BaseSettings):
         default=None,
         description="Folder for the job database and uploads; unset: ~/.local/share/summarizer.",
     )
+    redis_url: str | None = Field(
+        default=None,
+        description=(
+            "redis://HOST:PORT/DB: keep jobs in Redis, shared by every replica with this URL; "
+            "unset: SQLite in data_dir (one process)."
+        ),
+    )
+    replica_id: str | None = Field(
+        default=None, description="This replica's name in leases and /healthz; unset: host name + pid."
+    )
+    lease_s: float = Field(
+        default=15.0,
+        gt=0,
+        description="A job's lease (s): renewed every lease_s/3 by its replica; lapsed, another takes it.",
+    )
     job_ttl_s: float = Field(
         default=86_400.0, gt=0, description="How long a finished job can be re-opened (s)."
     )
@@ -233,6 +257,10 @@ class Settings(BaseSettings):
             return self.data_dir
         base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
         return Path(base) / "summarizer"
+
+    def resolved_replica_id(self) -> str:
+        """``replica_id``, or ``<host name>-<pid>``."""
+        return self.replica_id or f"{socket.gethostname()}-{os.getpid()}"
 
     def resolved_allowed_hosts(self) -> list[str]:
         """``allowed_hosts``, or the loopback names plus ``host`` (unless it is a wildcard address).
