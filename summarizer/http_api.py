@@ -149,6 +149,15 @@ def _endpoint(
     async def endpoint(request: Request) -> Response:
         try:
             _check_token(request)
+        except SummarizerError as exc:
+            if request.method != "POST":
+                return _error(exc)
+            # Read a short refused body to its end, so that the client (which is still
+            # sending) gets the answer rather than a reset connection.
+            with contextlib.suppress(ClientDisconnect, OSError):
+                await _drain(request.stream(), 0, request.headers.get("content-length"))
+            return _refuse_body(exc)
+        try:
             return await handler(request)
         except SummarizerError as exc:
             # A refused POST's body was not read: close the connection after the answer.

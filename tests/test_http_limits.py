@@ -56,6 +56,7 @@ class Server:
             "SUMMARIZER_DATA_DIR": str(tmp / "data"),
             "SUMMARIZER_MAX_DOCUMENT_BYTES": str(LIMIT),
             "SUMMARIZER_LOG_LEVEL": "warning",
+            "SUMMARIZER_TOKEN_COALESCE_S": "0",  # one event per streamed piece: a stream of MiB
             "SUMMARIZER_SEND_TIMEOUT_S": str(SEND_TIMEOUT_S),
         }
         self.proc = subprocess.Popen(

@@ -102,7 +102,7 @@ def fault_page_server(**overrides: Any) -> Iterator[tuple[str, Any]]:
             "read_timeout_s": 10.0,
             "stall_timeout_s": 0.5,
             "concurrency": 1,
-            "chunk_size": 520,
+            "chunk_size": 458,  # pages are 431-451 characters: one chunk each (see poisoned_pages)
             "chunk_overlap": 0,
         }
         values.update(overrides)
@@ -111,7 +111,10 @@ def fault_page_server(**overrides: Any) -> Iterator[tuple[str, Any]]:
 
 
 def poisoned_pages(pages: int = 32, poisoned: tuple[int, ...] = (12, 13, 14, 30)) -> bytes:
-    """A text document of ``pages`` form-feed separated pages, one chunk each (chunk size 520).
+    """A text document of ``pages`` form-feed separated pages, one chunk each (chunk size 458).
+
+    Pages are 431-451 characters, so with chunk size 458 each page's end lies in the
+    last 6% of a chunk window and the chunker cuts every chunk at a page break.
 
     The ``poisoned`` pages end with ``POISON``: ``openai:fake-poison`` fails their chunks, so
     the summary's ``missing_pages`` are exactly those pages as ranges ([[12, 14], [30, 30]]).
