@@ -30,6 +30,9 @@ __all__ = ["JobManager"]
 
 log = logging.getLogger(__name__)
 
+_OWNER = "local"
+"""This process's lease owner name (one process; a shared store would use a replica id)."""
+
 _STATE_OF = {"summary": JobState.DONE, "cancelled": JobState.CANCELLED, "error": JobState.FAILED}
 
 
@@ -125,6 +128,7 @@ class JobManager:
                 f"A job {job_id} exists already; send 'resume' to follow it.",
                 code=ErrorCode.UNEXPECTED_MESSAGE,
             ) from None
+        self.store.acquire_lease(job_id, _OWNER, self.ttl_s)
         job = self._job(job_id, stored, model=model, reduce_model=reduce_model)
         self._jobs[job_id] = job
         job.emit(
@@ -195,7 +199,7 @@ class JobManager:
         if job.finished and job.readers <= 0 and self._jobs.get(job.job_id) is job:
             del self._jobs[job.job_id]
             self.store.close_upload(job.job_id)
-            self.store.release_lease(job.job_id, "local")
+            self.store.release_lease(job.job_id, _OWNER)
 
     def expire_abandoned(self, idle_s: float | None = None) -> int:
         """Fail uploads that waited for their client longer than ``idle_s`` (default :attr:`idle_s`).
@@ -297,7 +301,7 @@ class JobManager:
             reduce_model = self._load_model(spec.reduce_model) if spec.reduce_model else None
         except SummarizerError as exc:
             error = exc
-        self.store.acquire_lease(record.id, "local", self.ttl_s)
+        self.store.acquire_lease(record.id, _OWNER, self.ttl_s)
         job = self._job(
             record.id,
             spec,
