@@ -267,3 +267,17 @@ async def test_supervised_background_task_survives_an_exception(store: Any, capl
         assert "disk hiccup" in caplog.text
     finally:
         await mgr.shutdown()
+
+
+async def test_an_upload_nobody_feeds_is_abandoned_even_with_a_reader_attached(store: Any) -> None:
+    mgr = manager(store)
+    job = mgr.create(make_spec())
+    job.run()
+    await job.feed_text(TEXT)
+    job.readers += 1  # a second window follows the job; the uploader vanished
+    await asyncio.sleep(0.4)
+    assert mgr.expire_abandoned(0.2) == 1
+    await asyncio.sleep(0.1)
+    assert job.state is JobState.FAILED and mgr.running() == 0
+    events = await collect(job)
+    assert parsed(events[-1]).code == "idle_timeout"
