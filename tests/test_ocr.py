@@ -35,6 +35,7 @@ from summarizer.ingest.ocr import (
     unavailable_reason,
 )
 from summarizer.ingest.pdf import PdfPage, extract_pages
+from summarizer.ingest.pdf import unreadable_reason as unreadable_reason_of
 from summarizer.protocol import StartOptions
 
 from .test_ingest_pdf import BAD, assert_consistent, no_workers_left, workers
@@ -294,3 +295,24 @@ def test_clean_ocr_text(raw: str, clean: str) -> None:
 def test_page_ranges() -> None:
     assert page_ranges([7, 1, 2, 3, 3]) == [(1, 3), (7, 7)]
     assert page_ranges([]) == []
+
+
+def test_force_reads_a_pdf_whose_text_layer_is_garbage() -> None:
+    """garbled-glyph-names.pdf: unreadable_text names the option; with it, OCR reads the pages."""
+    from pypdf import PdfReader, PdfWriter
+
+    path = BAD / "garbled-glyph-names.pdf"
+    if not path.exists():
+        pytest.skip(f"{path} not available")
+    writer = PdfWriter()
+    for page in PdfReader(path).pages[1:3]:
+        writer.add_page(page)
+    out = io.BytesIO()
+    writer.write(out)
+    with pytest.raises(NoTextError) as info:
+        ingest_text(out.getvalue(), ocr="auto")
+    assert info.value.code == ErrorCode.UNREADABLE_TEXT
+    assert '"force"' in info.value.message and "--ocr force" in info.value.message
+    forced = ingest_text(out.getvalue(), ocr="force")
+    assert forced["progress"].ocr_pages == [1, 2]
+    assert "TAM" in forced["text"] and unreadable_reason_of(forced["text"]) is None
