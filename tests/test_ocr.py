@@ -322,3 +322,10 @@ def test_force_reads_a_pdf_whose_text_layer_is_garbage() -> None:
     forced = ingest_text(out.getvalue(), ocr="force")
     assert forced["progress"].ocr_pages == [1, 2]
     assert "TAM" in forced["text"] and unreadable_reason_of(forced["text"]) is None
+
+
+async def test_ocr_runs_under_the_worker_memory_limit(scan: bytes) -> None:
+    """64 MiB above the worker's start-up size is too little for the OCR libraries: said, not crashed."""
+    message = await _no_text_message(scan, ocr="auto", parse_memory_bytes=64 * 1024 * 1024)
+    assert "memory limit" in message and "parse_memory_bytes" in message
+    assert await no_workers_left()
