@@ -5,9 +5,11 @@
 * text and Markdown: decodes, paginates (form feeds) and chunks each piece as
   it arrives, so chunks flow while the upload is still coming in;
 * PDF: collects the whole file (a PDF cannot be read from its start), parses
-  it in a worker process (:mod:`summarizer.ingest.pdf`), cleans pages with a
-  bounded lookahead (:mod:`summarizer.ingest.clean`), drops unreadable pages
-  and chunks the rest as pages arrive.
+  it in a worker process (:mod:`summarizer.ingest.pdf`), cleans pages
+  (:mod:`summarizer.ingest.clean`), drops unreadable pages and chunks the rest
+  as pages arrive. The cleaner holds pages back only while the chunker could
+  not cut its next chunk anyway: as soon as the pages in hand hold enough text,
+  they are released, so a chunk leaves the moment its last page is extracted.
 
 It enforces the limits in :class:`IngestOptions`, reports progress through an
 optional callback, and ends with a specific :class:`DocumentError` when there
@@ -31,7 +33,7 @@ from summarizer.errors import (
     NoTextError,
     UnsupportedDocument,
 )
-from summarizer.ingest.chunking import IncrementalChunker
+from summarizer.ingest.chunking import PAGE_SEPARATOR, IncrementalChunker
 from summarizer.ingest.clean import PageCleaner
 from summarizer.ingest.detect import MAGIC_WINDOW, DocumentKind, detect_kind
 from summarizer.ingest.pdf import (
@@ -207,6 +209,7 @@ async def _text_chunks(
         progress.characters = reader.characters
         for chunk in chunks:
             progress.chunks += 1
+            progress.chunk_characters += len(chunk.text)
             yield chunk
         _report(on_progress, progress)
     chunks = []
@@ -215,6 +218,7 @@ async def _text_chunks(
     progress.characters = reader.characters
     for chunk in [*chunks, *chunker.finish()]:
         progress.chunks += 1
+        progress.chunk_characters += len(chunk.text)
         yield chunk
     if progress.chunks == 0:
         what = "Markdown document" if kind == "markdown" else "text document"
@@ -344,8 +348,24 @@ async def _pdf_chunks(
                 _check_unreadable(report, final=False)
                 continue
             chunks += [_mark_ocr(chunk, ocr_pages) for chunk in chunker.feed(page)]
+            kept[page.number] = len(page.text)
             progress.characters += len(page.text)
             _check_text_limit(progress.characters, options)
+        return chunks
+
+    kept: dict[int, int] = {}  # page number -> characters of its cleaned text, for revisions
+
+    def revise(revisions: Iterable[Page]) -> list[Chunk]:
+        """Apply the cleaner's second opinions to pages the chunker has not used up."""
+        chunks: list[Chunk] = []
+        for page in revisions:
+            if page.number not in kept or unreadable_reason(page.text) is not None:
+                continue
+            applied, cut = chunker.revise(page)
+            if applied:
+                progress.characters += len(page.text) - kept[page.number]
+                kept[page.number] = len(page.text)
+            chunks += [_mark_ocr(chunk, ocr_pages) for chunk in cut]
         return chunks
 
     events = extract_pages(
@@ -392,14 +412,25 @@ async def _pdf_chunks(
                 if event.ocr or event.number in report.ocr_failed:
                     progress.ocr_done += 1
                     progress.ocr_total = max(progress.ocr_total or 0, progress.ocr_done)
-                for chunk in take(cleaner.push(Page(event.number, event.text))):
+                cleaned = cleaner.push(Page(event.number, event.text))
+                chunks = revise(cleaner.revisions())
+                if cleaner.pending_characters + len(PAGE_SEPARATOR) * cleaner.pending >= chunker.needed:
+                    # The chunker can cut its next chunk from the pages in hand: do
+                    # not make it wait for the cleaner's lookahead.
+                    cleaned += cleaner.release()
+                chunks += take(cleaned)
+                if chunker.first_open_page is not None:
+                    cleaner.settle(chunker.first_open_page)
+                for chunk in chunks:
                     progress.chunks += 1
+                    progress.chunk_characters += len(chunk.text)
                     yield chunk
                 progress.pages_done += 1
                 progress.warnings = report.warnings()
                 _report(on_progress, progress)
     for chunk in [*take(cleaner.finish()), *(_mark_ocr(chunk, ocr_pages) for chunk in chunker.finish())]:
         progress.chunks += 1
+        progress.chunk_characters += len(chunk.text)
         yield chunk
     if progress.ocr_total is not None:
         progress.ocr_total = progress.ocr_done  # the estimate becomes the count

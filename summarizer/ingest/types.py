@@ -10,7 +10,18 @@ if TYPE_CHECKING:
     from summarizer.protocol import StartOptions
     from summarizer.settings import Settings
 
-__all__ = ["Chunk", "IngestOptions", "IngestProgress", "OcrMode", "Page", "default_ocr_workers"]
+__all__ = [
+    "CHARS_PER_TOKEN",
+    "Chunk",
+    "IngestOptions",
+    "IngestProgress",
+    "OcrMode",
+    "Page",
+    "default_ocr_workers",
+]
+
+CHARS_PER_TOKEN = 4
+"""The project's token estimate: characters per token (no tokenizer)."""
 
 OcrMode = Literal["auto", "off", "force"]
 """Which PDF pages are OCR'd: textless pages with images, none, or every page."""
@@ -130,7 +141,9 @@ class IngestProgress:
         pages_done: Pages extracted and cleaned so far.
         pages_total: Pages in the document once known (PDF: from the page tree), else ``None``.
         characters: Characters of cleaned text so far.
-        chunks: Chunks yielded so far.
+        chunks: Chunks yielded so far (each is one map call).
+        chunk_characters: Characters of the chunks yielded so far (overlaps counted
+            in both chunks: what the map calls read).
         finished: ``True`` once the whole document is parsed and every chunk yielded.
         warnings: Human-readable notes (e.g. "3 pages had no text").
         ocr_done: PDF pages OCR'd so far.
@@ -143,8 +156,14 @@ class IngestProgress:
     pages_total: int | None = None
     characters: int = 0
     chunks: int = 0
+    chunk_characters: int = 0
     finished: bool = False
     warnings: list[str] = field(default_factory=list)
     ocr_done: int = 0
     ocr_total: int | None = None
     ocr_pages: list[int] = field(default_factory=list)
+
+    @property
+    def input_tokens(self) -> int:
+        """Document tokens the map calls read: :attr:`chunk_characters` / 4, rounded up."""
+        return -(-self.chunk_characters // CHARS_PER_TOKEN)
