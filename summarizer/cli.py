@@ -83,13 +83,21 @@ def cli() -> None:
 @_setting("strict", "--strict/--no-strict")
 @_setting("log_level", "--log-level")
 @_setting("data_dir", "--data-dir", type=click.Path(file_okay=False, path_type=Path))
+@_setting("web_dir", "--web-dir", type=click.Path(file_okay=False, path_type=Path))
+@_setting("redis_url", "--redis-url")
 def serve(**given: Any) -> None:
-    """Run the server: the WebSocket API at /ws and the web page at /."""
+    """Run the server: the WebSocket API at /ws and the web page at /.
+
+    Raises:
+        click.ClickException: ``--redis-url`` is given and Redis does not answer (exit status 1).
+    """
     import uvicorn
 
     from .server import create_app
 
     settings = _settings(**given)
+    if settings.redis_url:
+        _check_redis(settings.redis_url)
     logging.basicConfig(level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     uvicorn.run(
         create_app(settings),
@@ -99,6 +107,28 @@ def serve(**given: Any) -> None:
         ws_max_size=settings.max_frame_bytes,
         ws_per_message_deflate=False,
     )
+
+
+def _check_redis(url: str) -> None:
+    """Fail fast, with a message that says what to do, when Redis at ``url`` does not answer."""
+    from .store.redis import RedisStore, StoreUnavailable
+
+    try:
+        store = RedisStore(url, socket_timeout_s=5.0)
+    except ImportError:  # pragma: no cover - the extra is missing
+        raise click.ClickException(
+            "--redis-url needs the redis package: pip install 'summarizer[redis]'."
+        ) from None
+    except ValueError as exc:  # a malformed URL
+        raise click.ClickException(f"Invalid --redis-url / SUMMARIZER_REDIS_URL {url!r}: {exc}") from None
+    try:
+        store.ping()
+    except StoreUnavailable as exc:
+        raise click.ClickException(
+            f"{exc}. Start Redis or fix SUMMARIZER_REDIS_URL / --redis-url; the server did not start."
+        ) from None
+    finally:
+        store.close()
 
 
 @contextlib.contextmanager
@@ -194,6 +224,18 @@ def running_server(settings: Settings, *, models: Mapping[str, Any] | None = Non
     help="Only estimate model calls and tokens (characters / 4) and the cost; no server, no model call.",
 )
 @click.option("--password", default=None, help="Password of an encrypted PDF.")
+@click.option(
+    "--ocr",
+    type=click.Choice(["auto", "off", "force"]),
+    default=None,
+    help="OCR of PDF pages: auto (pages without text that have images), off, or force (every page); "
+    "default: the server's SUMMARIZER_OCR (auto).",
+)
+@click.option(
+    "--ocr-languages",
+    default=None,
+    help="Tesseract language codes joined by +, e.g. eng+deu (default: SUMMARIZER_OCR_LANGUAGES, eng).",
+)
 @click.option(
     "--token", default=None, envvar="SUMMARIZER_TOKEN", show_envvar=True, help="The server's shared token."
 )

@@ -49,7 +49,7 @@ import secrets
 import typing
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import TypeAdapter, ValidationError
 from websockets.asyncio.client import ClientConnection, connect
@@ -68,6 +68,9 @@ from .protocol import (
     Text,
     dump,
 )
+
+if TYPE_CHECKING:
+    from .http_client import HttpJob
 
 __all__ = [
     "DEFAULT_URL",
@@ -426,19 +429,33 @@ class SummarizerClient:
         self.job_id: str | None = None
         """The job of the current (or last) ``summarize_*`` call, once accepted."""
         self._ws: ClientConnection | None = None
+        self._http_job: HttpJob | None = None
         if token:
             _redact.secrets.add(token)
 
     async def cancel(self) -> None:
         """Ask the server to cancel the job of the running ``summarize_*`` call."""
+        if self._http_job is not None:
+            await self._http_job.cancel()
         if self._ws is not None:
             with contextlib.suppress(ConnectionClosed):
                 await self._ws.send(dump(Cancel()))
 
     def summarize_file(
-        self, path: str | Path, *, options: StartOptions | None = None
+        self,
+        path: str | Path,
+        *,
+        options: StartOptions | None = None,
+        transport: Literal["ws", "http"] = "ws",
     ) -> AsyncIterator[ServerEvent]:
         """Upload the file at ``path`` and yield the job's events.
+
+        Args:
+            path: The document.
+            options: Per-job options.
+            transport: ``"ws"`` (default): the WebSocket at :attr:`url`;
+                ``"http"``: ``POST /v1/jobs`` and Server-Sent Events on the same
+                server (:mod:`summarizer.http_client`), the same events.
 
         Raises:
             OSError: The file cannot be read.
@@ -446,7 +463,28 @@ class SummarizerClient:
                 through every reconnection attempt.
         """
         p = Path(path)
+        if transport == "http":
+            return self._summarize_http(p, options)
         return self.summarize_bytes(p.read_bytes(), filename=wire_filename(p.name), options=options)
+
+    async def _summarize_http(self, path: Path, options: StartOptions | None) -> AsyncIterator[Any]:
+        from .http_client import HttpJob, http_base_url
+
+        job = HttpJob(
+            http_base_url(self.url),
+            token=self.token,
+            open_timeout=self.open_timeout,
+            reconnect_attempts=self.reconnect_attempts,
+            backoff_base_s=self.backoff_base_s,
+            backoff_max_s=self.backoff_max_s,
+        )
+        self._http_job = job
+        try:
+            async for event in job.summarize_file(path, options=options):
+                self.job_id = job.job_id
+                yield event
+        finally:
+            self._http_job = None
 
     def summarize_bytes(
         self,

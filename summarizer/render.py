@@ -249,7 +249,8 @@ class RichRenderer:
                 self.progress.update(self.tasks["map"], total=event.chunks)
             self.console.print(
                 Text(
-                    f"document: {event.pages} pages, {event.characters:,} characters, {event.chunks} chunks",
+                    f"document: {event.pages} pages, {event.characters:,} characters, {event.chunks} chunks"
+                    + (f"; OCR: {pages_text(event.ocr_pages)}" if event.ocr_pages else ""),
                     style="dim",
                 )
             )
