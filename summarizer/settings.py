@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import importlib.resources
 import os
+import socket
 from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from summarizer.ingest.types import default_ocr_workers
 
 __all__ = ["WEB_DIR", "ModelPrice", "Settings", "default_web_dir"]
 
@@ -95,6 +98,14 @@ class Settings(BaseSettings):
     requests_per_second: float | None = Field(
         default=None, gt=0, description="Model requests per second, all jobs together; unset: unlimited."
     )
+    tokens_per_minute: float | None = Field(
+        default=None,
+        gt=0,
+        description=(
+            "Model tokens per minute (prompt + completion, ~4 characters a token), all jobs together; "
+            "shared by every replica on one Redis; unset: unlimited."
+        ),
+    )
     connect_timeout_s: float = Field(
         default=10.0, gt=0, description="Connect timeout of each model request (s)."
     )
@@ -149,6 +160,22 @@ class Settings(BaseSettings):
         ge=64 * MiB,
         description="Memory the PDF worker may add to its start-up size (bytes, address space).",
     )
+    ocr: Literal["auto", "off", "force"] = Field(
+        default="auto",
+        description="PDF pages to OCR: auto (textless pages with images), off, or force (every page).",
+    )
+    ocr_languages: str = Field(
+        default="eng",
+        pattern=r"^[A-Za-z_]{3,20}(?:\+[A-Za-z_]{3,20}){0,7}$",
+        description="Tesseract language codes joined by + (each needs its language pack).",
+    )
+    ocr_workers: int = Field(
+        default_factory=default_ocr_workers,
+        ge=1,
+        le=64,
+        description="PDF pages OCR'd at once per job (default min(2, CPU cores)).",
+    )
+    ocr_page_timeout_s: float = Field(default=60.0, gt=0, description="Time limit of one page's OCR (s).")
     max_jobs: int = Field(
         default=32, ge=1, description="Jobs running at once on the server (1013 when busy)."
     )
@@ -164,6 +191,11 @@ class Settings(BaseSettings):
         gt=0,
         description="Close a connection (1008, slow_reader) whose client reads no event for this long (s).",
     )
+    send_buffer_bytes: int | None = Field(
+        default=256 * 1024,
+        ge=4096,
+        description="Kernel send buffer per WebSocket (bytes): what a client that does not read can hold.",
+    )
     max_messages_per_second: float = Field(
         default=2000.0, gt=0, description="Client messages per second per connection (1008 above)."
     )
@@ -172,6 +204,21 @@ class Settings(BaseSettings):
     data_dir: Path | None = Field(
         default=None,
         description="Folder for the job database and uploads; unset: ~/.local/share/summarizer.",
+    )
+    redis_url: str | None = Field(
+        default=None,
+        description=(
+            "redis://HOST:PORT/DB: keep jobs in Redis, shared by every replica with this URL; "
+            "unset: SQLite in data_dir (one process)."
+        ),
+    )
+    replica_id: str | None = Field(
+        default=None, description="This replica's name in leases and /healthz; unset: host name + pid."
+    )
+    lease_s: float = Field(
+        default=15.0,
+        gt=0,
+        description="A job's lease (s): renewed every lease_s/3 by its replica; lapsed, another takes it.",
     )
     job_ttl_s: float = Field(
         default=86_400.0, gt=0, description="How long a finished job can be re-opened (s)."
@@ -210,6 +257,10 @@ class Settings(BaseSettings):
             return self.data_dir
         base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
         return Path(base) / "summarizer"
+
+    def resolved_replica_id(self) -> str:
+        """``replica_id``, or ``<host name>-<pid>``."""
+        return self.replica_id or f"{socket.gethostname()}-{os.getpid()}"
 
     def resolved_allowed_hosts(self) -> list[str]:
         """``allowed_hosts``, or the loopback names plus ``host`` (unless it is a wildcard address).

@@ -244,12 +244,7 @@ class Upload:
         messages = self._acked_base_messages + self._consumed_messages
         if consumed == self._acked and messages == self._acked_messages:
             return
-        due = (
-            force
-            or consumed - self._acked >= step
-            or not self._queue
-            or consumed == self.declared_size
-        )
+        due = force or consumed - self._acked >= step or not self._queue or consumed == self.declared_size
         if due:
             self._acked, self._acked_messages = consumed, messages
             self.last_activity = self._clock()
@@ -284,8 +279,9 @@ class Upload:
                 self._consumed += size
                 self._consumed_messages += 1
                 self._wake()
-                self._ack(force=isinstance(record, str))
                 yield record
+                # Ingestion asks for the next piece: it has taken this one.
+                self._ack(force=isinstance(record, str))
                 continue
             if self.state is UploadState.ENDED:
                 self._ack(force=True)
