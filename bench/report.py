@@ -899,6 +899,9 @@ def render(results: dict[str, Any]) -> str:
             continue
         text, goal = section(result)
         load = " / ".join(map(str, result.get("loadavg", [])))
-        sections.append(text + f"\n_Ran in {_num(result.get('run_s'), 0)} s; load average after: {load}._\n")
+        origin = f" **Figures of an earlier run: {result['from_run']}.**" if result.get("from_run") else ""
+        sections.append(
+            text + f"\n_Ran in {_num(result.get('run_s'), 0)} s; load average after: {load}._{origin}\n"
+        )
         goals += goal
     return _header(results["meta"], goals) + "\n" + "\n".join(sections)
