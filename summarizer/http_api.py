@@ -62,7 +62,7 @@ _OPTIONS_MAX_BYTES = 16 * 1024
 """Largest ``options`` part (bytes)."""
 
 _DRAIN_BYTES = 4 * 1024 * 1024
-_DRAIN_S = 10.0
+_DRAIN_S = 5.0
 """An error found mid-body is answered after reading (and dropping) at most this
 many more bytes, for at most this long: a client that is still sending then
 reads the answer instead of a connection reset. A longer body is cut off."""
@@ -75,6 +75,7 @@ _STATUS: dict[ErrorCode, int] = {
     ErrorCode.SIZE_MISMATCH: 400,
     ErrorCode.CHECKSUM_MISMATCH: 400,
     ErrorCode.UNAUTHORIZED: 401,
+    ErrorCode.IDLE_TIMEOUT: 408,
     ErrorCode.UNKNOWN_JOB: 404,
     ErrorCode.DOCUMENT_TOO_LARGE: 413,
     ErrorCode.UNSUPPORTED_MEDIA_TYPE: 415,
@@ -234,15 +235,28 @@ class _Form:
     def _end(self) -> None:
         self._pending.append(("end", self._part))
 
-    async def pieces(self, stream: AsyncIterator[bytes]) -> AsyncIterator[tuple[str, Any]]:
+    async def pieces(self, stream: AsyncIterator[bytes], idle_s: float) -> AsyncIterator[tuple[str, Any]]:
         """Parse ``stream`` and yield what each read held.
+
+        Args:
+            stream: The request body.
+            idle_s: Longest wait for the next bytes of the body (seconds).
 
         Raises:
             LimitExceeded: ``document_too_large`` once more than ``max_body_bytes`` arrived.
             ProtocolError: ``invalid_message`` for a malformed body.
+            SummarizerError: ``idle_timeout`` when the body stalls for ``idle_s``.
         """
         try:
-            async for chunk in stream:
+            while True:
+                try:
+                    chunk = await asyncio.wait_for(_next(stream), idle_s)
+                except StopAsyncIteration:
+                    break
+                except TimeoutError:
+                    raise SummarizerError(
+                        f"The upload stalled: no bytes for {idle_s:g} s.", code=ErrorCode.IDLE_TIMEOUT
+                    ) from None
                 self.received += len(chunk)
                 if self.received > self.max_body_bytes:
                     raise LimitExceeded(
@@ -313,11 +327,11 @@ class _Upload:
 def _job_body(job: Job, status: int) -> JSONResponse:
     return _JSON(
         {
-            "job_id": job.id,
+            "job_id": job.job_id,
             "state": job.state.value,
             "last_seq": job.last_seq,
-            "events_url": f"/v1/jobs/{job.id}/events",
-            "status_url": f"/v1/jobs/{job.id}",
+            "events_url": f"/v1/jobs/{job.job_id}/events",
+            "status_url": f"/v1/jobs/{job.job_id}",
         },
         status_code=status,
     )
@@ -362,7 +376,7 @@ async def create_job(request: Request) -> Response:
     current = ""
     job: Job | None = None
     try:
-        async for kind, value in form.pieces(body):
+        async for kind, value in form.pieces(body, settings.idle_timeout_s):
             if kind == "begin":
                 current = value.name
                 if current == "options":
@@ -422,12 +436,11 @@ async def create_job(request: Request) -> Response:
             )
         return Response(status_code=400)
     except SummarizerError as exc:
-        if job is None:
+        if job is not None:
+            job.fail(exc)
+        if exc.code is not ErrorCode.IDLE_TIMEOUT:  # a stalled body is not waited for again
             await _drain(body, form.received, declared)
-            return _refuse_body(exc)
-        job.fail(exc)
-        await _drain(body, form.received, declared)
-        return _refuse_body(exc, job_id=job.id)
+        return _refuse_body(exc) if job is None else _refuse_body(exc, job_id=job.job_id)
     finally:
         if job is not None:
             job.readers -= 1
@@ -437,7 +450,7 @@ async def create_job(request: Request) -> Response:
     if error is None:
         return _job_body(job, 201)
     await _drain(body, form.received, declared)
-    return _refuse_body(error, job_id=job.id)
+    return _refuse_body(error, job_id=job.job_id)
 
 
 async def _drain(body: AsyncIterator[bytes], received: int, declared: str | None) -> None:
@@ -477,10 +490,10 @@ async def job_status(request: Request) -> Response:
     """``GET /v1/jobs/{id}``: ``job_id``, ``state``, ``last_seq``; ``summary`` or ``error`` once finished."""
     job = _job(request)
     body: dict[str, Any] = {
-        "job_id": job.id,
+        "job_id": job.job_id,
         "state": job.state.value,
         "last_seq": job.last_seq,
-        "events_url": f"/v1/jobs/{job.id}/events",
+        "events_url": f"/v1/jobs/{job.job_id}/events",
     }
     last = await _last_event(job)
     if last is not None:
@@ -536,12 +549,15 @@ class _EventStream(StreamingResponse):
     """A streaming response whose every write must complete within ``send_timeout_s``.
 
     A reader that stops reading fills its socket buffers; the next write then
-    waits. After ``send_timeout_s`` the stream gives up and the connection is
-    closed, so a stalled reader holds its socket for a bounded time.
+    waits. After ``send_timeout_s`` the stream gives up without finishing the
+    response, so the server closes the connection: the reader sees a cut stream
+    (not a clean end) and can resume with ``Last-Event-ID``. A stalled reader
+    thus holds its socket for a bounded time.
     """
 
     def __init__(self, content: AsyncIterator[bytes], *, send_timeout_s: float, headers: dict[str, str]):
         super().__init__(content, media_type="text/event-stream", headers=headers)
+        self.events = content
         self.send_timeout_s = send_timeout_s
 
     async def stream_response(self, send: Send) -> None:
@@ -551,9 +567,9 @@ class _EventStream(StreamingResponse):
         try:
             await super().stream_response(timed_send)
         except TimeoutError:
-            log.info("event stream reader stalled for %g s; closing", self.send_timeout_s)
+            log.warning("an event stream's reader read nothing for %g s; closing it", self.send_timeout_s)
             with contextlib.suppress(Exception):
-                await send({"type": "http.response.body", "body": b"", "more_body": False})
+                await self.events.aclose()  # type: ignore[attr-defined]
 
 
 async def _next(events: AsyncIterator[Any]) -> Any:
@@ -603,7 +619,7 @@ async def job_events(request: Request) -> Response:
     jobs: JobManager = request.app.state.jobs
     return _EventStream(
         _sse(job, jobs, after, settings.keepalive_s),
-        send_timeout_s=settings.idle_timeout_s,
+        send_timeout_s=settings.send_timeout_s,
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
 

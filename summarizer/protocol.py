@@ -324,6 +324,9 @@ class Document(_Event):
         chunks: Number of chunks the text was split into.
         ocr_pages: Page ranges ``[first, last]`` whose text was read by OCR
             (empty when none).
+        map_calls: Map calls the chunks take (one per chunk); ``None`` from older servers.
+        input_tokens: Document tokens the map calls read, estimated at 4 characters per
+            token (chunk overlaps included, prompts not counted); ``None`` from older servers.
     """
 
     type: Literal["document"] = "document"
@@ -331,6 +334,8 @@ class Document(_Event):
     characters: int
     chunks: int
     ocr_pages: list[PageRange] = Field(default_factory=list)
+    map_calls: int | None = None
+    input_tokens: int | None = None
 
 
 class ChunkStarted(_Event):

@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Mapping
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, MutableMapping
 from pathlib import Path
 from typing import Any
 
@@ -27,17 +28,24 @@ from starlette.websockets import WebSocket
 
 from .errors import ErrorCode, ModelError
 from .http_api import http_routes
+from .ingest.pdf import prewarm as prewarm_pdf_worker
+from .ingest.pdf import stop_prewarmed as stop_prewarmed_pdf_workers
 from .jobs import JobManager
 from .jobs.lease import LeaseKeeper, is_shared
 from .models import load_model
 from .models.loader import rate_limiter
 from .protocol import PROTOCOL_VERSION
-from .session import Session
+from .session import ABORT_SCOPE_KEY, Session
 from .settings import Settings
 from .store import JobStore, SqliteStore
 from .web_headers import SecurityHeaders
 
 __all__ = ["ModelRegistry", "create_app"]
+
+ASGIApp = Callable[
+    [MutableMapping[str, Any], Callable[[], Awaitable[Any]], Callable[[Any], Awaitable[None]]],
+    Awaitable[None],
+]
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +111,44 @@ class ModelRegistry:
                 limiter=self.limiter,
             )
         return self._loaded[name]
+
+
+class _ConnectionControl:
+    """Outermost ASGI middleware: bounds a WebSocket's send buffer and lets its session drop it.
+
+    uvicorn's ``send`` is a method of its protocol object, which holds the
+    transport. For each WebSocket this sets the kernel send buffer to
+    ``send_buffer_bytes`` (what the server buffers for a client that does not
+    read, besides the transport's 64 KiB high-water mark), and puts
+    ``transport.abort`` in the scope under :data:`~summarizer.session.ABORT_SCOPE_KEY`:
+    a client that neither reads nor answers the close handshake would otherwise
+    keep its connection for the WebSocket library's close timeouts (tens of
+    seconds). Under another ASGI server both are skipped.
+
+    Args:
+        app: The wrapped app.
+        send_buffer_bytes: ``SO_SNDBUF`` for WebSocket connections (bytes), or ``None``.
+    """
+
+    def __init__(self, app: ASGIApp, send_buffer_bytes: int | None = None) -> None:
+        self.app = app
+        self.send_buffer_bytes = send_buffer_bytes
+
+    async def __call__(
+        self,
+        scope: MutableMapping[str, Any],
+        receive: Callable[[], Awaitable[Any]],
+        send: Callable[[Any], Awaitable[None]],
+    ) -> None:
+        if scope["type"] == "websocket":
+            transport = getattr(getattr(send, "__self__", None), "transport", None)
+            if transport is not None and hasattr(transport, "abort"):
+                scope[ABORT_SCOPE_KEY] = transport.abort
+                sock = transport.get_extra_info("socket")
+                if self.send_buffer_bytes is not None and sock is not None:
+                    with contextlib.suppress(OSError):
+                        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.send_buffer_bytes)
+        await self.app(scope, receive, send)
 
 
 def _limiter(settings: Settings) -> BaseRateLimiter | None:
@@ -222,6 +268,7 @@ def create_app(
             lease_s=settings.lease_s if is_shared(store) else None,
         )
         app.state.jobs = jobs
+        await asyncio.to_thread(prewarm_pdf_worker, 1)  # the first PDF does not wait for a worker start
         jobs.purge_expired()
         jobs.recover()
         jobs.start(period_s=max(0.05, min(settings.job_ttl_s / 10, settings.idle_timeout_s / 4, 60.0)))
@@ -235,6 +282,7 @@ def create_app(
             if keeper is not None:
                 await keeper.stop()
             await jobs.shutdown()
+            await asyncio.to_thread(stop_prewarmed_pdf_workers)
             store.close()
 
     routes: list[Any] = [
@@ -245,6 +293,7 @@ def create_app(
     routes += http_routes()
     routes.append(_page(settings.web_dir))
     middleware = [
+        Middleware(_ConnectionControl, send_buffer_bytes=settings.send_buffer_bytes),
         Middleware(TrustedHostMiddleware, allowed_hosts=settings.resolved_allowed_hosts()),
         Middleware(SecurityHeaders),  # CSP and friends for the page (summarizer/web_headers.py)
     ]

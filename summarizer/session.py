@@ -31,15 +31,18 @@ from .pipeline import PipelineConfig
 from .protocol import PROTOCOL_VERSION, Cancel, End, Error, Resume, Resumed, Start, Text, dump, parse_client
 from .settings import Settings
 
-__all__ = ["Session", "build_job_spec", "origin_allowed"]
+__all__ = ["ABORT_SCOPE_KEY", "Session", "build_job_spec", "host_allowed", "origin_allowed"]
 
 log = logging.getLogger(__name__)
 
 _UNMETERED_FRAME_BYTES = 16 * 1024
 """Binary frames at least this large do not count against ``max_messages_per_second``."""
 
-_CLOSE_WAIT_S = 5.0
-"""Longest wait for a close handshake with a client that does not read (seconds)."""
+ABORT_SCOPE_KEY = "summarizer.abort"
+"""Scope key of a callable that aborts the connection's TCP transport (set by the server)."""
+
+_CLOSE_WAIT_S = 2.0
+"""Longest wait for a close handshake (seconds); after it the TCP connection is aborted."""
 
 
 class ModelSource(Protocol):
@@ -309,11 +312,7 @@ class Session:
                 await asyncio.wait_for(self.ws.send_text(stored.body), timeout)
         except TimeoutError:
             log.info("closing a connection that read nothing for %g s (job %s)", timeout, job.job_id)
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(
-                    self.ws.close(code=int(CloseCode.POLICY_VIOLATION), reason=str(ErrorCode.SLOW_READER)),
-                    _CLOSE_WAIT_S,
-                )
+            await self.close_socket(CloseCode.POLICY_VIOLATION, str(ErrorCode.SLOW_READER))
         except (WebSocketDisconnect, OSError):
             return  # the socket went away; the receive loop notices and cleans up
         except RuntimeError:
@@ -332,11 +331,24 @@ class Session:
         )
 
     async def _close_internal_error(self) -> None:
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(
-                self.ws.close(code=int(CloseCode.INTERNAL_ERROR), reason=str(ErrorCode.INTERNAL_ERROR)),
-                _CLOSE_WAIT_S,
-            )
+        await self.close_socket(CloseCode.INTERNAL_ERROR, str(ErrorCode.INTERNAL_ERROR))
+
+    async def close_socket(self, code: CloseCode, reason: str = "") -> None:
+        """Close with ``code``; a client that has not completed the close handshake
+        :data:`_CLOSE_WAIT_S` later (it reads nothing) has its TCP connection aborted."""
+        if self._socket_closed():
+            return
+        try:
+            await asyncio.wait_for(self.ws.close(code=int(code), reason=reason), _CLOSE_WAIT_S)
+            cleanly = True
+        except Exception:  # a timeout, or the socket went away meanwhile
+            cleanly = False
+        abort = self.ws.scope.get(ABORT_SCOPE_KEY)
+        if callable(abort):
+            if cleanly:  # the close frame is out; the client has as long again to answer it
+                asyncio.get_running_loop().call_later(_CLOSE_WAIT_S, abort)
+            else:
+                abort()
 
     async def stop_sender(self) -> None:
         """Wait for the sender when its job has ended (it drains), else stop it."""
@@ -367,8 +379,7 @@ class Session:
                     dump(Error(job_id=None, code=exc.code, message=exc.message, retryable=exc.retryable))
                 )
         if exc.close_code is not None:
-            with contextlib.suppress(Exception):
-                await self.ws.close(code=int(exc.close_code), reason=str(exc.code))
+            await self.close_socket(exc.close_code, str(exc.code))
 
     def keeps_waiting(self) -> bool:
         """Whether a connection silent for ``idle_timeout_s`` stays open.
@@ -395,22 +406,16 @@ class Session:
                 )
             )
             await self.stop_sender()  # drains the job's error event
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(
-                    self.ws.close(code=int(CloseCode.NORMAL_CLOSURE), reason="idle"), _CLOSE_WAIT_S
-                )
+            await self.close_socket(CloseCode.NORMAL_CLOSURE, "idle")
             return
         await self.stop_sender()
+        error = Error(
+            code=ErrorCode.IDLE_TIMEOUT,
+            message=f"No message for {self.settings.idle_timeout_s:g} s; closing.",
+        )
         with contextlib.suppress(Exception):
-            await self.ws.send_text(
-                dump(
-                    Error(
-                        code=ErrorCode.IDLE_TIMEOUT,
-                        message=f"No message for {self.settings.idle_timeout_s:g} s; closing.",
-                    )
-                )
-            )
-            await self.ws.close(code=int(CloseCode.NORMAL_CLOSURE), reason="idle")
+            await asyncio.wait_for(self.ws.send_text(dump(error)), _CLOSE_WAIT_S)
+        await self.close_socket(CloseCode.NORMAL_CLOSURE, "idle")
 
     async def detach(self) -> None:
         """The socket is gone: stop sending. The job keeps running (resume later)."""
@@ -420,9 +425,7 @@ class Session:
                 await self.sender
             self.sender = None
         self._leave()
-        if self.ws.application_state is WebSocketState.CONNECTED:
-            with contextlib.suppress(Exception):
-                await self.ws.close(code=int(CloseCode.NORMAL_CLOSURE))
+        await self.close_socket(CloseCode.NORMAL_CLOSURE)
 
     def _leave(self) -> None:
         """Stop being one of the current job's readers."""

@@ -17,6 +17,8 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from summarizer.ingest.types import default_ocr_workers
+
 __all__ = ["WEB_DIR", "ModelPrice", "Settings", "default_web_dir"]
 
 
@@ -158,6 +160,22 @@ class Settings(BaseSettings):
         ge=64 * MiB,
         description="Memory the PDF worker may add to its start-up size (bytes, address space).",
     )
+    ocr: Literal["auto", "off", "force"] = Field(
+        default="auto",
+        description="PDF pages to OCR: auto (textless pages with images), off, or force (every page).",
+    )
+    ocr_languages: str = Field(
+        default="eng",
+        pattern=r"^[A-Za-z_]{3,20}(?:\+[A-Za-z_]{3,20}){0,7}$",
+        description="Tesseract language codes joined by + (each needs its language pack).",
+    )
+    ocr_workers: int = Field(
+        default_factory=default_ocr_workers,
+        ge=1,
+        le=64,
+        description="PDF pages OCR'd at once per job (default min(2, CPU cores)).",
+    )
+    ocr_page_timeout_s: float = Field(default=60.0, gt=0, description="Time limit of one page's OCR (s).")
     max_jobs: int = Field(
         default=32, ge=1, description="Jobs running at once on the server (1013 when busy)."
     )
@@ -172,6 +190,11 @@ class Settings(BaseSettings):
         default=30.0,
         gt=0,
         description="Close a connection (1008, slow_reader) whose client reads no event for this long (s).",
+    )
+    send_buffer_bytes: int | None = Field(
+        default=256 * 1024,
+        ge=4096,
+        description="Kernel send buffer per WebSocket (bytes): what a client that does not read can hold.",
     )
     max_messages_per_second: float = Field(
         default=2000.0, gt=0, description="Client messages per second per connection (1008 above)."

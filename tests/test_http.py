@@ -292,3 +292,28 @@ async def test_websocket_job_followed_over_http(server: str) -> None:
             over_http = [parse_server(x[6:]) async for x in r.aiter_lines() if x.startswith("data: ")]
     assert_contiguous([e.seq for e in over_ws + over_http])
     assert over_http[-1].type == "summary"
+
+
+def test_a_stalled_upload_is_refused_after_the_idle_time() -> None:
+    import socket
+    import time
+
+    with running_server(Settings(idle_timeout_s=1.0)) as url:
+        port = int(url.rsplit(":", 1)[1].split("/")[0])
+        with socket.create_connection(("127.0.0.1", port)) as sock:
+            sock.sendall(
+                b"POST /v1/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                b"Content-Type: multipart/form-data; boundary=XyZ\r\nContent-Length: 100000\r\n\r\n"
+                b'--XyZ\r\nContent-Disposition: form-data; name="file"; filename="a.txt"\r\n\r\nsome text'
+            )  # ... and nothing more
+            started = time.monotonic()
+            sock.settimeout(30)
+            answer = b""
+            while b"}" not in answer:
+                piece = sock.recv(4096)
+                if not piece:
+                    break
+                answer += piece
+    assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
+    assert b'"code":"idle_timeout"' in answer and b'"job_id"' in answer
+    assert time.monotonic() - started < 20

@@ -40,11 +40,6 @@ def test_quick_start_makes_a_venv_first() -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=False,
-    reason="until the PDF worker starts as its own module instead of re-importing the caller's "
-    "__main__ (issue 13, summarizer/ingest/pdf.py, helper 'ocr')",
-)
 def test_using_it_from_python_runs_verbatim_on_a_pdf(tmp_path: Path) -> None:
     (example,) = code_blocks(section("Using it from Python"), "python")
     assert '"book.pdf"' in example

@@ -68,6 +68,8 @@ __all__ = [
     "PdfPage",
     "extract_pages",
     "live_workers",
+    "prewarm",
+    "stop_prewarmed",
     "unreadable_reason",
     "worker_command",
 ]
@@ -103,6 +105,113 @@ def live_workers() -> list[int]:
     """
     with _live_lock:
         return sorted(_live)
+
+
+_spare_lock = threading.Lock()
+_spares: list[tuple[subprocess.Popen[bytes], IO[bytes]]] = []  # idle started workers and their stderr
+_spare_target = 0
+
+
+def prewarm(count: int = 1) -> None:
+    """Keep ``count`` workers started and idle, ready for the next documents.
+
+    A worker's start (a fresh interpreter importing pypdf: 0.1-0.5 s) then
+    happens before the upload, not after it: the next document is handed to an
+    idle worker that already loaded pypdf, and a new spare is started for the
+    one after. Spares are not in :func:`live_workers` until they take a job;
+    one whose parent dies sees the end of its stdin and exits. Call it at
+    server start; :func:`stop_prewarmed` at shutdown.
+
+    Args:
+        count: Idle workers to keep (0 to 8).
+
+    Raises:
+        ValueError: If ``count`` is out of range.
+    """
+    global _spare_target
+    if not 0 <= count <= 8:
+        raise ValueError(f"count must be 0 to 8 workers, got {count}")
+    with _spare_lock:
+        _spare_target = count
+    _replenish()
+
+
+def stop_prewarmed() -> None:
+    """Stop keeping idle workers and end the ones started (blocking, up to 5 s each)."""
+    global _spare_target
+    with _spare_lock:
+        _spare_target = 0
+        spares = list(_spares)
+        _spares.clear()
+    for process, stderr in spares:
+        _kill_group(process)
+        with contextlib.suppress(Exception):
+            process.wait(5.0)
+        _close_pipes(process)
+        stderr.close()
+
+
+def _spawn(command: list[str], stderr: IO[bytes]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        command,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=stderr,
+        env=_worker_env(),
+        start_new_session=True,  # its own process group, killed as a whole
+        close_fds=True,
+    )
+
+
+def _replenish() -> None:
+    """Start spares up to the target (in the calling thread)."""
+    while True:
+        with _spare_lock:
+            if len(_spares) >= _spare_target:
+                return
+        stderr = tempfile.TemporaryFile()  # noqa: SIM115 - kept open with the spare
+        try:
+            process = _spawn(worker_command(), stderr)
+        except (OSError, ValueError, subprocess.SubprocessError) as exc:
+            stderr.close()
+            logger.warning("cannot prewarm a PDF worker: %s", exc)
+            return
+        with _spare_lock:
+            if len(_spares) < _spare_target:
+                _spares.append((process, stderr))
+                continue
+        _kill_group(process)  # the target went down meanwhile
+        with contextlib.suppress(Exception):
+            process.wait(5.0)
+        _close_pipes(process)
+        stderr.close()
+        return
+
+
+def _take_spare(command: list[str]) -> tuple[subprocess.Popen[bytes], IO[bytes]] | None:
+    """An idle prewarmed worker for ``command`` (and start its replacement), or ``None``."""
+    if command != worker_command():
+        return None
+    taken = None
+    with _spare_lock:
+        while _spares and taken is None:
+            process, stderr = _spares.pop(0)
+            if process.poll() is None:
+                taken = (process, stderr)
+            else:
+                _close_pipes(process)
+                stderr.close()
+        wanted = _spare_target > 0
+    if wanted:
+        threading.Thread(target=_replenish, name=PROCESS_NAME + "-prewarm", daemon=True).start()
+    return taken
+
+
+def _close_pipes(process: subprocess.Popen[bytes]) -> None:
+    for stream in (process.stdin, process.stdout):
+        with contextlib.suppress(Exception):
+            if stream is not None:
+                stream.close()
 
 
 def worker_command() -> list[str]:
@@ -214,7 +323,7 @@ async def extract_pages(
     ocr_workers: int = 1,
     ocr_page_timeout_s: float = 60.0,
     ocr_dpi: int = 300,
-    ocr_max_pixels: int = 40_000_000,
+    ocr_max_pixels: int = 25_000_000,
     command: Sequence[str] | None = None,
 ) -> AsyncGenerator[PdfEvent, None]:
     """Extract a PDF's text page by page in a worker process.
@@ -240,7 +349,7 @@ async def extract_pages(
         ocr_workers: Pages OCR'd in parallel (default 1).
         ocr_page_timeout_s: Time limit of one page's OCR (seconds, default 60).
         ocr_dpi: Rendering resolution for OCR (dots per inch, default 300).
-        ocr_max_pixels: Pixel cap of a rendered page (default 40,000,000).
+        ocr_max_pixels: Pixel cap of a rendered page (default 25,000,000).
         command: The worker command (default :func:`worker_command`); tests
             pass a broken one.
 
@@ -400,18 +509,11 @@ class _Worker:
     def _run(self) -> None:
         deadline = time.monotonic() + self._timeout_s
         process: subprocess.Popen[bytes] | None = None
-        with tempfile.TemporaryFile() as stderr:
+        spare = _take_spare(self._command)
+        with spare[1] if spare is not None else tempfile.TemporaryFile() as stderr:
             try:
                 try:
-                    process = subprocess.Popen(
-                        self._command,
-                        stdin=subprocess.PIPE,
-                        stdout=subprocess.PIPE,
-                        stderr=stderr,
-                        env=_worker_env(),
-                        start_new_session=True,  # its own process group, killed as a whole
-                        close_fds=True,
-                    )
+                    process = spare[0] if spare is not None else _spawn(self._command, stderr)
                 except (OSError, ValueError, subprocess.SubprocessError) as exc:
                     self._post(("not_started", f"{type(exc).__name__}: {exc}"))
                     return

@@ -40,7 +40,8 @@ export function renderAlert(box, error, notice = null) {
   content.append(el("p", "alert-title", words.title), el("p", "alert-hint", words.hint));
   if (words.detail) content.append(el("p", "alert-detail", `Server said: ${words.detail}`));
   const actions = el("div", "alert-actions");
-  if (error?.code === "encrypted_pdf" || error?.code === "unauthorized") actions.append(secretForm(error.code));
+  const needsPassword = error?.code === "encrypted_pdf" || (error?.code === "password_required" && alertActions.canRetry(error));
+  if (needsPassword || error?.code === "unauthorized") actions.append(secretForm(error.code));
   if (error && box.id === "job-alert" && alertActions.canRetry(error) && error.retryable !== false) {
     const again = el("button", "btn btn-primary btn-small", "Try again");
     again.type = "button";
@@ -62,14 +63,15 @@ export function renderAlert(box, error, notice = null) {
 function secretForm(code) {
   const form = el("form", "secret-form");
   const id = `secret-${code}`;
-  const label = el("label", "", code === "encrypted_pdf" ? "PDF password" : "Access token");
+  const password = code !== "unauthorized";
+  const label = el("label", "", password ? "PDF password" : "Access token");
   label.htmlFor = id;
   const input = el("input");
   input.type = "password";
   input.id = id;
   input.autocomplete = "off";
   input.required = true;
-  const submit = el("button", "btn btn-primary btn-small", code === "encrypted_pdf" ? "Open with password" : "Connect");
+  const submit = el("button", "btn btn-primary btn-small", password ? "Open with password" : "Connect");
   submit.type = "submit";
   form.append(label, input, submit);
   form.addEventListener("submit", (e) => {

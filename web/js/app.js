@@ -51,7 +51,7 @@ function init() {
     canRetry,
     chooseAnother: () => { reset(); openPicker(); },
     setSecret: (code, value) => {
-      if (code === "encrypted_pdf") secrets.password = value;
+      if (code !== "unauthorized") secrets.password = value; // encrypted_pdf, password_required
       else {
         secrets.token = value;
         sessionStorage.setItem("summarizer.token", value);

@@ -6,6 +6,7 @@
 
 import { toast } from "./alerts.js";
 import { $, el, setText } from "./dom.js";
+import { describeError } from "./errors.js";
 import { formatCount, pageRange } from "./format.js";
 import { dirty } from "./scheduler.js";
 import { hooks, st } from "./state.js";
@@ -15,7 +16,7 @@ const STATE_WORDS = { pending: "waiting", running: "writing…", done: "done", f
 /** Chunk `index` of the current job, creating it (and the ones before it) if needed. */
 export function chunkAt(index) {
   for (let i = st.chunks.length; i <= index; i++) {
-    st.chunks[i] = { index: i, pages: null, characters: 0, state: "pending", parts: [], text: null, card: null, cell: null, restarts: 0 };
+    st.chunks[i] = { index: i, pages: null, characters: 0, ocr: false, state: "pending", parts: [], text: null, failure: null, card: null, cell: null, restarts: 0 };
     addCell(st.chunks[i]);
     dirty.overviewCells = true;
   }
@@ -43,7 +44,10 @@ function ensureCard(chunk) {
   toggle.type = "button";
   toggle.setAttribute("aria-expanded", String(!st.collapsed));
   toggle.setAttribute("aria-controls", `chunk-${chunk.index}-body`);
-  toggle.append(el("span", "chev"), el("span", "chunk-no", `#${chunk.index + 1}`), el("span", "chunk-pages", ""), el("span", "chunk-badge", ""));
+  const ocr = el("span", "chunk-ocr", "OCR");
+  ocr.title = "Made from text recognized in scanned pages (OCR): it may contain recognition errors";
+  ocr.hidden = true;
+  toggle.append(el("span", "chev"), el("span", "chunk-no", `#${chunk.index + 1}`), el("span", "chunk-pages", ""), ocr, el("span", "chunk-badge", ""));
   heading.append(toggle);
   const body = el("p", "chunk-body");
   body.id = `chunk-${chunk.index}-body`;
@@ -65,15 +69,30 @@ export function renderChunk(chunk) {
   if (!chunk) return;
   const { cell } = chunk;
   const range = chunk.pages ? pageRange(chunk.pages) : "";
+  const ocr = chunk.ocr ? " (OCR)" : "";
   if (cell.dataset.state !== chunk.state) cell.dataset.state = chunk.state;
-  cell.setAttribute("aria-label", `Chunk ${chunk.index + 1}${range ? `, ${range}` : ""}: ${STATE_WORDS[chunk.state]}`);
-  cell.title = `#${chunk.index + 1}${range ? ` · ${range}` : ""} · ${STATE_WORDS[chunk.state]}`;
+  if (chunk.ocr) cell.dataset.ocr = "true";
+  else delete cell.dataset.ocr;
+  cell.setAttribute("aria-label", `Chunk ${chunk.index + 1}${range ? `, ${range}` : ""}${ocr}: ${STATE_WORDS[chunk.state]}`);
+  cell.title = `#${chunk.index + 1}${range ? ` · ${range}` : ""}${ocr} · ${STATE_WORDS[chunk.state]}`;
   if (chunk.state === "pending") return;
   const card = ensureCard(chunk);
   card.dataset.state = chunk.state;
+  if (chunk.failure) card.dataset.code = chunk.failure.code;
+  else delete card.dataset.code;
+  card.querySelector(".chunk-ocr").hidden = !chunk.ocr;
   setText(card.querySelector(".chunk-pages"), range);
   setText(card.querySelector(".chunk-badge"), chunk.restarts && chunk.state === "running" ? "retrying…" : STATE_WORDS[chunk.state]);
   const body = card.querySelector(".chunk-body");
+  if (chunk.failure) {
+    // Why it failed, instead of the partial text (which the protocol says to discard).
+    const words = describeError(chunk.failure);
+    setText(body, `Left out of the summary: ${words.title.replace(/^./, (c) => c.toLowerCase())}. ${words.detail}`);
+    body.classList.add("failure");
+    body.classList.remove("empty");
+    return;
+  }
+  body.classList.remove("failure");
   const text = chunk.text ?? chunk.parts.join("");
   if (chunk.text == null && chunk.parts.length > 1) chunk.parts = [text];
   setText(body, text);

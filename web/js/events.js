@@ -53,9 +53,14 @@ export function applyEvent(ev) {
       stage.at = now;
       const finished = ev.total != null && ev.done >= ev.total && (ev.stage !== "map" || st.doc);
       stage.status = finished ? "done" : "active";
+      if (ev.stage === "ocr") {
+        s.ocr.seen = true;
+        if (s.extract.status === "pending") s.extract.status = "active";
+      }
       if (ev.stage === "collapse" || ev.stage === "reduce") {
         if (s.map.status !== "done") s.map.status = "done";
         if (s.extract.status !== "done") s.extract.status = "done";
+        if (s.ocr.status === "active") s.ocr.status = "done";
       }
       if (ev.stage === "reduce" && s.collapse.status === "active") s.collapse.status = "done";
       if (ev.stage === "map" && ev.done > 0 && s.extract.status === "pending") s.extract.status = "active";
@@ -67,6 +72,8 @@ export function applyEvent(ev) {
       s.extract.status = "done";
       s.extract.total ??= ev.pages;
       s.extract.done = s.extract.total;
+      if (s.ocr.status === "active" || (s.ocr.status === "pending" && ev.ocr_pages?.length)) s.ocr.status = "done";
+      if (ev.ocr_pages?.length) s.ocr.seen = true;
       if (ev.chunks > 0) chunkAt(ev.chunks - 1);
       s.map.total = ev.chunks;
       if (s.map.done >= ev.chunks) s.map.status = "done";
@@ -77,9 +84,11 @@ export function applyEvent(ev) {
       const chunk = chunkAt(ev.index);
       chunk.pages = ev.pages;
       chunk.characters = ev.characters ?? 0;
+      chunk.ocr = ev.ocr === true;
       chunk.state = "running";
       chunk.parts = [];
       chunk.text = null;
+      chunk.failure = null;
       st.maxPageSeen = Math.max(st.maxPageSeen, ev.pages?.[1] ?? 0);
       if (s.map.status === "pending") s.map.status = "active";
       st.phase = "processing";
@@ -100,6 +109,18 @@ export function applyEvent(ev) {
       chunk.state = "done";
       chunk.text = ev.text;
       chunk.parts = [];
+      chunk.failure = null;
+      dirty.chunks.add(ev.index);
+      break;
+    }
+    case "chunk.failed": {
+      // Left out of the summary (its pages are in `summary.missing_pages`): drop its partial text.
+      const chunk = chunkAt(ev.index);
+      chunk.pages = ev.pages ?? chunk.pages;
+      chunk.state = "failed";
+      chunk.parts = [];
+      chunk.text = null;
+      chunk.failure = { code: ev.code, message: ev.message ?? "" };
       dirty.chunks.add(ev.index);
       break;
     }
@@ -108,6 +129,7 @@ export function applyEvent(ev) {
       chunk.state = "running";
       chunk.parts = [];
       chunk.text = null;
+      chunk.failure = null;
       chunk.restarts += 1;
       dirty.chunks.add(ev.index);
       break;

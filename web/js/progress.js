@@ -8,7 +8,7 @@ import { STAGE_ORDER, WEIGHTS, config, hooks, isRunning, job, st } from "./state
 
 function currentStage() {
   const s = st.stages;
-  for (const name of ["reduce", "collapse", "map", "extract"]) {
+  for (const name of ["reduce", "collapse", "map", "ocr", "extract"]) {
     if (s[name].status === "active") return name;
   }
   if (st.phase === "uploading" || st.phase === "connecting") return "upload";
@@ -27,21 +27,30 @@ function headline() {
   if (phase === "cancelled") return "Cancelled";
   if (phase === "error") return `Stopped: ${describeError(st.error).title}`;
   if (stage === "upload") return `Uploading: ${formatBytes(st.upload.acked)} of ${formatBytes(st.size)}`;
-  if (stage === "extract" && s.map.status === "pending") {
+  const reading = stage === "extract" || stage === "ocr";
+  if (reading && s.map.status === "pending") {
+    if (stage === "ocr") return `Recognizing text (OCR): ${ocrWords()}`;
     return s.extract.total ? `Reading pages: ${formatCount(s.extract.done)} of ${formatCount(s.extract.total)}` : "Reading the document…";
   }
-  if (stage === "map" || (stage === "extract" && s.map.status !== "pending")) {
+  if (stage === "map" || (reading && s.map.status !== "pending")) {
     const total = st.doc?.chunks;
     const running = st.chunks.filter((c) => c && c.state === "running").length;
     let words = total
       ? `Summarizing chunks: ${formatCount(s.map.done)} of ${formatCount(total)} done`
       : `Summarizing chunks: ${formatCount(s.map.done)} done, still reading pages`;
     if (running > 1) words += ` (${running} at once)`;
+    if (s.ocr.status === "active") words += `; OCR ${ocrWords()}`;
     return words;
   }
   if (stage === "collapse") return `Combining chunk summaries: level ${s.collapse.level}, group ${Math.min(s.collapse.done + 1, s.collapse.total ?? 1)} of ${s.collapse.total ?? "?"}`;
   if (stage === "reduce") return "Writing the summary…";
   return "Working…";
+}
+
+/** "page 3 of 10" (pages OCR'd so far, of those that need it). */
+function ocrWords() {
+  const { done, total } = st.stages.ocr;
+  return total != null ? `${formatCount(done)} of ${plural(total, "page")}` : `${plural(done, "page")} so far`;
 }
 
 /** " · about 2 min left for the chunks": the furthest stage that has an estimate. */
@@ -54,8 +63,8 @@ function etaWords(seconds, now) {
     return ` · about ${formatDuration((st.size - st.upload.acked) / rate, true)} left to upload`;
   }
   // The map has no estimate until the chunks are counted.
-  const labels = { reduce: "", collapse: " to combine", map: " for the chunks", extract: " to read the pages" };
-  for (const name of ["reduce", "collapse", "map", "extract"]) {
+  const labels = { reduce: "", collapse: " to combine", map: " for the chunks", ocr: " of OCR", extract: " to read the pages" };
+  for (const name of ["reduce", "collapse", "map", "ocr", "extract"]) {
     const info = s[name];
     if (info.status === "active" && info.eta != null) {
       const left = Math.max(0, info.eta - (now - info.at) / 1000);
@@ -99,9 +108,10 @@ export function renderProgress() {
   // The same, small, in the top bar for when the job card is scrolled away.
   setText($("mini-status"), `${words} · ${percent}\u00a0%`);
 
-  // The stages.
+  // The stages (OCR only for a document that needs it).
   for (const li of $("stages").children) {
     const name = li.dataset.stage;
+    if (name === "ocr") li.hidden = !st.stages.ocr.seen;
     const status = stageStatus(name);
     if (li.dataset.status !== status) li.dataset.status = status;
     if (status === "active") li.setAttribute("aria-current", "step");
@@ -122,7 +132,8 @@ function stageStatus(name) {
 function haltedStage() {
   const s = st.stages;
   if (STAGE_ORDER.some((name) => s[name].status === "active")) return null; // shown as stopped already
-  return STAGE_ORDER.find((name) => s[name].status === "pending" && !(name === "collapse" && s.reduce.status !== "pending")) ?? null;
+  const skipped = (name) => (name === "collapse" && s.reduce.status !== "pending") || (name === "ocr" && !s.ocr.seen);
+  return STAGE_ORDER.find((name) => s[name].status === "pending" && !skipped(name)) ?? null;
 }
 
 function stageDetail(name, status) {
@@ -132,6 +143,7 @@ function stageDetail(name, status) {
       if (status === "pending") return "";
       return status === "done" ? formatBytes(st.size) : `${Math.floor((100 * st.upload.acked) / Math.max(1, st.size))}\u00a0%`;
     case "extract":
+    case "ocr":
       return s.total != null ? `${formatCount(s.done)} / ${formatCount(s.total)}` : "";
     case "map": {
       const total = st.doc?.chunks;
@@ -158,6 +170,11 @@ function overallFraction() {
   part.upload = st.size ? st.upload.acked / st.size : s.upload.status === "done" ? 1 : 0;
   if (s.upload.status === "done") part.upload = 1;
   part.extract = s.extract.total ? s.extract.done / s.extract.total : st.doc ? 1 : 0;
+  if (s.ocr.seen && s.ocr.status !== "done") {
+    // Reading the pages includes recognizing the scanned ones: it is done when both are.
+    const ocr = s.ocr.total ? s.ocr.done / s.ocr.total : 0;
+    part.extract = (part.extract + ocr) / 2;
+  }
   if (st.doc) part.extract = 1;
   const chunks = st.doc?.chunks ?? estimateChunks();
   part.map = chunks ? Math.min(1, s.map.done / chunks) : 0;
@@ -169,8 +186,9 @@ function overallFraction() {
   } else part.collapse = 0;
   if (s.reduce.status !== "pending") part.collapse = 1;
   part.reduce = s.reduce.status === "done" ? 1 : s.reduce.status === "active" ? Math.min(0.9, wordCount(st.summaryParts.join("")) / Math.max(20, st.options.summary_words ?? config.summary_words)) : 0;
+  part.ocr = 0; // counted in `extract` above (its weight is 0)
   let total = 0;
-  for (const name of STAGE_ORDER) total += WEIGHTS[name] * Math.max(0, Math.min(1, part[name]));
+  for (const name of STAGE_ORDER) total += WEIGHTS[name] * Math.max(0, Math.min(1, part[name] ?? 0));
   return total;
 }
 

@@ -6,9 +6,13 @@
 
 import { reconnectPolicy } from "./client.js";
 
-/** Share of the overall progress bar per stage (they add up to 1). */
-export const WEIGHTS = { upload: 0.08, extract: 0.17, map: 0.55, collapse: 0.12, reduce: 0.08 };
-export const STAGE_ORDER = ["upload", "extract", "map", "collapse", "reduce"];
+/**
+ * Share of the overall progress bar per stage (they add up to 1). OCR, when a
+ * document needs it, shares the reading pages' share (see progress.js).
+ */
+export const WEIGHTS = { upload: 0.08, extract: 0.17, ocr: 0, map: 0.55, collapse: 0.12, reduce: 0.08 };
+/** The stages in order; `ocr` only shows for a document with pages that have no text layer. */
+export const STAGE_ORDER = ["upload", "extract", "ocr", "map", "collapse", "reduce"];
 
 /** Settings from `GET api/config`. */
 export const config = {
@@ -36,13 +40,14 @@ export function freshState() {
     stages: {
       upload: { status: "pending" },
       extract: { status: "pending", done: 0, total: null, eta: null, at: 0 },
+      ocr: { status: "pending", done: 0, total: null, eta: null, at: 0, seen: false },
       map: { status: "pending", done: 0, total: null, eta: null, at: 0 },
       collapse: { status: "pending", level: 0, done: 0, total: null, eta: null, at: 0 },
       reduce: { status: "pending", done: 0, total: 1, eta: null, at: 0 },
     },
     accepted: null,
     doc: null, // the `document` event
-    chunks: [], // by index: {index, pages, characters, state, parts, text, card, cell}
+    chunks: [], // by index: {index, pages, characters, ocr, state, parts, text, failure, card, cell}
     maxPageSeen: 0,
     summaryParts: [],
     summary: null, // the `summary` event

@@ -1,8 +1,8 @@
 // The summary panel: the streamed or final summary, the facts beside it, copy and download.
 
 import { toast } from "./alerts.js";
-import { $, el } from "./dom.js";
-import { formatCount, formatDuration, plural, wordCount } from "./format.js";
+import { $, el, setText } from "./dom.js";
+import { formatCount, formatDuration, pageRanges, pageRangesWords, plural, wordCount } from "./format.js";
 import { renderMarkdown } from "./markdown.js";
 import { isRunning, st } from "./state.js";
 
@@ -27,7 +27,20 @@ export function renderSummary() {
     renderedSummary = text;
   }
   $("copy").disabled = $("download").disabled = !st.summary;
+  renderMissing();
   renderStats(text);
+}
+
+/** Say plainly, above the summary, which pages it does not cover (chunks that failed). */
+function renderMissing() {
+  const box = $("summary-missing");
+  const { count, text } = pageRanges(st.summary?.missing_pages);
+  box.hidden = count === 0;
+  if (!count) return;
+  const failed = st.chunks.filter((c) => c?.state === "failed").length;
+  const which = count === 1 ? `Page ${text} is` : `Pages ${text} are`;
+  const chunks = failed === 1 ? "its chunk" : `${failed || "their"} chunks`;
+  setText(box, `${which} not covered by this summary: ${chunks} could not be summarized (the red ${failed === 1 ? "card" : "cards"} below).`);
 }
 
 /** Empty the panel (a new job). */
@@ -56,11 +69,11 @@ function renderStats(text) {
     const tokens = st.summary.usage?.total_tokens;
     if (tokens) rows.push(["Tokens", formatCount(tokens)]);
     if (typeof st.summary.cost_usd === "number" && st.summary.cost_usd > 0) rows.push(["Cost", `$${st.summary.cost_usd.toFixed(4)}`]);
-    const missing = st.summary.missing_pages;
-    if (Array.isArray(missing) && missing.length) {
-      rows.push(["Left out", `${plural(missing.length, "page")}: ${missing.slice(0, 12).join(", ")}${missing.length > 12 ? ", …" : ""}`]);
-    }
+    const missing = pageRangesWords(st.summary.missing_pages);
+    if (missing) rows.push(["Left out", missing]);
   }
+  const ocr = pageRangesWords(st.doc?.ocr_pages);
+  if (ocr) rows.push(["OCR", ocr]);
   const list = $("summary-stats");
   const key = JSON.stringify(rows);
   if (list.dataset.key === key) return;

@@ -4,7 +4,7 @@
 import { cancelledNotice, reconnectNotice, renderAlert } from "./alerts.js";
 import { renderCellCount, renderChunk } from "./chunks.js";
 import { $, el, setText } from "./dom.js";
-import { fileKind, formatBytes, formatCount, plural } from "./format.js";
+import { fileKind, formatBytes, formatCount, pageRanges, plural } from "./format.js";
 import { renderProgress } from "./progress.js";
 import { dirty } from "./scheduler.js";
 import { hooks, isRunning, job, st } from "./state.js";
@@ -43,6 +43,8 @@ function renderHead() {
     meta.push(`${formatCount(st.doc.characters)} characters`);
     meta.push(plural(st.doc.chunks, "chunk"));
   }
+  const ocr = pageRanges(st.doc?.ocr_pages);
+  if (ocr.count) meta.push(`OCR: ${ocr.count === 1 ? "page" : "pages"} ${ocr.text}`);
   const model = st.summary?.model || st.accepted?.model;
   if (model) meta.push(`model ${model}`);
   $("file-meta").textContent = meta.join(" · ");
