@@ -52,9 +52,13 @@ def test_three_processes_share_one_request_rate_within_ten_percent(redis_server:
         assert p.stdout is not None and p.stdout.readline().strip() == "ready"
     start = time.time() + 0.5
     stop = start + 6.0
-    stamps = sorted(
-        t for p in procs for t in json.loads(p.communicate(f"{start!r} {stop!r}\n", timeout=60)[0])
-    )
+    for p in procs:  # all three get the window before any is waited for
+        assert p.stdin is not None
+        p.stdin.write(f"{start!r} {stop!r}\n")
+        p.stdin.flush()
+    outputs = [json.loads(p.communicate(timeout=60)[0]) for p in procs]
+    assert all(len(out) > 10 for out in outputs), [len(out) for out in outputs]  # all three took part
+    stamps = sorted(t for out in outputs for t in out)
     window = [t for t in stamps if start + 1.0 <= t < stop - 0.5]  # steady state
     rate = len(window) / (stop - 1.5 - start)
     print(f"RATELIMIT setting={rps} measured={rate:.2f}/s over 3 processes")
