@@ -102,6 +102,8 @@ async def test_redis_stopped_and_started_mid_job_the_job_pauses_and_completes(
     assert outage
     assert [e.seq for e in events] == list(range(1, len(events) + 1))
     assert events[-1].type == "summary", events[-1]
+    chunks = next(e.chunks for e in events if e.type == "document")
+    print("OUTAGE", {"events": len(events), "chunks": chunks, "model_calls": len(model.prompts)})
     store = RedisStore(own_redis.url)
     try:
         stored = store.events(events[0].job_id)
