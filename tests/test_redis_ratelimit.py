@@ -19,16 +19,17 @@ WORKER = textwrap.dedent(
     """
     import json, sys, time
     from summarizer.ratelimit import RedisRateLimiter
-    url, prefix = sys.argv[1], sys.argv[2]
-    rps, start, stop = (float(a) for a in sys.argv[3:6])
+    url, prefix, rps = sys.argv[1], sys.argv[2], float(sys.argv[3])
     limiter = RedisRateLimiter(url, rps, prefix=prefix)
+    print("ready", flush=True)
+    start, stop = (float(a) for a in sys.stdin.readline().split())
     while time.time() < start:
         time.sleep(0.01)
     stamps = []
     while time.time() < stop:
         limiter.acquire()
         stamps.append(time.time())
-    print(json.dumps(stamps))
+    print(json.dumps(stamps), flush=True)
     """
 )
 
@@ -36,18 +37,28 @@ WORKER = textwrap.dedent(
 @pytest.mark.slow
 def test_three_processes_share_one_request_rate_within_ten_percent(redis_server: RedisServer) -> None:  # noqa: F811
     rps = 20.0
-    start = time.time() + 3.0  # all three started and connected by then, even on a loaded machine
-    stop = start + 6.0
     prefix = f"rl{time.monotonic_ns()}:"
     procs = [
         subprocess.Popen(
-            [sys.executable, "-c", WORKER, redis_server.url, prefix, str(rps), repr(start), repr(stop)],
+            [sys.executable, "-c", WORKER, redis_server.url, prefix, str(rps)],
             cwd=ROOT,
+            stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
+            text=True,
         )
         for _ in range(3)
     ]
-    stamps = sorted(t for p in procs for t in json.loads(p.communicate(timeout=60)[0]))
+    for p in procs:  # every worker imported and connected (slow on a loaded machine)
+        assert p.stdout is not None and p.stdout.readline().strip() == "ready"
+    start = time.time() + 0.5
+    stop = start + 6.0
+    for p in procs:  # all three get the window before any is waited for
+        assert p.stdin is not None
+        p.stdin.write(f"{start!r} {stop!r}\n")
+        p.stdin.flush()
+    outputs = [json.loads(p.communicate(timeout=60)[0]) for p in procs]
+    assert all(len(out) > 10 for out in outputs), [len(out) for out in outputs]  # all three took part
+    stamps = sorted(t for out in outputs for t in out)
     window = [t for t in stamps if start + 1.0 <= t < stop - 0.5]  # steady state
     rate = len(window) / (stop - 1.5 - start)
     print(f"RATELIMIT setting={rps} measured={rate:.2f}/s over 3 processes")

@@ -201,7 +201,12 @@ def _exactly_once(events: list[Any]) -> None:
 
 
 @pytest.mark.timeout(300)
-async def test_sigkill_of_the_owner_mid_map_the_job_is_taken_over_and_completes(cluster: Cluster) -> None:
+@pytest.mark.parametrize("how", ["sigkill", "sigterm"])
+async def test_owner_killed_or_stopped_mid_map_the_job_is_taken_over_and_completes(
+    cluster: Cluster, how: str
+) -> None:
+    """SIGKILL: the lease lapses and another replica claims the job. SIGTERM: the replica
+    hands its lease back as it stops (no waiting for the lapse)."""
     client = SummarizerClient(cluster.url, reconnect_attempts=200, backoff_base_s=0.05, backoff_max_s=0.5)
     events: list[Any] = []
     killed: str | None = None
@@ -218,9 +223,15 @@ async def test_sigkill_of_the_owner_mid_map_the_job_is_taken_over_and_completes(
             killed = await asyncio.to_thread(cluster.owner, event.job_id)
             assert killed in ("r0", "r1", "r2")
             before_kill = cluster.calls_count()
-            cluster.replica(killed).kill()
+            replica = cluster.replica(killed)
+            await asyncio.to_thread(replica.kill if how == "sigkill" else replica.stop)
             killed_at = time.monotonic()
             kill_seq = event.seq
+            owner_after = await asyncio.to_thread(cluster.owner, event.job_id)
+            if how == "sigkill":
+                assert owner_after == killed  # a dead replica's lease stands until it lapses
+            else:
+                assert owner_after != killed  # handed back at once
         if killed and not resumed_at and event.type == "chunk.restart":
             resumed_at = time.monotonic()
     assert killed is not None
@@ -241,6 +252,7 @@ async def test_sigkill_of_the_owner_mid_map_the_job_is_taken_over_and_completes(
     assert any(e.type == "chunk.summary" for e in after_kill)
     took = (resumed_at - killed_at) if resumed_at else None
     report = {
+        "how": how,
         "killed": killed,
         "new_owner": new_owner,
         "events": len(events),
@@ -285,5 +297,6 @@ async def test_resume_and_cancel_through_a_replica_that_does_not_own_the_job(clu
         took = time.monotonic() - cancel_at
     assert [m["seq"] for m in got] == list(range(1, len(got) + 1))
     assert got[-1]["type"] == "cancelled", got[-1]
+    print("CANCEL", json.dumps({"via": other.name, "owner": owner, "cancel_to_cancelled_s": round(took, 3)}))
     assert took < 1.0 + 2.0  # 1 s goal: 0.25 s poll + 0.2 s tail poll; margin for load
     assert await asyncio.to_thread(cluster.owner, job_id) in (owner, None)

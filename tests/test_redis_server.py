@@ -68,3 +68,47 @@ def test_sqlite_healthz_is_unchanged_but_names_the_replica(tmp_path: Path) -> No
     app = create_app(Settings(data_dir=tmp_path, replica_id="solo"))
     with TestClient(app, base_url="http://127.0.0.1") as client:
         assert client.get("/healthz").json() == {"status": "ok", "replica": "solo", "jobs_running": 0}
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+async def test_redis_stopped_and_started_mid_job_the_job_pauses_and_completes(
+    own_redis: RedisServer, tmp_path: Path
+) -> None:
+    """Redis goes away mid-map (SIGTERM; AOF flushed) and comes back: nothing acknowledged is lost,
+    every seq arrives exactly once, the job completes, and the log in Redis holds every event."""
+    import asyncio
+
+    from summarizer.cli import running_server
+    from summarizer.client import SummarizerClient
+    from summarizer.store.redis import RedisStore
+
+    from .conftest import corpus_file
+    from .fakes import EchoModel
+
+    model = EchoModel(words=4, delay_s=0.05)
+    settings = Settings(model="echo", data_dir=tmp_path / "unused", redis_url=own_redis.url, concurrency=2)
+    events = []
+    outage = False
+    with running_server(settings, models={"echo": model}) as url:
+        client = SummarizerClient(url, reconnect_attempts=100, backoff_base_s=0.1, backoff_max_s=1.0)
+        async for event in client.summarize_file(corpus_file("pdf", "tracemonkey.pdf")):
+            events.append(event)
+            if not outage and sum(e.type == "chunk.summary" for e in events) == 3:
+                outage = True
+                await asyncio.to_thread(own_redis.stop)
+                await asyncio.sleep(2.0)
+                await asyncio.to_thread(own_redis.start)
+    assert outage
+    assert [e.seq for e in events] == list(range(1, len(events) + 1))
+    assert events[-1].type == "summary", events[-1]
+    chunks = next(e.chunks for e in events if e.type == "document")
+    print("OUTAGE", {"events": len(events), "chunks": chunks, "model_calls": len(model.prompts)})
+    store = RedisStore(own_redis.url)
+    try:
+        stored = store.events(events[0].job_id)
+        assert [r.seq for r in stored] == [e.seq for e in events]
+        record = store.job(events[0].job_id)
+        assert record is not None and record.state == "done"
+    finally:
+        store.close()

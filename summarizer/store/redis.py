@@ -121,6 +121,8 @@ class RedisStore:
         prefix: Prefix of every key, so several services can share one Redis.
         socket_timeout_s: Seconds a command may take before it fails
             (default 5 s); also the connect timeout.
+        retry_s: Seconds :meth:`append_events` keeps retrying while Redis is
+            unreachable (default 120 s): jobs pause, then continue when it returns.
 
     Raises:
         ImportError: The ``redis`` package is missing (install the ``redis`` extra).
@@ -129,10 +131,18 @@ class RedisStore:
     shared = True
     """Several replicas share this store (see :mod:`summarizer.jobs.lease`)."""
 
-    def __init__(self, url: str, *, prefix: str = "summarizer:", socket_timeout_s: float = 5.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        prefix: str = "summarizer:",
+        socket_timeout_s: float = 5.0,
+        retry_s: float = 120.0,
+    ) -> None:
         import redis
 
         self.url = url
+        self.retry_s = retry_s
         self.prefix = prefix
         # redis-py's annotations mix sync and async result types; the blocking client returns bytes.
         self.r: Any = redis.Redis.from_url(
@@ -235,10 +245,39 @@ class RedisStore:
         """
         if not rows:
             return
+        import redis
+
         args: list[str | int] = []
         for row in rows:
             args += [row.seq, row.type, row.body]
-        self._append(keys=[self._k("ev", row.job_id) for row in rows], args=args)
+        keys = [self._k("ev", row.job_id) for row in rows]
+        deadline = time.monotonic() + self.retry_s
+        delay = 0.05
+        retried = False
+        while True:
+            try:
+                self._append(keys=keys, args=args)
+                return
+            except (redis.ConnectionError, redis.TimeoutError):
+                # Redis is down or restarting: the job pauses here (its readers wait) until it returns.
+                if time.monotonic() + delay > deadline:
+                    raise
+                retried = True
+                time.sleep(delay)
+                delay = min(delay * 2, 1.0)
+            except redis.ResponseError as exc:
+                # A retry after a lost reply: the first attempt may have been applied.
+                if retried and "DUPSEQ" in str(exc) and self._already_appended(rows):
+                    return
+                raise
+
+    def _already_appended(self, rows: Sequence[EventRow]) -> bool:
+        """Whether every row is in the log already, with the same body."""
+        for row in rows:
+            found = self.events(row.job_id, row.seq - 1, 1)
+            if not found or found[0].seq != row.seq or found[0].body != row.body:
+                return False
+        return True
 
     def events(self, job_id: str, after_seq: int = 0, limit: int | None = None) -> list[EventRow]:
         """The job's events with ``seq > after_seq``, in order, at most ``limit``."""
