@@ -51,6 +51,7 @@ from .protocol import (
     JobWarning,
     Limits,
     Progress,
+    SkippedPages,
     Start,
     SummaryRestart,
     dump,
@@ -442,7 +443,15 @@ class Job:
             )
         if progress.finished:
             self.emit(
-                Document(pages=progress.pages_done, characters=progress.characters, chunks=progress.chunks)
+                Document(
+                    pages=progress.pages_done,
+                    characters=progress.characters,
+                    chunks=progress.chunks,
+                    title=progress.title,
+                    skipped=[
+                        SkippedPages(first=s.first, last=s.last, reason=s.reason) for s in progress.skipped
+                    ],
+                )
             )
 
     async def _run(self) -> None:

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from summarizer.ingest.structure import SkippedRange
     from summarizer.protocol import StartOptions
     from summarizer.settings import Settings
 
@@ -36,6 +37,8 @@ class Chunk:
         end: Offset one past the last character (characters); ``end - start == len(text)``.
         first_page: 1-based page where the chunk starts.
         last_page: 1-based page where it ends (inclusive).
+        title: The document's title (PDF metadata, first-page heading or file
+            name), or ``None``; the same on every chunk of a document.
     """
 
     index: int
@@ -44,6 +47,7 @@ class Chunk:
     end: int
     first_page: int
     last_page: int
+    title: str | None = None
 
     @property
     def pages(self) -> tuple[int, int]:
@@ -64,6 +68,9 @@ class IngestOptions:
         parse_timeout_s: Wall-clock seconds allowed for parsing a PDF.
         parse_memory_bytes: Memory the PDF worker may add to its start-up size (bytes, address
             space; default 1 GiB).
+        include_back_matter: Summarize notes, references, acknowledgements and
+            the index too (default ``False``: they are skipped and reported; see
+            :mod:`summarizer.ingest.structure`).
     """
 
     chunk_size: int = 4000
@@ -73,6 +80,7 @@ class IngestOptions:
     max_text_chars: int = 20_000_000
     parse_timeout_s: float = 600.0
     parse_memory_bytes: int = 1024 * 1024 * 1024
+    include_back_matter: bool = False
 
     @classmethod
     def from_settings(cls, settings: Settings, options: StartOptions) -> IngestOptions:
@@ -95,6 +103,7 @@ class IngestOptions:
             max_text_chars=settings.max_text_chars,
             parse_timeout_s=settings.parse_timeout_s,
             parse_memory_bytes=settings.parse_memory_bytes,
+            include_back_matter=bool(options.include_back_matter),
         )
 
 
@@ -109,6 +118,8 @@ class IngestProgress:
         chunks: Chunks yielded so far.
         finished: ``True`` once the whole document is parsed and every chunk yielded.
         warnings: Human-readable notes (e.g. "3 pages had no text").
+        title: The document's title once known, else ``None``.
+        skipped: Page ranges left out as front or back matter, in page order.
     """
 
     pages_done: int = 0
@@ -117,3 +128,5 @@ class IngestProgress:
     chunks: int = 0
     finished: bool = False
     warnings: list[str] = field(default_factory=list)
+    title: str | None = None
+    skipped: list[SkippedRange] = field(default_factory=list)
