@@ -887,13 +887,16 @@ def is_noise(sentence: str) -> bool:
         ``True`` if it is none of the document's content.
     """
     text = _content(sentence)
+    return _is_listing_noise(text) or bool(_BOILERPLATE.search(text) or _CITATION.search(text))
+
+
+def _is_listing_noise(text: str) -> bool:
+    """Captions, bibliography and index entries, licence notices (what :func:`_is_filler` does not check)."""
     return bool(
         _CAPTION.match(text)
         or _BIBLIOGRAPHY.search(text)
         or _INDEX_ENTRY.search(text)
         or _LICENCE.search(text)
-        or _BOILERPLATE.search(text)
-        or _CITATION.search(text)
     )
 
 
@@ -913,6 +916,7 @@ class _Ranked:
     scores: FloatArray
     tokens: list[tuple[str, ...]]  # per sentence
     entity_weight: dict[str, float]
+    entities: list[set[str]]  # per sentence
 
 
 def rank_sentences(
@@ -948,7 +952,7 @@ def rank_sentences(
 
 def _rank(sentences: Sequence[Sentence], config: RankingConfig, title: str | None) -> _Ranked:
     if not sentences:
-        return _Ranked([], np.zeros(0, dtype=np.float64), [], {})
+        return _Ranked([], np.zeros(0, dtype=np.float64), [], {}, [])
     word_counts = [s.words for s in sentences]
     all_tokens = [tokenize(_content(s.text)) for s in sentences]
     seen = Counter(_DIGITS.sub("#", s.text.lower()) for s in sentences)
@@ -958,7 +962,7 @@ def _rank(sentences: Sequence[Sentence], config: RankingConfig, title: str | Non
         if not _is_filler(_content(s.text), word_counts[i], config)
         and len(set(all_tokens[i])) >= config.min_content_words
         and seen[_DIGITS.sub("#", s.text.lower())] < 3
-        and not is_noise(s.text)
+        and not _is_listing_noise(_content(s.text))
     ]
     if not candidates:
         candidates = [i for i, n in enumerate(word_counts) if n > 0]
@@ -1005,9 +1009,10 @@ def _rank(sentences: Sequence[Sentence], config: RankingConfig, title: str | Non
         + config.w_section * section
         - config.dialogue_penalty * quoted
     )
-    entity_counts = Counter(e for s in sentences for e in _entities(s.text))
+    entities = [_entities(s.text) for s in sentences]
+    entity_counts = Counter(e for es in entities for e in es)
     entity_weight = {e: math.log1p(c) for e, c in entity_counts.items() if c > 1 or e[:1].isdigit()}
-    return _Ranked(candidates, np.asarray(scores, dtype=np.float64), all_tokens, entity_weight)
+    return _Ranked(candidates, np.asarray(scores, dtype=np.float64), all_tokens, entity_weight, entities)
 
 
 def _select(
@@ -1035,10 +1040,16 @@ def _select(
     vectors = _tfidf(tokens, _idf(tokens))
     base = np.array([score_of[i] for i in members])
     lengths = np.array([sentences[i].words for i in members])
-    entity_sets = [_entities(sentences[i].text) for i in members]
     weight = ranked.entity_weight
-    top_gain = max((sum(weight.get(e, 0.0) for e in es) for es in entity_sets), default=0.0) or 1.0
-    covered: set[str] = set()
+    names = sorted({e for i in members for e in ranked.entities[i] if e in weight})
+    column = {e: k for k, e in enumerate(names)}
+    incidence = np.zeros((len(members), max(len(names), 1)), dtype=np.float64)
+    for row, i in enumerate(members):
+        for e in ranked.entities[i]:
+            if e in column:
+                incidence[row, column[e]] = 1.0
+    uncovered = np.array([weight[e] for e in names] or [0.0], dtype=np.float64)
+    top_gain = float((incidence @ uncovered).max(initial=0.0)) or 1.0
     closest = np.zeros(len(members), dtype=np.float64)
     available = np.zeros(len(members), dtype=bool)
     available[: len(pool)] = True
@@ -1050,7 +1061,7 @@ def _select(
         chosen.add(members[k])
         remaining -= int(lengths[k])
         available[k] = False
-        covered.update(entity_sets[k])
+        uncovered[incidence[k] > 0] = 0.0
         closest = np.maximum(closest, vectors @ vectors[k])
 
     while True:
@@ -1058,7 +1069,7 @@ def _select(
         available &= closest < config.max_overlap
         if not available.any():
             break
-        gain = np.array([sum(weight.get(e, 0.0) for e in es - covered) for es in entity_sets]) / top_gain
+        gain = (incidence @ uncovered) / top_gain
         value = np.where(available, base - config.redundancy * closest + config.w_entity * gain, -np.inf)
         best = int(np.argmax(value))
         index = members[best]
