@@ -4,14 +4,19 @@ Usage, from the repository root (the peers need the ``bench`` extra)::
 
     python -m bench                 # full run, about 15 minutes
     python -m bench --quick         # short run, about 3 minutes
-    python -m bench --only overhead,upload
+    python -m bench --only user_path,packing
 
-Benchmarks, in order (one module each): ``overhead`` (pipeline vs critical
-path), ``peers`` (LangChain / LangGraph map-reduce), ``pipelining`` (map starts
+Benchmarks, in order (one module each): ``user_path`` (a PDF uploaded to the
+real server with an OpenAI-compatible model server on loopback: first chunk
+token, total vs critical path, vs the LangGraph recipe with its parse),
+``packing`` (chunks vs the ideal count), ``worker_start`` (time before the first
+PDF page: worker start vs bare pypdf), ``overhead`` (pure pipeline on chunks
+already in memory vs critical path), ``peers`` (LangChain / LangGraph map-reduce), ``pipelining`` (map starts
 during a text upload), ``upload`` (throughput vs a bare websockets server),
 ``ingestion`` (PDF path vs bare pypdf), ``embedded`` (CLI end to end, linear
 cost), ``many_users`` (100 sessions on one server) and ``quality`` (ROUGE vs
-lead-k, :mod:`bench.quality`). A benchmark that fails is reported as failed;
+lead-k, :mod:`bench.quality`) and ``ocr`` (a scanned PDF: pages/s with 1 and 2
+workers, CER, memory). A benchmark that fails is reported as failed;
 the others still run. Only 127.0.0.1 is used; every loop and process is bounded.
 """
 
@@ -32,7 +37,20 @@ from typing import Any
 
 from .common import ROOT, Context, machine_info, versions
 
-BENCHMARKS = ("overhead", "peers", "pipelining", "upload", "ingestion", "embedded", "many_users", "quality")
+BENCHMARKS = (
+    "user_path",
+    "packing",
+    "worker_start",
+    "overhead",
+    "peers",
+    "pipelining",
+    "upload",
+    "ingestion",
+    "embedded",
+    "many_users",
+    "quality",
+    "ocr",
+)
 """Benchmark names in running order (each ``bench/<name>.py`` has ``run(ctx)``; quality is below)."""
 
 
@@ -82,6 +100,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--only", default="", help=f"comma-separated subset of: {', '.join(BENCHMARKS)}")
     parser.add_argument("--markdown", type=Path, default=ROOT / "docs" / "benchmarks.md")
     parser.add_argument("--json", type=Path, default=ROOT / "bench" / "results" / "latest.json")
+    parser.add_argument(
+        "--merge",
+        action="store_true",
+        help="keep the other benchmarks' figures from the existing JSON (with --only: update some sections)",
+    )
     args = parser.parse_args(argv)
     chosen = [b.strip() for b in args.only.split(",") if b.strip()] or list(BENCHMARKS)
     unknown = [b for b in chosen if b not in BENCHMARKS]
@@ -106,6 +129,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         },
     }
     results: dict[str, Any] = {"meta": meta, "benchmarks": {}}
+    if args.merge and args.json.exists():
+        previous = json.loads(args.json.read_text(encoding="utf-8"))
+        results["benchmarks"] = dict(previous.get("benchmarks", {}))
+        meta["merged_from"] = {
+            name: previous.get("meta", {}).get("date") for name in results["benchmarks"] if name not in chosen
+        }
     failed = False
     for name in (b for b in BENCHMARKS if b in chosen):
         ctx.log(f"=== {name} (load average {os.getloadavg()[0]:.2f})")

@@ -362,14 +362,19 @@ _PORT_LINE = re.compile(r"^PORT (\d+)$")
 
 
 @contextlib.contextmanager
-def server_process(mode: str, *extra: str, max_seconds: float = 900) -> Iterator[ServerProcess]:
+def server_process(
+    mode: str, *extra: str, max_seconds: float = 900, module: str = "bench.server_proc"
+) -> Iterator[ServerProcess]:
     """Run ``python -m bench.server_proc`` (a server on 127.0.0.1) for the ``with`` block.
 
     Args:
         mode: ``app`` (our Starlette app under uvicorn) or ``bare`` (a plain
-            ``websockets`` server that only acknowledges).
+            ``websockets`` server that only acknowledges); ``""`` for a module
+            without modes.
         *extra: More flags for :mod:`bench.server_proc`.
         max_seconds: The child exits by itself after this long in any case.
+        module: The server module (``bench.model_server`` for the model API;
+            its URL is then ``http://127.0.0.1:<port>/v1``).
 
     Yields:
         The :class:`ServerProcess`; its ``result`` is filled in once the block ends
@@ -384,8 +389,8 @@ def server_process(mode: str, *extra: str, max_seconds: float = 900) -> Iterator
         argv = [
             sys.executable,
             "-m",
-            "bench.server_proc",
-            mode,
+            module,
+            *([mode] if mode else []),
             "--result",
             str(result_path),
             "--max-seconds",
@@ -403,7 +408,12 @@ def server_process(mode: str, *extra: str, max_seconds: float = 900) -> Iterator
         )
         try:
             port = _read_port(process, error_path)
-            server = ServerProcess(url=f"ws://127.0.0.1:{port}/ws", pid=process.pid)
+            url = (
+                f"ws://127.0.0.1:{port}/ws"
+                if module == "bench.server_proc"
+                else f"http://127.0.0.1:{port}/v1"
+            )
+            server = ServerProcess(url=url, pid=process.pid)
             yield server
         finally:
             if process.stdin is not None:

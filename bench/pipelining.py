@@ -21,7 +21,6 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from summarizer.client import SummarizerClient
-from summarizer.ingest.chunking import FLUSH_FACTOR
 from summarizer.protocol import StartOptions
 from summarizer.settings import Settings
 
@@ -113,7 +112,6 @@ def run(ctx: Context) -> dict[str, Any]:
         "first_token_s": ctx.first_token_s,
         "ratio_first_token_to_upload": ratio,
         "chunk_size": settings.chunk_size,
-        "flush_factor": FLUSH_FACTOR,
         "passed": result["completed"] and ratio < 1.0,
         "server": server.result,
     }

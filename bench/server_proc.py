@@ -123,15 +123,25 @@ async def _serve_app(args: argparse.Namespace) -> dict[str, Any]:
         overrides["max_jobs"] = args.max_jobs
     if args.max_messages_per_second is not None:
         overrides["max_messages_per_second"] = args.max_messages_per_second
-    settings = Settings(**overrides)
+    if args.reduce_budget_chars is not None:
+        overrides["reduce_budget_chars"] = args.reduce_budget_chars
+    if args.concurrency is not None:
+        overrides["concurrency"] = args.concurrency
     model = LatencyModel(
         first_token_s=args.first_token_s,
         token_delay_s=args.token_delay_s,
         tokens=args.tokens,
         stamp=args.stamp,
     )
+    models: dict[str, Any] = {"latency": model}
+    if args.openai_base_url:
+        # The real provider path: langchain-openai over HTTP to bench.model_server.
+        overrides["model"] = "openai:latency"
+        overrides["base_url"] = args.openai_base_url
+        models = {}
+    settings = Settings(**overrides)
     # A private temporary data directory, removed when the app shuts down.
-    app = create_app(settings, models={"latency": model}, storage=Storage(None))
+    app = create_app(settings, models=models or None, storage=Storage(None))
     config = uvicorn.Config(
         app,
         log_level="warning",
@@ -271,6 +281,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-jobs", type=int, default=None, help="app: Settings.max_jobs")
     parser.add_argument(
         "--max-messages-per-second", type=float, default=None, help="app: Settings.max_messages_per_second"
+    )
+    parser.add_argument(
+        "--openai-base-url", default=None, help="app: use 'openai:latency' at this OpenAI-compatible URL"
+    )
+    parser.add_argument("--concurrency", type=int, default=None, help="app: Settings.concurrency")
+    parser.add_argument(
+        "--reduce-budget-chars", type=int, default=None, help="app: Settings.reduce_budget_chars"
     )
     args = parser.parse_args(argv)
     serve = _serve_app if args.mode == "app" else _serve_bare

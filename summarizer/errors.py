@@ -99,6 +99,12 @@ class ErrorCode(enum.StrEnum):
     """The server requires a token and the first message had none or a wrong one (1008)."""
     UNKNOWN_JOB = "unknown_job"
     """``resume`` names a job that does not exist or has expired."""
+    SLOW_READER = "slow_reader"
+    """The client did not read its events: one send waited longer than
+    ``SUMMARIZER_SEND_TIMEOUT_S`` (closes with 1008; the job goes on, ``resume`` later)."""
+    PASSWORD_REQUIRED = "password_required"
+    """A job recovered after a server restart needs the PDF password, which the
+    server keeps in memory only: start the job again with ``options.password`` (retryable)."""
 
     # -- the document -----------------------------------------------------------
     UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"

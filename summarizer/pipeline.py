@@ -68,7 +68,8 @@ from .errors import (
     NoTextError,
     SummarizerError,
 )
-from .ingest.types import Chunk
+from .ingest.ocr import ocr_eta, page_ranges
+from .ingest.types import Chunk, IngestProgress
 from .models.pricing import cost_usd
 from .models.retry import RetryPolicy, classify_error
 from .models.usage import CHARS_PER_TOKEN, TokenCount, UsageLedger, usage_of
@@ -93,7 +94,11 @@ from .protocol import (
     CollapseRestart,
     CollapseSummary,
     CollapseToken,
+    Document,
+    JobWarning,
     Progress,
+    ServerEvent,
+    SkippedPages,
     Stage,
     StartOptions,
     Summary,
@@ -107,6 +112,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CallEstimate",
+    "EventSink",
+    "IngestEvents",
     "Piece",
     "PipelineConfig",
     "PriorResults",
@@ -116,12 +123,17 @@ __all__ = [
     "merge_ranges",
     "split_text",
     "summarize_chunks",
+    "summarize_into",
 ]
 
 log = logging.getLogger(__name__)
 
-Event = Any
+Event = ServerEvent
 """One of the server events of :mod:`summarizer.protocol`, without ``seq``."""
+
+EventSink = Callable[[ServerEvent], None]
+"""Where the pipeline and ingestion put their events, in the order they happen
+(a job's :class:`~summarizer.jobs.EventLog` stamps and stores them)."""
 
 _SEPARATOR = "\n\n"
 _MIN_SPLIT_CHARS = 200
@@ -163,6 +175,9 @@ class PipelineConfig:
             halved; default 4 (down to 1/16).
         prices: USD per million tokens by model name, ``{"input_per_mtok": ..,
             "output_per_mtok": ..}`` (see :mod:`summarizer.models.pricing`).
+        token_coalesce_s: Seconds a call's streamed pieces may be held to go out
+            as one token event (the first piece of a window is sent at once);
+            default 0.025; 0 sends every piece as its own event.
     """
 
     concurrency: int = 4
@@ -183,6 +198,7 @@ class PipelineConfig:
     stall_timeout_s: float | None = 60.0
     max_split_depth: int = 4
     prices: dict[str, dict[str, float]] = field(default_factory=dict)
+    token_coalesce_s: float = 0.025
 
     def __post_init__(self) -> None:
         if self.concurrency < 1:
@@ -417,13 +433,53 @@ class _Output:
     tokens after the last restart always join to the unit's text.
     """
 
-    def __init__(self, on_token: Callable[[str], None], on_restart: Callable[[int, str], None]) -> None:
+    def __init__(
+        self,
+        on_token: Callable[[str], None],
+        on_restart: Callable[[int, str], None],
+        coalesce_s: float = 0.0,
+    ) -> None:
         self.on_token = on_token
         self.on_restart = on_restart
         self.committed: list[str] = []
         self.pending: list[str] = []
         self.calls = 0
         self.usage: TokenCount | None = None
+        # Token coalescing: the first piece goes out at once; pieces arriving in
+        # the next ``coalesce_s`` seconds go out together as one token event.
+        self._coalesce_s = coalesce_s
+        self._held: list[str] = []
+        self._timer: asyncio.TimerHandle | None = None
+
+    def _send(self, piece: str) -> None:
+        if self._coalesce_s <= 0:
+            self.on_token(piece)
+        elif self._timer is None:
+            self.on_token(piece)
+            self._timer = asyncio.get_running_loop().call_later(self._coalesce_s, self._on_timer)
+        else:
+            self._held.append(piece)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self.flush()
+
+    def close(self) -> None:
+        """End the unit: no held piece is sent any more (a failed or cancelled call's)."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._held.clear()
+
+    def flush(self) -> None:
+        """Send the held pieces now as one token (and end the coalescing window)."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._held:
+            piece = "".join(self._held)
+            self._held.clear()
+            self.on_token(piece)
 
     @property
     def text(self) -> str:
@@ -435,9 +491,10 @@ class _Output:
 
     def add(self, piece: str) -> None:
         self.pending.append(piece)
-        self.on_token(piece)
+        self._send(piece)
 
     def discard(self, reason: str) -> None:
+        self.flush()
         if not self.pending:
             return
         self.pending.clear()
@@ -446,6 +503,7 @@ class _Output:
             self.on_token(self.text)
 
     def commit(self, usage: TokenCount) -> str:
+        self.flush()
         piece = "".join(self.pending)
         self.committed.append(piece)
         self.pending.clear()
@@ -455,6 +513,7 @@ class _Output:
         return piece
 
     def separator(self, text: str) -> None:
+        self.flush()
         self.committed.append(text)
         self.on_token(text)
 
@@ -467,7 +526,7 @@ class _Run:
         model: Runnable[Any, Any],
         reduce_model: Runnable[Any, Any],
         config: PipelineConfig,
-        emit: Callable[[Event], None],
+        emit: EventSink,
         clock: Callable[[], float],
         started: float,
         prior: PriorResults,
@@ -650,16 +709,18 @@ class _Run:
             return
         async with self.limit:
             index, pages = chunk.index, chunk.pages
-            self.emit(ChunkStarted(index=index, pages=pages, characters=len(chunk.text)))
+            self.emit(ChunkStarted(index=index, pages=pages, characters=len(chunk.text), ocr=chunk.ocr))
             began = self.clock()
             out = _Output(
                 lambda t: self.emit(ChunkToken(index=index, pages=pages, text=t)),
                 lambda attempt, reason: self.emit(
                     ChunkRestart(index=index, pages=pages, attempt=attempt, reason=reason)
                 ),
+                self.config.token_coalesce_s,
             )
             try:
-                await self._map_text(chunk.text, pages, self.config.map_words, out, depth=0)
+                with contextlib.closing(out):
+                    await self._map_text(chunk.text, pages, self.config.map_words, out, depth=0)
             except ModelError as error:
                 if self.config.strict or isinstance(error, _FATAL):
                     raise
@@ -752,8 +813,10 @@ class _Run:
                 lambda attempt, reason: self.emit(
                     CollapseRestart(level=level, group=index, pages=pages, attempt=attempt, reason=reason)
                 ),
+                self.config.token_coalesce_s,
             )
-            await self._collapse_blocks(group, self.config.summary_words, out, depth=0)
+            with contextlib.closing(out):
+                await self._collapse_blocks(group, self.config.summary_words, out, depth=0)
             text = out.text
             self.emit(
                 CollapseSummary(
@@ -802,38 +865,42 @@ class _Run:
         out = _Output(
             lambda t: self.emit(SummaryToken(text=t)),
             lambda attempt, reason: self.emit(SummaryRestart(attempt=attempt, reason=reason)),
+            self.config.token_coalesce_s,
         )
         missing = self.missing_pages()
         shrinks = 0
-        while True:
-            inputs = reduce_inputs(
-                [p.block for p in pieces],
-                self.config.summary_words,
-                missing_pages=missing,
-                summary_format=self.config.summary_format,
-                language=self.config.language,
-                instructions=self.config.instructions,
-                title=self.title,
-            )
-            try:
-                await self._call("reduce", self.reduce_name, self.reduce_model, REDUCE_PROMPT, inputs, out)
-                break
-            except ContextTooLong as error:
-                size = joined_length(pieces, _block_length)
-                if len(pieces) < 2 or shrinks >= self.config.max_split_depth:
-                    raise _cannot_split(error, size, shrinks) from error
-                shrinks += 1
-                log.info("reduce input of %d characters too long for the model: collapsing further", size)
-                out.discard(_reason(error))
+        with contextlib.closing(out):
+            while True:
+                inputs = reduce_inputs(
+                    [p.block for p in pieces],
+                    self.config.summary_words,
+                    missing_pages=missing,
+                    summary_format=self.config.summary_format,
+                    language=self.config.language,
+                    instructions=self.config.instructions,
+                    title=self.title,
+                )
                 try:
-                    pieces = await self.collapse_until_fits(pieces, max(size // 2, 1))
-                except ContextTooLong:
-                    raise
-                except ModelError as inner:
-                    raise ContextTooLong(
-                        f"{error.message} Collapsing further failed: {inner.message}"
-                    ) from inner
-                self.emit(Progress(stage="reduce", done=0, total=1, elapsed_s=self.elapsed()))
+                    await self._call(
+                        "reduce", self.reduce_name, self.reduce_model, REDUCE_PROMPT, inputs, out
+                    )
+                    break
+                except ContextTooLong as error:
+                    size = joined_length(pieces, _block_length)
+                    if len(pieces) < 2 or shrinks >= self.config.max_split_depth:
+                        raise _cannot_split(error, size, shrinks) from error
+                    shrinks += 1
+                    log.info("reduce input of %d characters too long for the model: collapsing further", size)
+                    out.discard(_reason(error))
+                    try:
+                        pieces = await self.collapse_until_fits(pieces, max(size // 2, 1))
+                    except ContextTooLong:
+                        raise
+                    except ModelError as inner:
+                        raise ContextTooLong(
+                            f"{error.message} Collapsing further failed: {inner.message}"
+                        ) from inner
+                    self.emit(Progress(stage="reduce", done=0, total=1, elapsed_s=self.elapsed()))
         self.emit(Progress(stage="reduce", done=1, total=1, elapsed_s=self.elapsed(), eta_s=0.0))
         total = self.usage.total()
         return Summary(
@@ -910,6 +977,45 @@ class _StageProgress:
 _DONE = object()
 
 
+async def summarize_into(
+    sink: EventSink,
+    chunks: AsyncIterable[Chunk],
+    model: BaseChatModel | Runnable[Any, Any],
+    *,
+    config: PipelineConfig | None = None,
+    reduce_model: BaseChatModel | Runnable[Any, Any] | None = None,
+    clock: Callable[[], float] = time.monotonic,
+    started: float | None = None,
+    prior: PriorResults | None = None,
+) -> None:
+    """Summarize a stream of chunks with map-reduce, putting every event into ``sink``.
+
+    The events and their order are those :func:`summarize_chunks` yields; the
+    sink is called synchronously as each one happens (no queue in between).
+
+    Args:
+        sink: Receives each event (unstamped: no ``job_id``/``seq``).
+        chunks, model, config, reduce_model, clock, started, prior: As for
+            :func:`summarize_chunks`.
+
+    Raises:
+        As :func:`summarize_chunks`.
+    """
+    run = _Run(
+        model,
+        reduce_model or model,
+        config or PipelineConfig(),
+        sink,
+        clock,
+        clock() if started is None else started,
+        prior or PriorResults(),
+    )
+    try:
+        await run.run(chunks)
+    except BaseExceptionGroup as group:
+        raise _first_leaf(group) from None
+
+
 async def summarize_chunks(
     chunks: AsyncIterable[Chunk],
     model: BaseChatModel | Runnable[Any, Any],
@@ -952,21 +1058,20 @@ async def summarize_chunks(
         NoTextError: ``chunks`` was empty.
         SummarizerError: Whatever the chunk source raised (e.g. a damaged PDF).
     """
-    cfg = config or PipelineConfig()
     queue: asyncio.Queue[Any] = asyncio.Queue()
-    run = _Run(
-        model,
-        reduce_model or model,
-        cfg,
-        queue.put_nowait,
-        clock,
-        clock() if started is None else started,
-        prior or PriorResults(),
-    )
 
     async def runner() -> None:
         try:
-            await run.run(chunks)
+            await summarize_into(
+                queue.put_nowait,
+                chunks,
+                model,
+                config=config,
+                reduce_model=reduce_model,
+                clock=clock,
+                started=started,
+                prior=prior,
+            )
         finally:
             queue.put_nowait(_DONE)
 
@@ -991,6 +1096,89 @@ async def _unwrap(task: asyncio.Task[None]) -> None:
         await task
     except BaseExceptionGroup as group:
         raise _first_leaf(group) from None
+
+
+class IngestEvents:
+    """Turns ingestion's progress reports into events for a sink.
+
+    Ingestion (:func:`summarizer.ingest.iter_chunks`) reports with an
+    ``on_progress`` callback; this adapter emits ``warning`` for each new
+    warning, ``progress`` (stage ``extract``) when the page count moves,
+    ``progress`` (stage ``ocr``) when OCR'd pages move, and
+    ``document`` once parsing has finished.
+
+    Args:
+        sink: Where the events go.
+        clock: Monotonic clock in seconds.
+        started: Clock reading ``elapsed_s`` counts from.
+    """
+
+    def __init__(self, sink: EventSink, clock: Callable[[], float], started: float) -> None:
+        self.sink = sink
+        self.clock = clock
+        self.started = started
+        self._pages_done = -1
+        self._warnings_sent = 0
+        self._last_ocr: tuple[int, int] | None = None
+        self._ocr_started: float | None = None
+
+    def __call__(self, progress: IngestProgress) -> None:
+        """Emit what ``progress`` adds to what was already reported."""
+        for message in progress.warnings[self._warnings_sent :]:
+            self.sink(JobWarning(message=message))
+        self._warnings_sent = len(progress.warnings)
+        if progress.pages_done != self._pages_done or progress.finished:
+            self._pages_done = progress.pages_done
+            spent = self.clock() - self.started
+            eta = None
+            if progress.pages_total and progress.pages_done:
+                eta = round(spent / progress.pages_done * (progress.pages_total - progress.pages_done), 1)
+            self.sink(
+                Progress(
+                    stage="extract",
+                    done=progress.pages_done,
+                    total=progress.pages_total if not progress.finished else progress.pages_done,
+                    elapsed_s=round(spent, 3),
+                    eta_s=0.0 if progress.finished else eta,
+                )
+            )
+        self._on_ocr(progress)
+        if progress.finished:
+            self.sink(
+                Document(
+                    pages=progress.pages_done,
+                    characters=progress.characters,
+                    chunks=progress.chunks,
+                    ocr_pages=page_ranges(progress.ocr_pages),
+                    map_calls=progress.chunks,
+                    input_tokens=progress.input_tokens,
+                    title=progress.title,
+                    skipped=[
+                        SkippedPages(first=s.first, last=s.last, reason=s.reason) for s in progress.skipped
+                    ],
+                )
+            )
+
+    def _on_ocr(self, progress: IngestProgress) -> None:
+        """Progress of the ``ocr`` stage when pages are OCR'd (pages done/total, ETA)."""
+        if progress.ocr_total is None:
+            return
+        state = (progress.ocr_done, progress.ocr_total)
+        if state == self._last_ocr or (progress.ocr_total == 0 and self._last_ocr is None):
+            return
+        now = self.clock()
+        if self._ocr_started is None:
+            self._ocr_started = now
+        self._last_ocr = state
+        self.sink(
+            Progress(
+                stage="ocr",
+                done=progress.ocr_done,
+                total=progress.ocr_total,
+                elapsed_s=round(now - self.started, 3),
+                eta_s=ocr_eta(now - self._ocr_started, *state),
+            )
+        )
 
 
 def _first_leaf(group: BaseExceptionGroup[Any]) -> BaseException:

@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 from .errors import ErrorCode, ProtocolError
 
 __all__ = [
+    "JOB_STATES",
     "PROTOCOL_VERSION",
     "TERMINAL_TYPES",
     "Accepted",
@@ -47,6 +48,7 @@ __all__ = [
     "Document",
     "End",
     "Error",
+    "JobStateName",
     "JobWarning",
     "Limits",
     "Progress",
@@ -73,7 +75,7 @@ PROTOCOL_VERSION = 1
 PageRange = tuple[int, int]
 """``[first, last]`` page numbers, 1-based and inclusive."""
 
-Stage = Literal["extract", "map", "collapse", "reduce"]
+Stage = Literal["extract", "ocr", "map", "collapse", "reduce"]
 """Pipeline stages reported by :class:`Progress`."""
 
 
@@ -115,6 +117,11 @@ class StartOptions(_Message):
         include_back_matter: ``true``: summarize the notes and references,
             acknowledgements and index too; default (``false``): skip them and
             list them in ``document.skipped``.
+        ocr: ``auto`` (OCR the PDF pages that have no text layer but images),
+            ``off`` or ``force`` (OCR every page, for PDFs whose text layer is
+            garbage).
+        ocr_languages: Tesseract language codes joined by ``+`` (e.g.
+            ``"eng+deu"``, at most 8); each needs its language pack on the server.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True, protected_namespaces=())
@@ -133,6 +140,10 @@ class StartOptions(_Message):
     instructions: str | None = Field(default=None, max_length=1000)
     strict: bool | None = None
     include_back_matter: bool | None = None
+    ocr: Literal["auto", "off", "force"] | None = None
+    ocr_languages: str | None = Field(
+        default=None, min_length=3, max_length=100, pattern=r"^[A-Za-z_]{3,20}(?:\+[A-Za-z_]{3,20}){0,7}$"
+    )
 
 
 class Start(_Message):
@@ -147,6 +158,7 @@ class Start(_Message):
             (text messages); checked against the document limit up front.
         options: Per-job :class:`StartOptions`.
         token: The server's shared token, if it requires one (never logged).
+        job_id: A client-chosen id that makes ``start`` idempotent (see the field).
     """
 
     type: Literal["start"] = "start"
@@ -156,6 +168,10 @@ class Start(_Message):
     size: int | None = Field(default=None, ge=0)
     options: StartOptions = Field(default_factory=StartOptions)
     token: str | None = Field(default=None, max_length=1024)
+    job_id: str | None = Field(default=None, pattern=r"^[0-9a-f]{32}$")
+    """Optional client-chosen job id (32 lowercase hex digits, 128 random bits): a
+    repeated ``start`` with the same ``job_id`` re-attaches to that job (as
+    ``resume`` with ``last_seq`` 0) instead of creating a second one."""
 
 
 class Text(_Message):
@@ -285,7 +301,8 @@ class Progress(_Event):
     """How far a stage is.
 
     Attributes:
-        stage: ``extract`` (pages), ``map`` (chunks), ``collapse`` (groups of
+        stage: ``extract`` (pages), ``ocr`` (pages OCR'd of the pages to OCR;
+            the total is an estimate while the PDF is being read), ``map`` (chunks), ``collapse`` (groups of
             the current level) or ``reduce`` (1 call). Upload progress is told
             by :class:`Ack` (``received`` of ``start.size``).
         done: Units finished.
@@ -332,6 +349,11 @@ class Document(_Event):
         skipped: Page ranges left out (front and back matter), in page order;
             a page whose body text ends above a "References" heading is listed
             and its body text still summarized.
+        ocr_pages: Page ranges ``[first, last]`` whose text was read by OCR
+            (empty when none).
+        map_calls: Map calls the chunks take (one per chunk); ``None`` from older servers.
+        input_tokens: Document tokens the map calls read, estimated at 4 characters per
+            token (chunk overlaps included, prompts not counted); ``None`` from older servers.
     """
 
     type: Literal["document"] = "document"
@@ -340,15 +362,24 @@ class Document(_Event):
     chunks: int
     title: str | None = None
     skipped: list[SkippedPages] = Field(default_factory=list)
+    ocr_pages: list[PageRange] = Field(default_factory=list)
+    map_calls: int | None = None
+    input_tokens: int | None = None
 
 
 class ChunkStarted(_Event):
-    """A map call began for chunk ``index`` (0-based) covering ``pages``."""
+    """A map call began for chunk ``index`` (0-based) covering ``pages``.
+
+    Attributes:
+        characters: Length of the chunk's text (characters).
+        ocr: ``True`` when some of the chunk's text was read by OCR.
+    """
 
     type: Literal["chunk.started"] = "chunk.started"
     index: int
     pages: PageRange
     characters: int = 0
+    ocr: bool = False
 
 
 class ChunkToken(_Event):
@@ -465,11 +496,19 @@ class Summary(_Event):
     retries: int = 0
 
 
+JobStateName = Literal["uploading", "processing", "done", "failed", "cancelled"]
+"""A job's state as told by :class:`Resumed`."""
+
+JOB_STATES: tuple[JobStateName, ...] = ("uploading", "processing", "done", "failed", "cancelled")
+"""Every value of ``resumed.state``; ``uploading`` is the only one in which upload data is accepted."""
+
+
 class Resumed(_Event):
     """Answer to :class:`Resume`; not part of the job's log, so its ``seq`` is 0.
 
     Attributes:
-        state: ``uploading``, ``processing``, ``done``, ``failed`` or ``cancelled``.
+        state: One of :data:`JOB_STATES`: ``uploading`` (the upload is not
+            finished: continue it), ``processing``, ``done``, ``failed`` or ``cancelled``.
         last_seq: The job's latest ``seq`` at this moment.
         received: Upload bytes the server has committed; continue the upload
             from this byte offset (binary) ...
@@ -477,7 +516,7 @@ class Resumed(_Event):
     """
 
     type: Literal["resumed"] = "resumed"
-    state: str
+    state: JobStateName
     last_seq: int
     received: int
     messages: int
@@ -574,7 +613,7 @@ TERMINAL_TYPES = frozenset({"summary", "cancelled", "error"})
 """Event types after which a job emits nothing more."""
 
 _client_adapter: TypeAdapter[Start | Text | End | Cancel | Resume] = TypeAdapter(ClientMessage)
-_server_adapter: TypeAdapter[Any] = TypeAdapter(ServerEvent)
+_server_adapter: TypeAdapter[ServerEvent] = TypeAdapter(ServerEvent)
 _CLIENT_TYPES = frozenset({"start", "text", "end", "cancel", "resume"})
 
 
@@ -617,7 +656,7 @@ def parse_client(raw: str | bytes) -> Start | Text | End | Cancel | Resume:
         raise ProtocolError(f"Invalid {kind!r} message: {problems}.") from None
 
 
-def parse_server(raw: str | bytes | dict[str, Any]) -> Any:
+def parse_server(raw: str | bytes | dict[str, Any]) -> ServerEvent:
     """Parse one server event (JSON text or an already decoded dict).
 
     Returns:

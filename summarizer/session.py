@@ -24,21 +24,25 @@ from urllib.parse import urlsplit
 from langchain_core.language_models import BaseChatModel
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
-from .errors import CloseCode, ErrorCode, LimitExceeded, ProtocolError, SummarizerError
+from .errors import CloseCode, DocumentError, ErrorCode, LimitExceeded, ProtocolError, SummarizerError
 from .ingest.types import IngestOptions
-from .jobs import Job, JobLimits, JobManager, JobSpec
+from .jobs import Job, JobLimits, JobManager, JobSpec, JobState
 from .pipeline import PipelineConfig
 from .protocol import PROTOCOL_VERSION, Cancel, End, Error, Resume, Resumed, Start, Text, dump, parse_client
 from .settings import Settings
 
-__all__ = ["Session", "origin_allowed"]
+__all__ = ["ABORT_SCOPE_KEY", "Session", "build_job_spec", "host_allowed", "origin_allowed"]
 
 log = logging.getLogger(__name__)
 
 _UNMETERED_FRAME_BYTES = 16 * 1024
 """Binary frames at least this large do not count against ``max_messages_per_second``."""
 
-_LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
+ABORT_SCOPE_KEY = "summarizer.abort"
+"""Scope key of a callable that aborts the connection's TCP transport (set by the server)."""
+
+_CLOSE_WAIT_S = 2.0
+"""Longest wait for a close handshake (seconds); after it the TCP connection is aborted."""
 
 
 class ModelSource(Protocol):
@@ -49,26 +53,46 @@ class ModelSource(Protocol):
     def get(self, name: str | None) -> tuple[str, BaseChatModel]: ...
 
 
-def origin_allowed(origin: str | None, host: str | None, allowed: list[str]) -> bool:
-    """Whether a browser ``Origin`` may open a WebSocket (CSWSH protection).
+def host_allowed(host: str, allowed_hosts: list[str]) -> bool:
+    """Whether ``host`` (a host name, IPv6 literals bracketed) matches the allow-list.
 
-    Allowed: no ``Origin`` header (not a browser), an origin in ``allowed``,
-    the server's own origin (same host and port as the ``Host`` header), and
-    any origin on localhost / 127.0.0.1 / ::1.
+    Patterns are exact names, ``*.example.org`` (any subdomain) or ``*`` (any),
+    as in Starlette's ``TrustedHostMiddleware``.
+    """
+    host = host.lower()
+    for pattern in allowed_hosts:
+        pattern = pattern.lower()
+        if pattern == "*" or host == pattern or (pattern.startswith("*.") and host.endswith(pattern[1:])):
+            return True
+    return False
+
+
+def origin_allowed(origin: str | None, *, allowed_origins: list[str], allowed_hosts: list[str]) -> bool:
+    """Whether a browser ``Origin`` may open a WebSocket (CSWSH and DNS-rebinding protection).
+
+    Allowed: no ``Origin`` header (not a browser), an origin listed in
+    ``allowed_origins``, and an origin whose host is one of ``allowed_hosts``
+    (any scheme and port). The request's own ``Host`` header is *not* trusted:
+    a DNS-rebinding page controls both it and ``Origin``.
 
     Args:
         origin: The request's ``Origin`` header, or ``None``.
-        host: The request's ``Host`` header (``"127.0.0.1:8000"``), or ``None``.
-        allowed: Extra allowed origins, e.g. ``["https://summaries.example.org"]``.
+        allowed_origins: Extra allowed origins, e.g. ``["https://summaries.example.org"]``.
+        allowed_hosts: The server's host allow-list (:meth:`Settings.resolved_allowed_hosts`).
     """
     if origin is None:
         return True
-    if origin in allowed:
+    if origin in allowed_origins:
         return True
-    parts = urlsplit(origin)
-    if parts.hostname in _LOCAL_HOSTS:
-        return True
-    return host is not None and parts.netloc.lower() == host.lower()
+    try:
+        hostname = urlsplit(origin).hostname
+    except ValueError:
+        return False
+    if not hostname:
+        return False
+    if ":" in hostname:
+        hostname = f"[{hostname}]"
+    return host_allowed(hostname, allowed_hosts)
 
 
 class _RateLimit:
@@ -115,7 +139,11 @@ class Session:
     async def serve(self) -> None:
         """Check the handshake, then receive until the socket closes."""
         origin = self.ws.headers.get("origin")
-        if not origin_allowed(origin, self.ws.headers.get("host"), self.settings.allowed_origins):
+        if not origin_allowed(
+            origin,
+            allowed_origins=self.settings.allowed_origins,
+            allowed_hosts=self.settings.resolved_allowed_hosts(),
+        ):
             log.warning("refused WebSocket from origin %r", origin)
             await self.ws.close(code=int(CloseCode.POLICY_VIOLATION))  # before accept: HTTP 403
             return
@@ -125,7 +153,7 @@ class Session:
                 try:
                     message = await asyncio.wait_for(self.ws.receive(), self.settings.idle_timeout_s)
                 except TimeoutError:
-                    if self.job is not None and not self.job.finished:
+                    if self.keeps_waiting():
                         continue
                     await self.close_idle()
                     return
@@ -215,56 +243,8 @@ class Session:
         return None if self.job.finished else self.job
 
     def job_spec(self, start: Start) -> JobSpec:
-        """The effective configuration of a new job.
-
-        Raises:
-            ProtocolError: ``unsupported_protocol`` (close 1003) or ``invalid_option``.
-            LimitExceeded: ``document_too_large`` when ``start.size`` is over the limit.
-            ModelError: ``unknown_model``.
-        """
-        s = self.settings
-        if start.protocol != PROTOCOL_VERSION:
-            err = ProtocolError(
-                f"Protocol version {start.protocol} is not supported; this server speaks {PROTOCOL_VERSION}.",
-                code=ErrorCode.UNSUPPORTED_PROTOCOL,
-            )
-            err.close_code = CloseCode.UNSUPPORTED_DATA
-            raise err
-        if start.size is not None and start.size > s.max_document_bytes:
-            raise LimitExceeded(
-                f"The document is {start.size} bytes; this server accepts at most {s.max_document_bytes}.",
-                code=ErrorCode.DOCUMENT_TOO_LARGE,
-            )
-        opts = start.options
-        ingest = IngestOptions.from_settings(s, opts)
-        if ingest.chunk_overlap >= ingest.chunk_size:
-            raise ProtocolError(
-                f"options.chunk_overlap ({ingest.chunk_overlap}) must be smaller than "
-                f"chunk_size ({ingest.chunk_size}).",
-                code=ErrorCode.INVALID_OPTION,
-            )
-        limits = JobLimits(
-            max_document_bytes=s.max_document_bytes,
-            max_frame_bytes=s.max_frame_bytes,
-            ack_window_bytes=s.ack_window_bytes,
-            max_text_chars=s.max_text_chars,
-            max_concurrency=max(s.concurrency, 16),
-        )
-        model_name, _ = self.models.get(opts.model)
-        return JobSpec(
-            start=start,
-            model=model_name,
-            models=self.models.names,
-            reduce_model=s.reduce_model or None,
-            pipeline=PipelineConfig.from_settings(
-                s,
-                opts,
-                model_name=model_name,
-                concurrency=min(opts.concurrency or s.concurrency, limits.max_concurrency),
-            ),
-            ingest=ingest,
-            limits=limits,
-        )
+        """The effective configuration of a new job (see :func:`build_job_spec`)."""
+        return build_job_spec(start, settings=self.settings, models=self.models)
 
     async def begin(self, start: Start) -> None:
         if self.job is not None and not self.job.finished:
@@ -277,17 +257,20 @@ class Session:
                 f"This connection has started {self.started_jobs} jobs, the limit; open a new connection.",
                 code=ErrorCode.TOO_MANY_JOBS,
             )
-        job = self.jobs.create(self.job_spec(start))
+        job, created = self.jobs.open(self.job_spec(start))
+        if not created:  # a repeated start with the client's job_id: re-attach, as resume from 0
+            await self.resume(Resume(job_id=job.job_id, last_seq=0), job=job)
+            return
         self.started_jobs += 1
         await self.attach(job, after_seq=0)
         job.run()
 
-    async def resume(self, msg: Resume) -> None:
+    async def resume(self, msg: Resume, *, job: Job | None = None) -> None:
         if self.job is not None and not self.job.finished and self.job.id != msg.job_id:
             raise ProtocolError(
                 "'resume' while another job is running on this connection.", code=ErrorCode.UNEXPECTED_MESSAGE
             )
-        job = self.jobs.get(msg.job_id)
+        job = job or self.jobs.get(msg.job_id)
         if job is None:
             raise SummarizerError(
                 f"No job {msg.job_id}: it never existed or has expired.", code=ErrorCode.UNKNOWN_JOB
@@ -315,11 +298,57 @@ class Session:
         self.sender = asyncio.create_task(self.send_events(job, after_seq))
 
     async def send_events(self, job: Job, after_seq: int) -> None:
+        """Send the job's events from ``after_seq``; each send must finish within ``send_timeout_s``.
+
+        A client that reads nothing fills the socket's buffers, then a send
+        blocks: after ``send_timeout_s`` the connection is closed with 1008
+        (reason ``slow_reader``). The server never buffers more than the
+        transport's write buffer for a client; the job goes on, and the client
+        resumes from the last ``seq`` it has.
+        """
+        timeout = self.settings.send_timeout_s
         try:
-            async for event in job.events(after_seq):
-                await self.ws.send_text(dump(event))
-        except (WebSocketDisconnect, RuntimeError, OSError):
+            async for stored in job.events(after_seq):
+                await asyncio.wait_for(self.ws.send_text(stored.body), timeout)
+        except TimeoutError:
+            log.info("closing a connection that read nothing for %g s (job %s)", timeout, job.job_id)
+            await self.close_socket(CloseCode.POLICY_VIOLATION, str(ErrorCode.SLOW_READER))
+        except (WebSocketDisconnect, OSError):
             return  # the socket went away; the receive loop notices and cleans up
+        except RuntimeError:
+            if self._socket_closed():
+                return  # a send raced with the socket closing
+            log.exception("event sender failed (job %s)", job.job_id)
+            await self._close_internal_error()
+        except Exception:
+            log.exception("event sender failed (job %s)", job.job_id)
+            await self._close_internal_error()
+
+    def _socket_closed(self) -> bool:
+        return (
+            self.ws.application_state is not WebSocketState.CONNECTED
+            or self.ws.client_state is not WebSocketState.CONNECTED
+        )
+
+    async def _close_internal_error(self) -> None:
+        await self.close_socket(CloseCode.INTERNAL_ERROR, str(ErrorCode.INTERNAL_ERROR))
+
+    async def close_socket(self, code: CloseCode, reason: str = "") -> None:
+        """Close with ``code``; a client that has not completed the close handshake
+        :data:`_CLOSE_WAIT_S` later (it reads nothing) has its TCP connection aborted."""
+        if self._socket_closed():
+            return
+        try:
+            await asyncio.wait_for(self.ws.close(code=int(code), reason=reason), _CLOSE_WAIT_S)
+            cleanly = True
+        except Exception:  # a timeout, or the socket went away meanwhile
+            cleanly = False
+        abort = self.ws.scope.get(ABORT_SCOPE_KEY)
+        if callable(abort):
+            if cleanly:  # the close frame is out; the client has as long again to answer it
+                asyncio.get_running_loop().call_later(_CLOSE_WAIT_S, abort)
+            else:
+                abort()
 
     async def stop_sender(self) -> None:
         """Wait for the sender when its job has ended (it drains), else stop it."""
@@ -336,7 +365,11 @@ class Session:
     async def refuse(self, exc: SummarizerError) -> None:
         """Report ``exc`` in-band, then close the socket if it calls for it."""
         log.info("refused client input: %s (%s)", exc.message, exc.code)
-        if self.job is not None and not self.job.finished and isinstance(exc, ProtocolError | LimitExceeded):
+        if (
+            self.job is not None
+            and not self.job.finished
+            and isinstance(exc, ProtocolError | LimitExceeded | DocumentError)
+        ):
             self.job.fail(exc)
             await self.stop_sender()
         else:
@@ -346,21 +379,43 @@ class Session:
                     dump(Error(job_id=None, code=exc.code, message=exc.message, retryable=exc.retryable))
                 )
         if exc.close_code is not None:
-            with contextlib.suppress(Exception):
-                await self.ws.close(code=int(exc.close_code), reason=str(exc.code))
+            await self.close_socket(exc.close_code, str(exc.code))
+
+    def keeps_waiting(self) -> bool:
+        """Whether a connection silent for ``idle_timeout_s`` stays open.
+
+        It does while its job is processing (the client waits for events), or
+        while the job's upload is progressing through another connection. A
+        silent client with an upload in progress does not hold its slot: its
+        job fails with ``idle_timeout``.
+        """
+        job = self.job
+        if job is None or job.finished:
+            return False
+        if job.state is JobState.PROCESSING:
+            return True
+        return job.upload.idle_for() < self.settings.idle_timeout_s
 
     async def close_idle(self) -> None:
-        await self.stop_sender()
-        with contextlib.suppress(Exception):
-            await self.ws.send_text(
-                dump(
-                    Error(
-                        code=ErrorCode.IDLE_TIMEOUT,
-                        message=f"No message for {self.settings.idle_timeout_s:g} s; closing.",
-                    )
+        job = self.job
+        if job is not None and job.state is JobState.UPLOADING:
+            job.fail(
+                SummarizerError(
+                    f"No upload data for {self.settings.idle_timeout_s:g} s; the job is abandoned.",
+                    code=ErrorCode.IDLE_TIMEOUT,
                 )
             )
-            await self.ws.close(code=int(CloseCode.NORMAL_CLOSURE), reason="idle")
+            await self.stop_sender()  # drains the job's error event
+            await self.close_socket(CloseCode.NORMAL_CLOSURE, "idle")
+            return
+        await self.stop_sender()
+        error = Error(
+            code=ErrorCode.IDLE_TIMEOUT,
+            message=f"No message for {self.settings.idle_timeout_s:g} s; closing.",
+        )
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.ws.send_text(dump(error)), _CLOSE_WAIT_S)
+        await self.close_socket(CloseCode.NORMAL_CLOSURE, "idle")
 
     async def detach(self) -> None:
         """The socket is gone: stop sending. The job keeps running (resume later)."""
@@ -370,17 +425,67 @@ class Session:
                 await self.sender
             self.sender = None
         self._leave()
-        if self.ws.application_state is WebSocketState.CONNECTED:
-            with contextlib.suppress(Exception):
-                await self.ws.close(code=int(CloseCode.NORMAL_CLOSURE))
+        await self.close_socket(CloseCode.NORMAL_CLOSURE)
 
     def _leave(self) -> None:
         """Stop being one of the current job's readers."""
         if self.job is not None:
             self.job.readers -= 1
-            self.job.last_activity = time.monotonic()
             self.jobs.release(self.job)
             self.job = None
+
+
+def build_job_spec(start: Start, *, settings: Settings, models: ModelSource) -> JobSpec:
+    """The effective configuration of a new job, from its ``start`` (WebSocket and HTTP alike).
+
+    Raises:
+        ProtocolError: ``unsupported_protocol`` (close 1003) or ``invalid_option``.
+        LimitExceeded: ``document_too_large`` when ``start.size`` is over the limit.
+        ModelError: ``unknown_model``.
+    """
+    s = settings
+    if start.protocol != PROTOCOL_VERSION:
+        err = ProtocolError(
+            f"Protocol version {start.protocol} is not supported; this server speaks {PROTOCOL_VERSION}.",
+            code=ErrorCode.UNSUPPORTED_PROTOCOL,
+        )
+        err.close_code = CloseCode.UNSUPPORTED_DATA
+        raise err
+    if start.size is not None and start.size > s.max_document_bytes:
+        raise LimitExceeded(
+            f"The document is {start.size} bytes; this server accepts at most {s.max_document_bytes}.",
+            code=ErrorCode.DOCUMENT_TOO_LARGE,
+        )
+    opts = start.options
+    ingest = IngestOptions.from_settings(s, opts)
+    if ingest.chunk_overlap >= ingest.chunk_size:
+        raise ProtocolError(
+            f"options.chunk_overlap ({ingest.chunk_overlap}) must be smaller than "
+            f"chunk_size ({ingest.chunk_size}).",
+            code=ErrorCode.INVALID_OPTION,
+        )
+    limits = JobLimits(
+        max_document_bytes=s.max_document_bytes,
+        max_frame_bytes=s.max_frame_bytes,
+        ack_window_bytes=s.ack_window_bytes,
+        max_text_chars=s.max_text_chars,
+        max_concurrency=max(s.concurrency, 16),
+    )
+    model_name, _ = models.get(opts.model)
+    return JobSpec(
+        start=start,
+        model=model_name,
+        models=models.names,
+        reduce_model=s.reduce_model or None,
+        pipeline=PipelineConfig.from_settings(
+            s,
+            opts,
+            model_name=model_name,
+            concurrency=min(opts.concurrency or s.concurrency, limits.max_concurrency),
+        ),
+        ingest=ingest,
+        limits=limits,
+    )
 
 
 def _too_big(size: int, limit: int) -> LimitExceeded:

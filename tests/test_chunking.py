@@ -1,14 +1,18 @@
-"""IncrementalChunker: exact offsets, page ranges, early emission, validation."""
+"""IncrementalChunker: exact offsets, page ranges, early emission, packing, validation."""
 
 from __future__ import annotations
 
 import itertools
+import math
 import random
+import re
+from pathlib import Path
 
 import pytest
 from langchain_text_splitters import RecursiveCharacterTextSplitter
 
-from summarizer.ingest.chunking import FLUSH_FACTOR, PAGE_SEPARATOR, IncrementalChunker
+from summarizer.ingest.chunking import PAGE_SEPARATOR, IncrementalChunker
+from summarizer.ingest.clean import clean_pages_batch
 from summarizer.ingest.types import Chunk, Page
 
 WORDS = ["alpha", "beta", "gamma", "delta", "epsilon", "x" * 25, "Ωmega", "中文字", "🙂"]
@@ -90,24 +94,83 @@ def test_overlap_is_kept_between_neighbours() -> None:
         assert before.end - after.start <= 100
 
 
-def test_same_as_langchain_when_document_is_small() -> None:
+def test_a_small_document_is_one_chunk() -> None:
     pages = random_pages(11, 3, max_words=200)
     text = full_text(pages)
-    assert len(text) < FLUSH_FACTOR * 1000
-    splitter = RecursiveCharacterTextSplitter(chunk_size=1000, chunk_overlap=100)
-    assert [chunk.text for chunk in chunk_all(pages, 1000, 100)] == splitter.split_text(text)
+    assert len(text) < 3000
+    assert [chunk.text for chunk in chunk_all(pages, 3000, 100)] == [text.strip()]
 
 
-def test_chunks_are_emitted_before_the_end_and_buffer_stays_bounded() -> None:
+def test_a_chunk_leaves_as_soon_as_chunk_size_characters_are_there() -> None:
+    chunker = IncrementalChunker(1000, 100)
+    words = " ".join(f"w{i:03d}" for i in range(400))  # 1,999 characters
+    assert chunker.append(words[:1000], 1) == []  # the window is not complete yet
+    (chunk,) = chunker.append(words[1000:1001], 1)  # 1,001st character: the first chunk is cut
+    assert chunk.start == 0 and len(chunk.text) <= 1000
+    assert chunker.buffered <= 1000 and chunker.needed >= 1
+
+
+def test_buffer_stays_bounded_and_chunks_flow_before_the_end() -> None:
     chunker = IncrementalChunker(1000, 100)
     emitted_before_finish = 0
     for page in random_pages(5, 40):
         emitted_before_finish += len(chunker.feed(page))
-        assert chunker.buffered < FLUSH_FACTOR * 1000 + len(page.text) + len(PAGE_SEPARATOR)
+        assert chunker.buffered <= 1000
     assert emitted_before_finish > 0
     assert chunker.chunks_emitted == emitted_before_finish
     assert chunker.finish()
     assert chunker.finish() == []
+
+
+def test_chunks_break_at_paragraphs_then_sentences_when_one_is_near() -> None:
+    sentence = "The quick brown fox jumps over the lazy dog again. "  # 51 characters
+    paragraphs = [(sentence * 9).strip() for _ in range(20)]  # 458 characters each
+    chunks = chunk_all([Page(1, "\n\n".join(paragraphs))], 1000, 100)
+    for chunk in chunks[:-1]:
+        assert chunk.text.endswith("dog again."), chunk.text[-30:]
+    no_paragraphs = chunk_all([Page(1, sentence * 200)], 1000, 100)
+    assert all(chunk.text.endswith("dog again.") for chunk in no_paragraphs[:-1])
+    assert all(len(chunk.text) >= 940 for chunk in no_paragraphs[:-1])
+
+
+CORPUS = Path(__file__).parent.parent.parent / "shared" / "corpus" / "pdf"
+
+
+@pytest.mark.parametrize(
+    "name", ["tracemonkey.pdf", "freeculture.pdf", "GeoBase_NHNC1_Data_Model_UML_EN.pdf"]
+)
+def test_corpus_chunks_are_packed(name: str) -> None:
+    """At most 1.15 x ceil(characters / (size - overlap)) chunks, never more than stock langchain."""
+    from summarizer.ingest import read_document
+    from summarizer.ingest.types import IngestOptions
+
+    path = CORPUS / name
+    if not path.exists():
+        pytest.skip(f"corpus file {path} not available")
+    options = IngestOptions()
+    chunks = read_document(path, options=options)
+    characters = chunks[-1].end  # the cleaned document's length
+    ideal = math.ceil(characters / (options.chunk_size - options.chunk_overlap))
+    assert len(chunks) <= 1.15 * ideal, (len(chunks), ideal)
+    assert all(len(chunk.text) <= options.chunk_size for chunk in chunks)
+
+    raw = "\n\n".join(page.text for page in _pages(path))
+    stock = RecursiveCharacterTextSplitter(chunk_size=options.chunk_size, chunk_overlap=options.chunk_overlap)
+    assert len(chunks) <= len(stock.split_text(raw))
+    # Chunks end at a sentence, line or paragraph end far more often than not.
+    batch = chunk_all(clean_pages_batch(_pages(path)), options.chunk_size, options.chunk_overlap)
+    text = full_text(clean_pages_batch(_pages(path)))
+    ends = sum(
+        bool(re.search(r"[.!?][\])\"'”’]*$", chunk.text)) or text[chunk.end : chunk.end + 1] == "\n"
+        for chunk in batch[:-1]
+    )
+    assert ends >= 0.9 * (len(batch) - 1), (ends, len(batch))
+
+
+def _pages(path: Path) -> list[Page]:
+    import pypdf
+
+    return [Page(n, page.extract_text()) for n, page in enumerate(pypdf.PdfReader(path).pages, 1)]
 
 
 def test_append_continues_a_page_without_separator() -> None:

@@ -22,7 +22,7 @@ from summarizer.errors import CloseCode, ErrorCode
 from summarizer.protocol import TERMINAL_TYPES, parse_server
 from summarizer.server import create_app
 from summarizer.settings import Settings
-from summarizer.storage import Storage
+from summarizer.store import SqliteStore as Storage
 
 from .fakes import EchoModel
 
@@ -75,7 +75,9 @@ CODES = {c.value for c in ErrorCode}
 def app_client() -> Any:
     storage = Storage(None)
     app = create_app(
-        Settings(max_frame_bytes=4096, idle_timeout_s=5), models={"echo": EchoModel()}, storage=storage
+        Settings(max_frame_bytes=4096, idle_timeout_s=5, allowed_hosts=["testserver"]),
+        models={"echo": EchoModel()},
+        storage=storage,
     )
     with TestClient(app) as client:
         yield client

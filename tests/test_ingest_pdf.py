@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-import multiprocessing
+import os
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -19,9 +21,10 @@ from summarizer.errors import (
     EncryptedDocument,
     ErrorCode,
     LimitExceeded,
+    SummarizerError,
 )
 from summarizer.ingest import IngestOptions, IngestProgress, iter_chunks, read_document
-from summarizer.ingest.pdf import PROCESS_NAME, PdfOpened, PdfPage, extract_pages, unreadable_reason
+from summarizer.ingest.pdf import PdfOpened, PdfPage, extract_pages, live_workers, unreadable_reason
 from summarizer.ingest.types import Chunk
 
 CORPUS = Path(__file__).parent.parent.parent / "shared" / "corpus"
@@ -67,8 +70,19 @@ def bad_files() -> list[str]:
     return sorted(names)
 
 
-def workers() -> list[multiprocessing.process.BaseProcess]:
-    return [process for process in multiprocessing.active_children() if process.name == PROCESS_NAME]
+def group_alive(group: int) -> bool:
+    """Whether any live (non-zombie) process is in process group ``group``."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if fields[0] != "Z" and int(fields[2]) == group:
+                return True
+    return False
+
+
+def workers() -> list[int]:
+    """Worker process groups still running (the worker or a Tesseract it started)."""
+    return [group for group in live_workers() if group_alive(group)]
 
 
 async def no_workers_left(timeout: float = 5.0) -> bool:
@@ -197,7 +211,8 @@ def test_freeculture_chunks_and_progress(freeculture: Run) -> None:
     last = run.progress[-1]
     assert last.finished and last.pages_total == 352 and last.pages_done == 352
     assert last.chunks == len(run.chunks)
-    assert any("Page 1 has no text layer" in note for note in last.warnings)  # the cover image
+    assert last.ocr_pages == [1], "the cover is an image: OCR'd (ocr='auto' is the default)"
+    assert run.chunks[0].ocr and not run.chunks[-1].ocr
     done = [p.pages_done for p in run.progress]
     assert done == sorted(done)
     assert all(p.pages_total == 352 for p in run.progress)
@@ -313,11 +328,63 @@ async def test_text_limit() -> None:
         await ingest(corpus_path("pdf", "Seige_of_Vicksburg_Sample_OCR.pdf"), max_text_chars=2000)
 
 
-async def test_spawn_start_method_works_too() -> None:
+async def test_worker_is_its_own_program_not_a_multiprocessing_child() -> None:
+    """The worker runs ``python -m summarizer.ingest.worker``; it never re-imports ``__main__``."""
     data = corpus_path("pdf", "google-doc-document.pdf").read_bytes()
-    async with contextlib.aclosing(extract_pages(data, start_method="spawn")) as events:
+    async with contextlib.aclosing(extract_pages(data)) as events:
         pages = [event async for event in events if isinstance(event, PdfPage)]
     assert len(pages) == 1 and "Beautiful is better than ugly" in pages[0].text
+    assert await no_workers_left()
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        [sys.executable, "-c", "import sys; sys.exit('no module named summarizer.ingest.worker')"],
+        [sys.executable, "-c", "import os, signal; os.kill(os.getpid(), signal.SIGKILL)"],
+        ["/nonexistent/python3", "-m", "summarizer.ingest.worker"],
+    ],
+    ids=["exits", "killed", "missing"],
+)
+async def test_a_worker_that_cannot_start_is_an_internal_error(command: list[str]) -> None:
+    data = corpus_path("pdf", "google-doc-document.pdf").read_bytes()
+    with pytest.raises(SummarizerError) as info:
+        async with contextlib.aclosing(extract_pages(data, command=command)) as events:
+            async for _ in events:
+                pass
+    assert info.value.code == ErrorCode.INTERNAL_ERROR
+    assert "worker process could not" in info.value.message
+    assert "not with the PDF" in info.value.message
+    assert "malformed" not in info.value.message and "damaged" not in info.value.message
+    if command[0] == sys.executable and "exit(" in command[2]:
+        assert "no module named summarizer.ingest.worker" in info.value.message  # its stderr is quoted
+    assert await no_workers_left()
+
+
+SCRIPT_WITHOUT_MAIN_GUARD = """
+from summarizer.ingest import read_document
+import sys
+chunks = read_document(sys.argv[1])
+print("CHUNKS", len(chunks), chunks[0].text[:40].replace("\\n", " "))
+"""
+
+
+def test_a_script_without_a_main_guard_reads_a_pdf(tmp_path: Path) -> None:
+    """multiprocessing's spawn/forkserver would run this script again in the worker and fail."""
+    script = tmp_path / "summarize_it.py"
+    script.write_text(SCRIPT_WITHOUT_MAIN_GUARD)
+    path = corpus_path("pdf", "google-doc-document.pdf")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent)}
+    done = subprocess.run(
+        [sys.executable, str(script), str(path)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.count("CHUNKS 1") == 1, done.stdout  # the script ran once
 
 
 # -- text quality ------------------------------------------------------------------------

@@ -19,6 +19,9 @@ from summarizer.settings import Settings
 from .conftest import SAMPLES
 from .fakes import EchoModel
 
+TEST_HOSTS = ["testserver"]
+"""Starlette's TestClient addresses the app as ``testserver``: allow it (DNS-rebinding guard)."""
+
 PARAGRAPH = (
     "The committee met on Tuesday to review the budget. Costs rose by ten percent over the year. "
     "Members agreed to cut travel and to delay the new building. The chair thanked the staff.\n\n"
@@ -27,7 +30,9 @@ PARAGRAPH = (
 
 @pytest.fixture
 def client() -> Iterator[TestClient]:
-    app = create_app(Settings(max_frame_bytes=64 * 1024, chunk_size=600, chunk_overlap=50))
+    app = create_app(
+        Settings(max_frame_bytes=64 * 1024, chunk_size=600, chunk_overlap=50, allowed_hosts=TEST_HOSTS)
+    )
     with TestClient(app) as c:
         yield c
 
@@ -90,7 +95,7 @@ def test_binary_upload_with_checksum_and_second_job(client: TestClient) -> None:
 
 def test_injected_model_is_used(settings: Settings) -> None:
     model = EchoModel(words=3)
-    app = create_app(settings, models={"echo": model})
+    app = create_app(settings.model_copy(update={"allowed_hosts": TEST_HOSTS}), models={"echo": model})
     with TestClient(app) as c, c.websocket_connect("/ws") as ws:
         accepted = start(ws, filename="a.txt", options={"model": "echo"})
         assert accepted.model == "echo" and "echo" in accepted.models

@@ -21,6 +21,14 @@ What is removed or repaired:
 The pure functions work on one page or a window of pages; :class:`PageCleaner`
 and :func:`clean_pages` apply them to a stream with a bounded lookahead, so
 cleaned pages (and chunks) flow long before the document ends.
+
+Furniture detection costs no latency in ingestion: :meth:`PageCleaner.release`
+cleans the pages held back at once, each compared with the pages seen so far
+(history) and the ones already in hand after it. Ingestion calls it as soon
+as the pages held back hold enough text for the chunker's next chunk, so a
+page is only ever held while the chunker would have waited for more text
+anyway; a page released early is judged on fewer neighbours, and the pages
+after it are judged with it in their history.
 """
 
 from __future__ import annotations
@@ -37,6 +45,7 @@ from summarizer.ingest.types import Page
 __all__ = [
     "DEFAULT_HISTORY",
     "DEFAULT_LOOKAHEAD",
+    "REVISE_PAGES",
     "SUSPENDED_HYPHEN_WORDS",
     "PageCleaner",
     "clean_pages",
@@ -55,6 +64,9 @@ DEFAULT_LOOKAHEAD = 8
 DEFAULT_HISTORY = 8
 """Already emitted pages it still compares new pages with."""
 
+REVISE_PAGES = DEFAULT_LOOKAHEAD
+"""A page released before its lookahead is judged again on the next this many pages."""
+
 MAX_FURNITURE_LINE = 120
 """Longer lines (characters) are never treated as running headers or footers."""
 
@@ -65,6 +77,8 @@ _FUZZY_MAX_LETTERS = 40  # running heads are short; long lines must match exactl
 _GUTTER_RUN = 3  # consecutive number/furniture lines dropped even inside a page
 _GUTTER_LINE = 8  # longest repeated line (characters) that can be part of a gutter run
 _MAX_EDGE_DEPTH = 6  # furniture lines removed at most from each edge of a page
+_OUTSIDE_LINES = 3  # short lines between an edge and a running line dropped with it
+_OUTSIDE_LINE = 60  # longest such line (characters)
 
 _LIGATURES = str.maketrans(
     {
@@ -84,7 +98,9 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\u200b\ufeff]")
 _SPACES = re.compile(r"[ \t\u2000-\u2006\u2008-\u200a\u3000]+")
 _BLANK_RUNS = re.compile(r"\n{3,}")
 _ROMAN = r"(?=[ivxlcdm])m{0,4}(?:cm|cd|d?c{0,3})(?:xc|xl|l?x{0,3})(?:ix|iv|v?i{0,3})"
-_ROMAN_TOKEN = re.compile(rf"(?<![\w]){_ROMAN}(?![\w])", re.IGNORECASE)
+# A roman numeral between non-alphanumerics; "_" counts as a separator, so printer's
+# file names ("14773_00_i-xviii_r9jm.qxd") get the same key in every section.
+_ROMAN_TOKEN = re.compile(rf"(?<![^\W_]){_ROMAN}(?![^\W_])", re.IGNORECASE)
 _DIGITS = re.compile(r"\d+")
 _PAGE_NUMBER = re.compile(
     rf"""^[\s\-\u2010-\u2015\u2212·•|\[(<]*
@@ -299,6 +315,7 @@ class _PreparedPage:
     lines: list[str]
     keys: frozenset[str]  # line_key of every short non-empty line
     edge_letters: tuple[str, ...]  # letters-only forms of the outermost lines
+    characters: int  # of the normalized text, line breaks included
 
 
 def _prepare(page: Page) -> _PreparedPage:
@@ -311,7 +328,8 @@ def _prepare(page: Page) -> _PreparedPage:
         for letters in (_letters(line) for line in edges)
         if _FUZZY_MIN_LETTERS <= len(letters) <= _FUZZY_MAX_LETTERS
     )
-    return _PreparedPage(page.number, lines, keys, edge_letters)
+    characters = sum(len(line) for line in lines) + max(len(lines) - 1, 0)
+    return _PreparedPage(page.number, lines, keys, edge_letters, characters)
 
 
 def _letters(line: str) -> str:
@@ -333,6 +351,10 @@ def _clean_in_window(page: _PreparedPage, window: Sequence[_PreparedPage]) -> st
             return False
         key = line_key(line)
         return 1 + sum(1 for other in others if key in other.keys) >= threshold
+
+    def elsewhere(line: str) -> bool:
+        key = line_key(line)
+        return any(key in other.keys for other in others)
 
     def fuzzy_repeated(line: str) -> bool:
         letters = _letters(line)
@@ -376,7 +398,44 @@ def _clean_in_window(page: _PreparedPage, window: Sequence[_PreparedPage]) -> st
                 break
             drop[i] = True
             removed += 1
+    _drop_outside_furniture(lines, drop, repeated, elsewhere)
     return _finish([line for line, dropped in zip(lines, drop, strict=True) if not dropped])
+
+
+def _drop_outside_furniture(
+    lines: Sequence[str],
+    drop: list[bool],
+    repeated: Callable[[str], bool],
+    elsewhere: Callable[[str], bool],
+) -> None:
+    """Drop lines between a page edge and a running line that recur on another page.
+
+    A printer's stamp or link under the footer ("<http://...>" below
+    "4TH PASS PAGES") lies outside the text block: when it recurs on just one
+    other page of the window (fewer than a running line needs, as on the first
+    pages of a stream, judged on the pages in hand), it is furniture too. The
+    running line must be a long one (more than :data:`_GUTTER_LINE` characters,
+    not a bare number) within :data:`_MAX_EDGE_DEPTH` lines of the edge, and only
+    the :data:`_OUTSIDE_LINES` outermost kept lines (at most :data:`_OUTSIDE_LINE`
+    characters each) are looked at.
+    """
+    content = [i for i, line in enumerate(lines) if line]
+    for order in (content, content[::-1]):
+        outside: list[int] = []
+        for depth, i in enumerate(order):
+            if depth > _MAX_EDGE_DEPTH + _OUTSIDE_LINES:
+                break
+            line = lines[i]
+            if drop[i]:
+                if outside and len(line) > _GUTTER_LINE and not is_page_number(line) and repeated(line):
+                    for j in outside:
+                        if elsewhere(lines[j]):
+                            drop[j] = True
+                    break
+                continue
+            if len(outside) >= _OUTSIDE_LINES or len(line) > _OUTSIDE_LINE:
+                break
+            outside.append(i)
 
 
 def _is_decoration(line: str) -> bool:
@@ -431,7 +490,16 @@ class PageCleaner:
 
     Each page is compared with up to ``history`` pages before it and
     ``lookahead`` pages after it, so a page is returned once ``lookahead``
-    more pages have been pushed (or at :meth:`finish`).
+    more pages have been pushed (or at :meth:`finish`), or earlier when
+    :meth:`release` is called.
+
+    A page released early is judged on the pages in hand; it stays
+    *provisional* for :data:`REVISE_PAGES` more pages: each :meth:`push`
+    judges it again with the new page in its window, and a changed text is
+    returned by :meth:`revisions` (a consumer that has not used the end of
+    the page yet, like the chunker's open tail, applies it). :meth:`settle`
+    says which pages the consumer can no longer change, so they are not
+    judged again.
 
     Args:
         lookahead: Pages held back (>= 0).
@@ -445,9 +513,13 @@ class PageCleaner:
         if lookahead < 0 or history < 0:
             raise ValueError(f"lookahead and history must be >= 0 pages, got {lookahead} and {history}")
         self._lookahead = lookahead
+        self._history_size = history
         self._pending: deque[_PreparedPage] = deque()
-        self._history: deque[_PreparedPage] = deque(maxlen=history or None)
-        self._keep_history = history > 0
+        # Emitted pages still needed as history or as the window of a provisional page.
+        self._recent: deque[_PreparedPage] = deque(maxlen=history + REVISE_PAGES + 1)
+        self._provisional: dict[int, tuple[_PreparedPage, str, int]] = {}  # number -> (page, text, after)
+        self._revisions: list[Page] = []
+        self._pending_chars = 0
 
     def push(self, page: Page) -> list[Page]:
         """Add the next page.
@@ -458,26 +530,98 @@ class PageCleaner:
         Returns:
             Pages that are now cleaned (at most a few; often exactly one).
         """
-        self._pending.append(_prepare(page))
+        prepared = _prepare(page)
+        self._pending.append(prepared)
+        self._pending_chars += prepared.characters
+        self._revise()
         cleaned: list[Page] = []
         while len(self._pending) > self._lookahead:
             cleaned.append(self._emit())
         return cleaned
 
-    def finish(self) -> list[Page]:
-        """Clean and return every page still held back."""
+    @property
+    def pending(self) -> int:
+        """Pages held back."""
+        return len(self._pending)
+
+    @property
+    def pending_characters(self) -> int:
+        """Characters of the pages held back (normalized, before furniture removal)."""
+        return self._pending_chars
+
+    def release(self) -> list[Page]:
+        """Clean and return every page held back now, without waiting for its lookahead.
+
+        Returns:
+            The pages, in order (each compared with the pages before it and
+            the ones held back after it); they stay provisional (see the class).
+        """
         cleaned: list[Page] = []
         while self._pending:
             cleaned.append(self._emit())
         return cleaned
 
+    def finish(self) -> list[Page]:
+        """Clean and return every page still held back (the document ended)."""
+        cleaned = self.release()
+        self._provisional.clear()
+        return cleaned
+
+    def revisions(self) -> list[Page]:
+        """Provisional pages whose cleaned text changed since it was returned (then forgotten).
+
+        Returns:
+            The pages with their new text, in page order.
+        """
+        revised, self._revisions = self._revisions, []
+        return sorted(revised, key=lambda page: page.number)
+
+    def settle(self, first_open_page: int) -> None:
+        """Stop judging again the pages before ``first_open_page`` (their text is used up).
+
+        Args:
+            first_open_page: The first page number whose text may still change downstream.
+        """
+        for number in [n for n in self._provisional if n < first_open_page]:
+            del self._provisional[number]
+
+    def _window(self, page: _PreparedPage) -> list[_PreparedPage]:
+        """``history`` pages before ``page``, the page, and up to ``lookahead`` after it."""
+        known = [*self._recent, *self._pending]
+        i = next(i for i, other in enumerate(known) if other is page)
+        before = known[max(0, i - self._history_size) : i] if self._history_size else []
+        return [*before, page, *known[i + 1 : i + 1 + self._lookahead]]
+
     def _emit(self) -> Page:
         page = self._pending.popleft()
-        window = [*self._history, page, *self._pending]
+        self._pending_chars -= page.characters
+        window = self._window_for_next(page)
         text = _clean_in_window(page, window)
-        if self._keep_history:
-            self._history.append(page)
+        self._recent.append(page)
+        after = len(self._pending)
+        if after < min(self._lookahead, REVISE_PAGES):
+            self._provisional[page.number] = (page, text, after)
         return Page(page.number, text)
+
+    def _window_for_next(self, page: _PreparedPage) -> list[_PreparedPage]:
+        before = list(self._recent)[-self._history_size :] if self._history_size else []
+        return [*before, page, *list(self._pending)[: self._lookahead]]
+
+    def _revise(self) -> None:
+        """Judge the provisional pages again now that a page was added."""
+        for number, (page, text, after) in list(self._provisional.items()):
+            if not any(other is page for other in self._recent):  # pragma: no cover - sized for this
+                del self._provisional[number]
+                continue
+            after += 1
+            new = _clean_in_window(page, self._window(page))
+            if after >= min(self._lookahead, REVISE_PAGES):
+                del self._provisional[number]
+            else:
+                self._provisional[number] = (page, new, after)
+            if new != text:
+                self._revisions = [r for r in self._revisions if r.number != number]
+                self._revisions.append(Page(number, new))
 
 
 async def clean_pages(

@@ -1,18 +1,25 @@
-"""PDF text extraction in a separate, killable, memory-capped process.
+"""PDF text extraction (and OCR) in a separate, killable, memory-capped process.
 
 pypdf is pure Python and a hostile PDF can make it spin or allocate without
 bound, so every document is parsed by its own worker process:
 
-* the worker is started from a clean process (``forkserver`` where available,
-  else ``spawn``; never a plain ``fork`` of the threaded server);
+* the worker is its own program, ``python -m summarizer.ingest.worker``
+  (:mod:`summarizer.ingest.worker`), started with :mod:`subprocess` and
+  spoken to over its stdin/stdout with length-prefixed JSON frames. It never
+  imports the caller's ``__main__`` (as :mod:`multiprocessing` does), so a
+  script without an ``if __name__ == "__main__":`` guard works;
 * its address space is capped with ``RLIMIT_AS`` (``parse_memory_bytes``) and
   pypdf's own resource limits are tightened (:data:`PYPDF_LIMITS`);
-* it sends each page's text back over a pipe as soon as it is extracted; a
+* it sends each page's text back as soon as it is extracted (or OCR'd); a
   parent-side thread drains the pipe into an :class:`asyncio.Queue`, so
   extraction keeps going while the event loop is busy and pages are yielded
   one by one;
-* it is killed on a wall-clock timeout (``parse_timeout_s``), when the
+* it runs in its own process group, killed as a whole (with any Tesseract
+  process it started) on a wall-clock timeout (``parse_timeout_s``), when the
   consumer stops (``asyncio.CancelledError``, ``aclose()``) and on any error.
+
+A worker that cannot start is an ``internal_error`` that says so; only what
+the worker reports about the file becomes a document error.
 
 pypdf's warnings (it logs a lot about repaired files and fonts) are forwarded
 from the worker as :class:`PdfNotice` events instead of being printed.
@@ -22,19 +29,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
-import io
+import json
 import logging
-import multiprocessing
 import os
 import re
+import select
+import signal
+import subprocess
+import sys
+import tempfile
 import threading
 import time
 import unicodedata
-from collections.abc import AsyncGenerator, Callable
-from dataclasses import dataclass
-from multiprocessing.connection import Connection
-from typing import Any, Final, cast
+from collections.abc import AsyncGenerator, Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import IO, Any, Final
 
 from summarizer.errors import (
     DamagedDocument,
@@ -44,60 +54,187 @@ from summarizer.errors import (
     LimitExceeded,
     SummarizerError,
 )
+from summarizer.ingest.worker import EXIT_OUT_OF_MEMORY, FRAME_HEADER, PYPDF_LIMITS, WorkerConfig, write_frame
 
 __all__ = [
     "PROCESS_NAME",
     "PYPDF_LIMITS",
-    "START_METHOD",
+    "WORKER_MODULE",
     "PdfEvent",
     "PdfNotice",
+    "PdfOcrPlan",
+    "PdfOcrUnavailable",
     "PdfOpened",
     "PdfPage",
     "extract_pages",
+    "live_workers",
+    "prewarm",
+    "stop_prewarmed",
     "unreadable_reason",
+    "worker_command",
 ]
 
 logger = logging.getLogger(__name__)
 
 PROCESS_NAME: Final = "summarizer-pdf-worker"
-"""Name of every worker process (see :func:`multiprocessing.active_children`)."""
+"""Name of the parent-side threads that own a worker (``<name>-pump``)."""
 
-START_METHOD: Final = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
-"""How workers are started. ``forkserver`` forks each worker from a small
-single-threaded server that has this module preloaded, so a worker starts in
-milliseconds instead of re-importing the application (about a second with
-``spawn``); both are safe in a threaded, asyncio process, unlike ``fork``."""
-
-PYPDF_LIMITS: Final[dict[str, int]] = {
-    # Per-stream decompression caps (bytes): stop zip bombs long before RLIMIT_AS.
-    "zlib_maximum_output_length": 75_000_000,
-    "lzw_maximum_output_length": 75_000_000,
-    "run_length_maximum_output_length": 75_000_000,
-    "brotli_maximum_output_length": 75_000_000,
-    "maximum_declared_stream_length": 75_000_000,
-    "stream_decoding_work_maximum_length": 300_000_000,
-    # Content-stream tokens per page (pypdf default 2,000,000): a page with
-    # millions of operators would take ~10 s of pure Python; real pages stay
-    # far below 100,000.
-    "stream_parsing_work_maximum_count": 500_000,
-    # Form XObjects drawn per page during text extraction.
-    "xform_maximum_invocations_per_extraction": 5_000,
-    # Page tree: entries and depth (a cyclic or absurd tree fails fast).
-    "page_tree_maximum_entries": 100_000,
-    "page_tree_maximum_depth": 100,
-}
-"""Values passed to :func:`pypdf.overwrite_configuration` in the worker."""
-
-_EXIT_OUT_OF_MEMORY: Final = 3
-"""Worker exit status when it ran out of memory and could not even report it."""
+WORKER_MODULE: Final = "summarizer.ingest.worker"
+"""The module the worker runs (``python -m``)."""
 
 _POLL_INTERVAL_S: Final = 0.1
 """How often the pump thread checks for a stop request or the deadline (seconds)."""
-_MAX_NOTICES: Final = 50
-_MAX_DETAIL_CHARS: Final = 300
 _TEXT_LIMIT_FACTOR: Final = 2
 """The worker is stopped once it has sent this many times ``max_text_chars``
 characters of raw text (headers, footers and all), bounding parent memory."""
+_STDERR_TAIL_BYTES: Final = 2000
+"""How much of a worker's stderr a start failure quotes (bytes)."""
+
+_live_lock = threading.Lock()
+_live: set[int] = set()
+
+
+def live_workers() -> list[int]:
+    """Process group ids of the workers this process has started and not yet reaped.
+
+    A group id is the worker's pid; the group also holds any Tesseract process
+    the worker started, and it is killed as a whole.
+
+    Returns:
+        Group ids (integers), in no particular order.
+    """
+    with _live_lock:
+        return sorted(_live)
+
+
+_spare_lock = threading.Lock()
+_spares: list[tuple[subprocess.Popen[bytes], IO[bytes]]] = []  # idle started workers and their stderr
+_spare_target = 0
+
+
+def prewarm(count: int = 1) -> None:
+    """Keep ``count`` workers started and idle, ready for the next documents.
+
+    A worker's start (a fresh interpreter importing pypdf: 0.1-0.5 s) then
+    happens before the upload, not after it: the next document is handed to an
+    idle worker that already loaded pypdf, and a new spare is started for the
+    one after. Spares are not in :func:`live_workers` until they take a job;
+    one whose parent dies sees the end of its stdin and exits. Call it at
+    server start; :func:`stop_prewarmed` at shutdown.
+
+    Args:
+        count: Idle workers to keep (0 to 8).
+
+    Raises:
+        ValueError: If ``count`` is out of range.
+    """
+    global _spare_target
+    if not 0 <= count <= 8:
+        raise ValueError(f"count must be 0 to 8 workers, got {count}")
+    with _spare_lock:
+        _spare_target = count
+    _replenish()
+
+
+def stop_prewarmed() -> None:
+    """Stop keeping idle workers and end the ones started (blocking, up to 5 s each)."""
+    global _spare_target
+    with _spare_lock:
+        _spare_target = 0
+        spares = list(_spares)
+        _spares.clear()
+    for process, stderr in spares:
+        _kill_group(process)
+        with contextlib.suppress(Exception):
+            process.wait(5.0)
+        _close_pipes(process)
+        stderr.close()
+
+
+def _spawn(command: list[str], stderr: IO[bytes]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        command,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=stderr,
+        env=_worker_env(),
+        start_new_session=True,  # its own process group, killed as a whole
+        close_fds=True,
+    )
+
+
+def _replenish() -> None:
+    """Start spares up to the target (in the calling thread)."""
+    while True:
+        with _spare_lock:
+            if len(_spares) >= _spare_target:
+                return
+        stderr = tempfile.TemporaryFile()  # noqa: SIM115 - kept open with the spare
+        try:
+            process = _spawn(worker_command(), stderr)
+        except (OSError, ValueError, subprocess.SubprocessError) as exc:
+            stderr.close()
+            logger.warning("cannot prewarm a PDF worker: %s", exc)
+            return
+        with _spare_lock:
+            if len(_spares) < _spare_target:
+                _spares.append((process, stderr))
+                continue
+        _kill_group(process)  # the target went down meanwhile
+        with contextlib.suppress(Exception):
+            process.wait(5.0)
+        _close_pipes(process)
+        stderr.close()
+        return
+
+
+def _take_spare(command: list[str]) -> tuple[subprocess.Popen[bytes], IO[bytes]] | None:
+    """An idle prewarmed worker for ``command`` (and start its replacement), or ``None``."""
+    if command != worker_command():
+        return None
+    taken = None
+    with _spare_lock:
+        while _spares and taken is None:
+            process, stderr = _spares.pop(0)
+            if process.poll() is None:
+                taken = (process, stderr)
+            else:
+                _close_pipes(process)
+                stderr.close()
+        wanted = _spare_target > 0
+    if wanted:
+        threading.Thread(target=_replenish, name=PROCESS_NAME + "-prewarm", daemon=True).start()
+    return taken
+
+
+def _close_pipes(process: subprocess.Popen[bytes]) -> None:
+    for stream in (process.stdin, process.stdout):
+        with contextlib.suppress(Exception):
+            if stream is not None:
+                stream.close()
+
+
+def worker_command() -> list[str]:
+    """The command that starts a worker: this interpreter, ``-m`` :data:`WORKER_MODULE`.
+
+    Returns:
+        ``[sys.executable, "-m", "summarizer.ingest.worker"]``.
+    """
+    return [sys.executable, "-m", WORKER_MODULE]
+
+
+def _worker_env() -> dict[str, str]:
+    """The parent's environment, with this copy of the package first on ``PYTHONPATH``.
+
+    So the worker runs the same code as the parent, whatever its working directory.
+    OpenMP in Tesseract is limited to one thread: pages run in parallel instead.
+    """
+    env = dict(os.environ)
+    root = str(Path(__file__).resolve().parent.parent.parent)
+    env["PYTHONPATH"] = os.pathsep.join(part for part in (root, env.get("PYTHONPATH", "")) if part)
+    env["OMP_THREAD_LIMIT"] = "1"
+    env.setdefault("PYTHONDONTWRITEBYTECODE", "1")
+    return env
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,12 +254,13 @@ class PdfPage:
 
     Attributes:
         number: 1-based page number.
-        text: Text as pypdf extracted it (``""`` if none or on error).
+        text: Text as pypdf extracted it, or as OCR read it (``""`` if none or on error).
         has_images: For pages without text: whether the page draws images
             (a scan that needs OCR). ``False`` for pages with text.
         blank: For pages without text: whether the content stream is empty.
         error: Why the page could not be read (``"LimitReachedError: ..."``),
             or ``None``.
+        ocr: ``True`` when ``text`` comes from OCR.
     """
 
     number: int
@@ -130,6 +268,7 @@ class PdfPage:
     has_images: bool = False
     blank: bool = False
     error: str | None = None
+    ocr: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,7 +284,30 @@ class PdfNotice:
     message: str
 
 
-PdfEvent = PdfOpened | PdfPage | PdfNotice
+@dataclass(frozen=True, slots=True)
+class PdfOcrPlan:
+    """OCR is on and available; about this many pages will be OCR'd.
+
+    Attributes:
+        pages: Estimated pages to OCR (every page with ``force``; with
+            ``auto``, pages that draw images and use no font, an estimate).
+    """
+
+    pages: int
+
+
+@dataclass(frozen=True, slots=True)
+class PdfOcrUnavailable:
+    """OCR was asked for but cannot run here (sent once, before the pages).
+
+    Attributes:
+        reason: Why, and what to install (e.g. ``"pytesseract is not installed ..."``).
+    """
+
+    reason: str
+
+
+PdfEvent = PdfOpened | PdfPage | PdfNotice | PdfOcrPlan | PdfOcrUnavailable
 """What :func:`extract_pages` yields."""
 
 
@@ -156,25 +318,40 @@ async def extract_pages(
     timeout_s: float = 600.0,
     memory_bytes: int = 2 * 1024**3,
     max_text_chars: int = 20_000_000,
-    start_method: str = START_METHOD,
+    ocr: str = "off",
+    ocr_languages: str = "eng",
+    ocr_workers: int = 1,
+    ocr_page_timeout_s: float = 60.0,
+    ocr_dpi: int = 300,
+    ocr_max_pixels: int = 25_000_000,
+    command: Sequence[str] | None = None,
 ) -> AsyncGenerator[PdfEvent, None]:
     """Extract a PDF's text page by page in a worker process.
 
     Yields :class:`PdfOpened` first, then one :class:`PdfPage` per page in
-    order, with :class:`PdfNotice` events interleaved. The worker is killed
-    when the iterator is closed or cancelled, so use it with
+    order, with :class:`PdfNotice` events interleaved (and, with OCR on,
+    :class:`PdfOcrPlan` or :class:`PdfOcrUnavailable` before the pages). The
+    worker is killed when the iterator is closed or cancelled, so use it with
     :func:`contextlib.aclosing` if you may stop early.
 
     Args:
         data: The whole PDF file (bytes).
         password: Tried after the empty password if the PDF is encrypted.
         timeout_s: Wall-clock limit for the worker (seconds), counted from its
-            start, independent of how fast pages are consumed.
-        memory_bytes: Address-space limit of the worker (bytes).
+            start, independent of how fast pages are consumed; it covers OCR.
+        memory_bytes: Address-space limit of the worker (bytes), also applied
+            to each Tesseract process it starts.
         max_text_chars: Expected text limit (characters); the worker is
             stopped after sending twice as much raw text.
-        start_method: :mod:`multiprocessing` start method (``"forkserver"``
-            or ``"spawn"``).
+        ocr: ``"off"`` (default), ``"auto"`` (OCR textless pages that have
+            images) or ``"force"`` (OCR every page).
+        ocr_languages: Tesseract language codes, ``+``-joined (default ``"eng"``).
+        ocr_workers: Pages OCR'd in parallel (default 1).
+        ocr_page_timeout_s: Time limit of one page's OCR (seconds, default 60).
+        ocr_dpi: Rendering resolution for OCR (dots per inch, default 300).
+        ocr_max_pixels: Pixel cap of a rendered page (default 25,000,000).
+        command: The worker command (default :func:`worker_command`); tests
+            pass a broken one.
 
     Yields:
         :data:`PdfEvent` values.
@@ -182,23 +359,33 @@ async def extract_pages(
     Raises:
         EncryptedDocument: The PDF needs a password that was not given or is wrong.
         DamagedDocument: pypdf cannot open the file, the page tree is broken,
-            the worker ran out of memory or died.
+            the worker ran out of memory or died while reading it.
         DocumentError: ``parse_timeout`` when ``timeout_s`` elapsed.
         LimitExceeded: The PDF holds far more text than ``max_text_chars``.
-        SummarizerError: ``internal_error`` if the worker cannot be started.
-        ValueError: For an unknown ``start_method``.
+        SummarizerError: ``internal_error`` if the worker cannot be started
+            (or exits before it is ready); the message says so.
+        ValueError: For an unknown ``ocr`` mode.
     """
-    if start_method not in ("spawn", "forkserver"):
-        raise ValueError(f"start_method must be 'spawn' or 'forkserver', got {start_method!r}")
+    if ocr not in ("off", "auto", "force"):
+        raise ValueError(f"ocr must be 'off', 'auto' or 'force', got {ocr!r}")
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[tuple[Any, ...]] = asyncio.Queue()
+    config = WorkerConfig(
+        password=password,
+        memory_bytes=memory_bytes,
+        ocr=ocr,
+        ocr_languages=ocr_languages,
+        ocr_workers=max(1, ocr_workers),
+        ocr_page_timeout_s=ocr_page_timeout_s,
+        ocr_dpi=ocr_dpi,
+        ocr_max_pixels=ocr_max_pixels,
+    )
     worker = _Worker(
         data,
-        password=password,
+        config=config,
+        command=list(command) if command is not None else worker_command(),
         timeout_s=timeout_s,
-        memory_bytes=memory_bytes,
         max_raw_chars=_TEXT_LIMIT_FACTOR * max_text_chars,
-        start_method=start_method,
         post=lambda message: loop.call_soon_threadsafe(queue.put_nowait, message),
     )
     worker.start()
@@ -212,11 +399,15 @@ async def extract_pages(
                 pages_total = message[1]
                 yield PdfOpened(pages=message[1])
             elif kind == "page":
-                _, number, text, has_images, blank, error = message
+                _, number, text, has_images, blank, error, from_ocr = message
                 pages_done += 1
-                yield PdfPage(number, text, has_images=has_images, blank=blank, error=error)
+                yield PdfPage(number, text, has_images=has_images, blank=blank, error=error, ocr=from_ocr)
             elif kind == "notice":
                 yield PdfNotice(source=message[1], message=message[2])
+            elif kind == "ocr_plan":
+                yield PdfOcrPlan(pages=message[1])
+            elif kind == "ocr_unavailable":
+                yield PdfOcrUnavailable(reason=message[1])
             elif kind == "done":
                 return
             else:
@@ -275,25 +466,25 @@ def _is_bad_char(char: str) -> bool:
 
 
 class _Worker:
-    """Owns one worker process and the thread that drains its pipe."""
+    """Owns one worker process and the thread that drains its stdout."""
 
     def __init__(
         self,
         data: bytes,
         *,
-        password: str | None,
+        config: WorkerConfig,
+        command: list[str],
         timeout_s: float,
-        memory_bytes: int,
         max_raw_chars: int,
-        start_method: str,
         post: Callable[[tuple[Any, ...]], object],
     ) -> None:
         self._data = data
-        self._password = password
+        self._config = config
+        self._command = command
         self._timeout_s = timeout_s
-        self._memory_bytes = memory_bytes
         self._max_raw_chars = max_raw_chars
-        self._start_method = start_method
+        # A JSON frame holds at most ~6 bytes per character (escapes) plus framing.
+        self._max_frame_bytes = 6 * max_raw_chars + 65536
         self._post_to_loop = post
         self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._run, name=PROCESS_NAME + "-pump", daemon=True)
@@ -317,103 +508,114 @@ class _Worker:
 
     def _run(self) -> None:
         deadline = time.monotonic() + self._timeout_s
-        connections: list[Connection] = []
-        process: multiprocessing.process.BaseProcess | None = None
-        try:
+        process: subprocess.Popen[bytes] | None = None
+        spare = _take_spare(self._command)
+        with spare[1] if spare is not None else tempfile.TemporaryFile() as stderr:
             try:
-                process, data_writer, result_reader = self._start(self._start_method, connections)
-            except (OSError, RuntimeError) as exc:
-                if self._start_method != "forkserver":
-                    raise
-                logger.warning("Cannot start a PDF worker with forkserver (%s); using spawn", exc)
-                process, data_writer, result_reader = self._start("spawn", connections)
-            if self._stopped.is_set():
-                return
-            with contextlib.suppress(OSError):  # the worker died: the pump sees EOF
-                data_writer.send_bytes(self._data)
-            data_writer.close()
-            self._pump(result_reader, process, deadline)
-        except BaseException as exc:  # report anything to the loop
-            self._post(("crashed", f"{type(exc).__name__}: {exc}"))
-        finally:
-            if process is not None:
-                _kill(process)
-                with contextlib.suppress(Exception):
-                    process.join(5.0)
-            for connection in connections:
-                connection.close()
+                try:
+                    process = spare[0] if spare is not None else _spawn(self._command, stderr)
+                except (OSError, ValueError, subprocess.SubprocessError) as exc:
+                    self._post(("not_started", f"{type(exc).__name__}: {exc}"))
+                    return
+                with _live_lock:
+                    _live.add(process.pid)
+                if self._stopped.is_set():
+                    return
+                self._pump(process, stderr, deadline)
+            except BaseException as exc:  # report anything to the loop
+                self._post(("crashed", f"{type(exc).__name__}: {exc}"))
+            finally:
+                if process is not None:
+                    _kill_group(process)
+                    with contextlib.suppress(Exception):
+                        process.wait(5.0)
+                    for stream in (process.stdin, process.stdout):
+                        with contextlib.suppress(Exception):
+                            if stream is not None:
+                                stream.close()
+                    with _live_lock:
+                        _live.discard(process.pid)
 
-    def _start(
-        self, method: str, connections: list[Connection]
-    ) -> tuple[multiprocessing.process.BaseProcess, Connection, Connection]:
-        """Start a worker; return it with the parent's ends of its two pipes."""
-        context = _context(method)
-        data_reader, data_writer = context.Pipe(duplex=False)
-        result_reader, result_writer = context.Pipe(duplex=False)
-        connections += [data_reader, data_writer, result_reader, result_writer]
-        process = context.Process(
-            target=_worker_main,
-            args=(data_reader, result_writer, self._password, self._memory_bytes),
-            name=PROCESS_NAME,
-            daemon=True,
-        )
-        process.start()
-        data_reader.close()  # the worker's ends: close our copies so EOF is seen
-        result_writer.close()
-        return process, data_writer, result_reader
+    def _send_document(self, stdin: IO[bytes]) -> None:
+        header = json.dumps(asdict(self._config)).encode("utf-8")
+        with contextlib.suppress(OSError):  # the worker died: the pump sees EOF
+            write_frame(stdin, header)
+            write_frame(stdin, self._data)
+        # stdin stays open: its EOF tells the worker that this process is gone.
 
-    def _pump(
-        self, reader: Connection, process: multiprocessing.process.BaseProcess, deadline: float
-    ) -> None:
+    def _pump(self, process: subprocess.Popen[bytes], stderr: IO[bytes], deadline: float) -> None:
+        assert process.stdin is not None and process.stdout is not None
+        fd = process.stdout.fileno()
+        buffer = bytearray()
         raw_chars = 0
+        ready = False
         while not self._stopped.is_set():
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                _kill(process)
+                _kill_group(process)
                 self._post(("timeout",))
                 return
+            readable, _, _ = select.select([fd], [], [], min(remaining, _POLL_INTERVAL_S))
+            if not readable:
+                continue
             try:
-                if not reader.poll(min(remaining, _POLL_INTERVAL_S)):
-                    continue
-                message = reader.recv()
-            except (EOFError, OSError):
-                process.join(1.0)
-                self._post(("exited", process.exitcode))
+                piece = os.read(fd, 1 << 20)
+            except OSError:
+                piece = b""
+            if not piece:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    process.wait(1.0)
+                if ready:
+                    self._post(("exited", process.returncode))
+                else:
+                    self._post(("not_ready", process.returncode, _tail(stderr)))
                 return
-            if message[0] == "page":
-                raw_chars += len(message[2])
-                if raw_chars > self._max_raw_chars:
-                    _kill(process)
-                    self._post(("too_much_text", raw_chars))
+            buffer += piece
+            while len(buffer) >= FRAME_HEADER.size:
+                (size,) = FRAME_HEADER.unpack_from(buffer)
+                if size > self._max_frame_bytes:
+                    _kill_group(process)
+                    self._post(("too_much_text", size))
                     return
-            self._post(message)
-            if message[0] in ("done", "failed"):
-                return
+                if len(buffer) < FRAME_HEADER.size + size:
+                    break
+                payload = bytes(buffer[FRAME_HEADER.size : FRAME_HEADER.size + size])
+                del buffer[: FRAME_HEADER.size + size]
+                message = tuple(json.loads(payload))
+                if message[0] == "ready":
+                    ready = True
+                    self._send_document(process.stdin)
+                    continue
+                if message[0] == "page":
+                    raw_chars += len(message[2])
+                    if raw_chars > self._max_raw_chars:
+                        _kill_group(process)
+                        self._post(("too_much_text", raw_chars))
+                        return
+                self._post(message)
+                if message[0] in ("done", "failed"):
+                    return
 
 
-_preload_lock = threading.Lock()
-_preload_set = False
+def _kill_group(process: subprocess.Popen[bytes]) -> None:
+    """SIGKILL the worker's process group (the worker and its Tesseract processes)."""
+    with contextlib.suppress(OSError):
+        os.killpg(process.pid, signal.SIGKILL)
+    with contextlib.suppress(OSError):
+        process.kill()
 
 
-_Context = multiprocessing.context.SpawnContext | multiprocessing.context.ForkServerContext
-
-
-def _context(method: str) -> _Context:
-    """The multiprocessing context; a forkserver preloads this module once."""
-    global _preload_set
-    context = cast(_Context, multiprocessing.get_context(method))
-    if isinstance(context, multiprocessing.context.ForkServerContext):
-        with _preload_lock:
-            if not _preload_set:
-                context.set_forkserver_preload([__name__])
-                _preload_set = True
-    return context
-
-
-def _kill(process: multiprocessing.process.BaseProcess) -> None:
-    with contextlib.suppress(Exception):
-        if process.pid is not None and process.exitcode is None:
-            process.kill()
+def _tail(stderr: IO[bytes]) -> str:
+    """The last lines a worker wrote to stderr, for a start failure's message."""
+    try:
+        stderr.seek(0, os.SEEK_END)
+        size = stderr.tell()
+        stderr.seek(max(0, size - _STDERR_TAIL_BYTES))
+        text = stderr.read().decode("utf-8", "replace").strip()
+    except OSError:
+        return ""
+    lines = [line for line in text.splitlines() if line.strip()]
+    return lines[-1].strip() if lines else ""
 
 
 def _worker_error(
@@ -460,6 +662,13 @@ def _worker_error(
                 "remove the password protection and upload it again.",
                 code=ErrorCode.ENCRYPTED_PDF,
             )
+        if reason == "internal":
+            return SummarizerError(
+                f"The PDF worker process could not start ({detail}). This is a problem with the "
+                "server's installation, not with the PDF.",
+                code=ErrorCode.INTERNAL_ERROR,
+                retryable=True,
+            )
         if reason == "memory":
             return _out_of_memory(memory_bytes)
         return DamagedDocument(
@@ -469,7 +678,7 @@ def _worker_error(
         )
     if kind == "exited":
         exitcode = message[1]
-        if exitcode == _EXIT_OUT_OF_MEMORY:
+        if exitcode == EXIT_OUT_OF_MEMORY:
             return _out_of_memory(memory_bytes)
         how = (
             f"was killed by signal {-exitcode}"
@@ -480,6 +689,27 @@ def _worker_error(
             f"The PDF parser {how} while reading this file; it is probably malformed. "
             "Try saving (or printing) it as a new PDF.",
             code=ErrorCode.DAMAGED_PDF,
+        )
+    if kind == "not_started":
+        return SummarizerError(
+            f"The PDF worker process could not be started ({message[1]}). This is a problem "
+            "with the server's installation or resources, not with the PDF.",
+            code=ErrorCode.INTERNAL_ERROR,
+            retryable=True,
+        )
+    if kind == "not_ready":
+        exitcode, detail = message[1], message[2]
+        how = (
+            f"was killed by signal {-exitcode}"
+            if exitcode and exitcode < 0
+            else f"exited with status {exitcode}"
+        )
+        return SummarizerError(
+            f"The PDF worker process could not start: it {how} before it was ready"
+            f"{f' ({detail})' if detail else ''}. This is a problem with the server's "
+            "installation or resources, not with the PDF.",
+            code=ErrorCode.INTERNAL_ERROR,
+            retryable=True,
         )
     return SummarizerError(  # "crashed": a bug or an exhausted host, not the document
         f"The PDF worker process could not be run ({message[1]}); please report this.",
@@ -501,186 +731,3 @@ def _truncation_hint(data: bytes) -> str:
     if b"%%EOF" not in data[-4096:]:
         return "; it looks truncated: there is no %%EOF marker at its end"
     return ""
-
-
-# --------------------------------------------------------------------------
-# Worker side (runs in the child process)
-
-
-def _worker_main(
-    data_conn: Connection, result_conn: Connection, password: str | None, memory_bytes: int
-) -> None:
-    """Entry point of the worker process: receive the PDF, send page texts."""
-    try:
-        _limit_memory(memory_bytes)
-        _configure_pypdf(result_conn)
-        data = data_conn.recv_bytes()
-        data_conn.close()
-        _extract(data, password, result_conn)
-    except MemoryError:
-        gc.collect()
-        try:
-            result_conn.send(("failed", "memory", ""))
-        except BaseException:  # no memory even to report it
-            os._exit(_EXIT_OUT_OF_MEMORY)
-    except BaseException as exc:  # report, never print a traceback
-        with contextlib.suppress(BaseException):
-            result_conn.send(("failed", "damaged", _describe(exc)))
-    finally:
-        with contextlib.suppress(BaseException):
-            result_conn.close()
-
-
-def _address_space_bytes() -> int:
-    """The process's current virtual memory size (bytes), 0 if unknown."""
-    try:
-        with open("/proc/self/statm", encoding="ascii") as statm:
-            return int(statm.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, ValueError, IndexError):
-        return 0
-
-
-def _limit_memory(memory_bytes: int) -> None:
-    """Cap the worker's address space at its size now plus ``memory_bytes``.
-
-    The baseline (the interpreter, and whatever the start method imported with
-    the parent's main module) is not the parser's doing; ``memory_bytes`` is what
-    parsing may add on top of it.
-    """
-    try:
-        import resource
-    except ImportError:  # pragma: no cover - not on POSIX
-        return
-    _, hard = resource.getrlimit(resource.RLIMIT_AS)
-    wanted = _address_space_bytes() + memory_bytes
-    limit = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
-    with contextlib.suppress(ValueError, OSError):
-        resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
-
-
-class _ForwardHandler(logging.Handler):
-    """Sends pypdf's log records to the parent as ``notice`` messages."""
-
-    def __init__(self, connection: Connection) -> None:
-        super().__init__(logging.WARNING)
-        self._connection = connection
-        self._seen: set[str] = set()
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if len(self._seen) >= _MAX_NOTICES:
-            return
-        try:
-            text = record.getMessage()[:_MAX_DETAIL_CHARS]
-            if text in self._seen:
-                return
-            self._seen.add(text)
-            self._connection.send(("notice", record.name, text))
-        except Exception:  # logging must never break extraction
-            return
-
-
-def _configure_pypdf(connection: Connection) -> None:
-    import pypdf
-
-    configuration = pypdf.get_configuration().with_overwrites(disable_legacy_handling=True, **PYPDF_LIMITS)
-    pypdf.overwrite_configuration(configuration)
-    handler = _ForwardHandler(connection)
-    for name in ("pypdf", "py.warnings"):
-        log = logging.getLogger(name)
-        log.handlers[:] = [handler]
-        log.propagate = False
-        log.setLevel(logging.WARNING)
-    logging.captureWarnings(True)
-
-
-def _extract(data: bytes, password: str | None, connection: Connection) -> None:
-    from pypdf import PasswordType, PdfReader
-    from pypdf.errors import DependencyError
-
-    send = connection.send
-    try:
-        reader = PdfReader(io.BytesIO(data), strict=False)
-    except MemoryError:
-        raise
-    except Exception as exc:  # pypdf raises many types
-        send(("failed", "damaged", _describe(exc)))
-        return
-    if reader.is_encrypted:
-        candidates = [""] if password is None else ["", password]
-        try:
-            opened = any(reader.decrypt(candidate) != PasswordType.NOT_DECRYPTED for candidate in candidates)
-        except DependencyError as exc:
-            send(("failed", "unsupported_encryption", _describe(exc)))
-            return
-        except MemoryError:
-            raise
-        except Exception as exc:
-            send(("failed", "damaged", _describe(exc)))
-            return
-        if not opened:
-            send(("failed", "no_password" if password is None else "wrong_password", ""))
-            return
-    try:
-        pages = reader.pages
-        count = len(pages)
-    except MemoryError:
-        raise
-    except Exception as exc:
-        send(("failed", "damaged", f"its page tree is broken: {_describe(exc)}"))
-        return
-    send(("opened", count))
-    for index in range(count):
-        try:
-            page = pages[index]
-            text = page.extract_text()
-        except MemoryError:
-            raise
-        except Exception as exc:  # one bad page must not end the document
-            send(("page", index + 1, "", False, False, _describe(exc)))
-            continue
-        has_images = blank = False
-        if not text.strip():
-            has_images, blank = _inspect_textless(page)
-        send(("page", index + 1, text, has_images, blank, None))
-    send(("done",))
-
-
-def _inspect_textless(page: Any) -> tuple[bool, bool]:
-    """``(has_images, blank)`` for a page that produced no text."""
-    has_images = blank = False
-    with contextlib.suppress(Exception):
-        has_images = _has_images(page.get("/Resources"), depth=0)
-    with contextlib.suppress(Exception):
-        contents = page.get_contents()
-        stream = contents.get_data() if contents is not None else b""
-        blank = not stream.strip()
-        if not has_images and b"BI" in stream and b"ID" in stream:
-            has_images = True  # inline image operators
-    return has_images, blank
-
-
-def _has_images(resources: Any, *, depth: int) -> bool:
-    if resources is None or depth > 3:
-        return False
-    resources = resources.get_object()
-    xobjects = resources.get("/XObject")
-    if xobjects is None:
-        return False
-    for reference in xobjects.get_object().values():
-        xobject = reference.get_object()
-        subtype = xobject.get("/Subtype")
-        if subtype == "/Image":
-            return True
-        if subtype == "/Form" and _has_images(xobject.get("/Resources"), depth=depth + 1):
-            return True
-    return False
-
-
-def _describe(exc: BaseException) -> str:
-    text = str(exc).strip() or "no details"
-    if len(text) > _MAX_DETAIL_CHARS:
-        text = text[:_MAX_DETAIL_CHARS] + "..."
-    name = type(exc).__name__
-    if name == "LimitReachedError":
-        return f"it exceeds the parser's resource limits: {text}"
-    return f"{name}: {text}"

@@ -5,9 +5,11 @@
 * text and Markdown: decodes, paginates (form feeds) and chunks each piece as
   it arrives, so chunks flow while the upload is still coming in;
 * PDF: collects the whole file (a PDF cannot be read from its start), parses
-  it in a worker process (:mod:`summarizer.ingest.pdf`), cleans pages with a
-  bounded lookahead (:mod:`summarizer.ingest.clean`), drops unreadable pages
-  and chunks the rest as pages arrive.
+  it in a worker process (:mod:`summarizer.ingest.pdf`), cleans pages
+  (:mod:`summarizer.ingest.clean`), drops unreadable pages and chunks the rest
+  as pages arrive. The cleaner holds pages back only while the chunker could
+  not cut its next chunk anyway: as soon as the pages in hand hold enough text,
+  they are released, so a chunk leaves the moment its last page is extracted.
 
 It enforces the limits in :class:`IngestOptions`, reports progress through an
 optional callback, and ends with a specific :class:`DocumentError` when there
@@ -31,10 +33,18 @@ from summarizer.errors import (
     NoTextError,
     UnsupportedDocument,
 )
-from summarizer.ingest.chunking import IncrementalChunker
+from summarizer.ingest.chunking import PAGE_SEPARATOR, IncrementalChunker
 from summarizer.ingest.clean import PageCleaner
 from summarizer.ingest.detect import MAGIC_WINDOW, DocumentKind, detect_kind
-from summarizer.ingest.pdf import PdfNotice, PdfOpened, PdfPage, extract_pages, unreadable_reason
+from summarizer.ingest.pdf import (
+    PdfNotice,
+    PdfOcrPlan,
+    PdfOcrUnavailable,
+    PdfOpened,
+    PdfPage,
+    extract_pages,
+    unreadable_reason,
+)
 from summarizer.ingest.structure import StructureFilter, raw_leader_lines, text_title
 from summarizer.ingest.text import TextStreamReader
 from summarizer.ingest.types import Chunk, IngestOptions, IngestProgress, Page
@@ -45,6 +55,12 @@ logger = logging.getLogger(__name__)
 
 ProgressCallback = Callable[[IngestProgress], None]
 """Receives a snapshot of the progress (a copy: keeping it is safe)."""
+
+OCR_LOOKAHEAD = 1
+"""Pages the cleaner holds back when most pages are OCR'd (the default holds 8).
+An OCR'd page costs seconds, so holding 8 back would delay the first chunk by
+8 pages of OCR; with one page ahead plus the pages behind (history), running
+heads and footers are still found from the third page on."""
 
 UNREADABLE_CHECK_PAGES = 8
 """After this many pages with text, a document whose pages are mostly
@@ -198,6 +214,7 @@ async def _text_chunks(
         progress.characters = reader.characters
         for chunk in chunks:
             progress.chunks += 1
+            progress.chunk_characters += len(chunk.text)
             progress.title = progress.title or text_title("".join(opening), filename)
             yield dataclasses.replace(chunk, title=progress.title)
         _report(on_progress, progress)
@@ -208,6 +225,7 @@ async def _text_chunks(
     progress.characters = reader.characters
     for chunk in [*chunks, *chunker.finish()]:
         progress.chunks += 1
+        progress.chunk_characters += len(chunk.text)
         progress.title = progress.title or text_title("".join(opening), filename)
         yield dataclasses.replace(chunk, title=progress.title)
     if progress.chunks == 0:
@@ -244,11 +262,21 @@ class _PdfReport:
     failed: dict[int, str] = dataclasses.field(default_factory=dict)
     unreadable: dict[int, str] = dataclasses.field(default_factory=dict)
     repaired: str | None = None
+    ocr: str = "off"
+    ocr_ran: bool = False
+    ocr_unavailable: str | None = None
+    ocr_failed: dict[int, str] = dataclasses.field(default_factory=dict)
     _rendered: tuple[tuple[int, ...], list[str]] | None = dataclasses.field(default=None, repr=False)
 
     def warnings(self) -> list[str]:
         """The current warnings (re-rendered only when something was added)."""
-        key = (len(self.failed), len(self.unreadable), len(self.images_only), self.repaired is None)
+        key = (
+            len(self.failed),
+            len(self.unreadable),
+            len(self.images_only),
+            self.repaired is None,
+            len(self.ocr_failed),
+        )
         if self._rendered is None or self._rendered[0] != key:
             self._rendered = (key, self._render())
         return list(self._rendered[1])
@@ -272,13 +300,30 @@ class _PdfReport:
                 f"{_pages(self.unreadable)} {_were(self.unreadable, 'has', 'have')} unreadable "
                 f"text ({self.unreadable[first]}) and {_were(self.unreadable)} skipped."
             )
-        if self.images_only:
-            scanned = self.images_only
+        if self.ocr_failed:
+            first = min(self.ocr_failed)
+            notes.append(
+                f"{_pages(self.ocr_failed)} could not be OCR'd and {_were(self.ocr_failed)} skipped "
+                f"(page {first}: {self.ocr_failed[first]})."
+            )
+        scanned = [number for number in self.images_only if number not in self.ocr_failed]
+        if scanned:
             notes.append(
                 f"{_pages(scanned)} {_were(scanned, 'has', 'have')} no text layer "
-                f"(scanned images?) and {_were(scanned)} skipped; run OCR to include them."
+                f"(scanned images?) and {_were(scanned)} skipped; {self.ocr_hint(len(scanned))}"
             )
         return notes
+
+    def ocr_hint(self, pages: int) -> str:
+        """What to do about pages without a text layer, given how OCR went (a sentence)."""
+        them = "it" if pages == 1 else "them"
+        if self.ocr == "off":
+            return f'OCR is off: set options.ocr to "auto" (--ocr auto) to read {them}.'
+        if self.ocr_unavailable is not None:
+            return f"OCR cannot run: {self.ocr_unavailable}."
+        if self.ocr_ran:
+            return f"OCR found no text on {them}."
+        return f"run OCR to include {them}."
 
 
 async def _pdf_chunks(
@@ -297,15 +342,18 @@ async def _pdf_chunks(
     async for piece in rest:
         data += _pdf_bytes(piece)
     cleaner = PageCleaner()
-    report = _PdfReport()
+    report = _PdfReport(ocr=options.ocr)
+    ocr_pages: set[int] = set()
     structure = StructureFilter(
         total_pages=0, filename=filename, include_back_matter=options.include_back_matter
     )
 
-    def feed(kept: Iterable[Page]) -> list[Chunk]:
+    def feed(pages: Iterable[Page]) -> list[Chunk]:
+        """Chunk the pages the structure filter keeps; every chunk carries the title."""
         chunks: list[Chunk] = []
-        for page in kept:
-            chunks += chunker.feed(page)
+        for page in pages:
+            chunks += [_mark_ocr(chunk, ocr_pages) for chunk in chunker.feed(page)]
+            kept[page.number] = len(page.text)
             progress.characters += len(page.text)
             _check_text_limit(progress.characters, options)
         progress.title = structure.title
@@ -326,12 +374,35 @@ async def _pdf_chunks(
             chunks += feed(structure.push(page))
         return chunks
 
+    kept: dict[int, int] = {}  # page number -> characters of its cleaned text, for revisions
+
+    def revise(revisions: Iterable[Page]) -> list[Chunk]:
+        """Apply the cleaner's second opinions to pages the chunker has not used up."""
+        chunks: list[Chunk] = []
+        for page in revisions:
+            if page.number not in kept or unreadable_reason(page.text) is not None:
+                continue
+            if not structure.unchanged(page.number):
+                continue  # cut or joined by the structure filter: keep what was chunked
+            applied, cut = chunker.revise(page)
+            if applied:
+                progress.characters += len(page.text) - kept[page.number]
+                kept[page.number] = len(page.text)
+            chunks += [
+                dataclasses.replace(_mark_ocr(chunk, ocr_pages), title=structure.title) for chunk in cut
+            ]
+        return chunks
+
     events = extract_pages(
         bytes(data),
         password=options.password,
         timeout_s=options.parse_timeout_s,
         memory_bytes=options.parse_memory_bytes,
         max_text_chars=options.max_text_chars,
+        ocr=options.ocr,
+        ocr_languages=options.ocr_languages,
+        ocr_workers=options.ocr_workers,
+        ocr_page_timeout_s=options.ocr_page_timeout_s,
     )
     del data
     async with contextlib.aclosing(events):
@@ -345,21 +416,54 @@ async def _pdf_chunks(
                 if event.source == "pypdf._reader" and report.repaired is None:
                     report.repaired = event.message
                     progress.warnings = report.warnings()
+            elif isinstance(event, PdfOcrPlan):
+                report.ocr_ran = True
+                if (
+                    event.pages
+                    and 2 * event.pages >= (progress.pages_total or 0)
+                    and progress.pages_done == 0
+                ):
+                    cleaner = PageCleaner(lookahead=OCR_LOOKAHEAD)  # a scan: stream sooner
+                progress.ocr_total = event.pages
+                _report(on_progress, progress)
+            elif isinstance(event, PdfOcrUnavailable):
+                report.ocr_unavailable = event.reason
+                logger.warning("OCR is unavailable: %s", event.reason)
             elif isinstance(event, PdfPage):
                 _note_page(event, report)
                 structure.raw_leaders[event.number] = raw_leader_lines(event.text)
-                for chunk in take(cleaner.push(Page(event.number, event.text))):
+                if event.ocr:
+                    ocr_pages.add(event.number)
+                    progress.ocr_pages.append(event.number)
+                if event.ocr or event.number in report.ocr_failed:
+                    progress.ocr_done += 1
+                    progress.ocr_total = max(progress.ocr_total or 0, progress.ocr_done)
+                cleaned = cleaner.push(Page(event.number, event.text))
+                chunks = revise(cleaner.revisions())
+                if cleaner.pending_characters + len(PAGE_SEPARATOR) * cleaner.pending >= chunker.needed:
+                    # The chunker can cut its next chunk from the pages in hand: do
+                    # not make it wait for the cleaner's lookahead.
+                    cleaned += cleaner.release()
+                chunks += take(cleaned)
+                if chunker.first_open_page is not None:
+                    cleaner.settle(chunker.first_open_page)
+                for chunk in chunks:
                     progress.chunks += 1
+                    progress.chunk_characters += len(chunk.text)
                     yield chunk
                 progress.pages_done += 1
                 progress.warnings = report.warnings()
                 _report(on_progress, progress)
-    for chunk in [*take(cleaner.finish()), *feed(structure.finish())]:
+    tail = [*take(cleaner.finish()), *feed(structure.finish())]
+    tail += [
+        dataclasses.replace(_mark_ocr(chunk, ocr_pages), title=structure.title) for chunk in chunker.finish()
+    ]
+    for chunk in tail:
         progress.chunks += 1
+        progress.chunk_characters += len(chunk.text)
         yield chunk
-    for chunk in chunker.finish():
-        progress.chunks += 1
-        yield dataclasses.replace(chunk, title=structure.title)
+    if progress.ocr_total is not None:
+        progress.ocr_total = progress.ocr_done  # the estimate becomes the count
     _check_unreadable(report, final=True)
     progress.warnings = report.warnings()
     if structure.warning is not None:
@@ -388,8 +492,19 @@ def _check_page_limit(pages: int, options: IngestOptions) -> None:
         )
 
 
+def _mark_ocr(chunk: Chunk, ocr_pages: set[int]) -> Chunk:
+    """The chunk, flagged ``ocr`` when one of its pages was read by OCR."""
+    if ocr_pages and any(number in ocr_pages for number in range(chunk.first_page, chunk.last_page + 1)):
+        return dataclasses.replace(chunk, ocr=True)
+    return chunk
+
+
 def _note_page(page: PdfPage, report: _PdfReport) -> None:
-    if page.error is not None:
+    if page.error is not None and page.has_images and not page.text.strip():
+        report.ocr_failed[page.number] = page.error  # an image page whose OCR failed
+        report.textless.append(page.number)
+        report.images_only.append(page.number)
+    elif page.error is not None:
         report.failed[page.number] = page.error
     elif not page.text.strip():
         report.textless.append(page.number)
@@ -407,8 +522,8 @@ def _check_unreadable(report: _PdfReport, *, final: bool) -> None:
         first = min(report.unreadable)
         raise NoTextError(
             f"The PDF's text cannot be read: {bad} of {seen} pages with text extract as "
-            f"{report.unreadable[first]}. Run OCR on the pages or export the PDF again "
-            "with embedded Unicode fonts.",
+            f"{report.unreadable[first]}. Read it with OCR instead of its text layer "
+            '(options.ocr "force", --ocr force) or export the PDF again with embedded Unicode fonts.',
             code=ErrorCode.UNREADABLE_TEXT,
         )
 
@@ -428,10 +543,16 @@ def _no_chunks_error(report: _PdfReport, pages_total: int) -> Exception:
             code=ErrorCode.DAMAGED_PDF,
         )
     if report.images_only:
+        if report.ocr_failed:
+            first = min(report.ocr_failed)
+            hint = f"OCR failed ({_pages(report.ocr_failed)}; page {first}: {report.ocr_failed[first]})."
+        elif report.ocr_unavailable is not None:
+            hint = f"OCR cannot run: {report.ocr_unavailable}."
+        else:
+            hint = report.ocr_hint(pages_total)
         return NoTextError(
             f"The PDF has no extractable text: its {_count(pages_total, 'page')} "
-            f"{'is an image' if pages_total == 1 else 'are images'} (a scan?). "
-            "Run OCR on it first (e.g. ocrmypdf) and upload the result.",
+            f"{'is an image' if pages_total == 1 else 'are images'} (a scan?). {hint}",
             code=ErrorCode.NO_TEXT,
         )
     if report.blank == len(report.textless) == pages_total:

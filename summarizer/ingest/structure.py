@@ -543,6 +543,7 @@ class StructureFilter:
     _title_done: bool = False
     _front: list[Page] = field(default_factory=list)  # skipped front pages, in case nothing else is kept
     _kept_any: bool = False
+    _changed: set[int] = field(default_factory=set)  # pages skipped, cut or re-joined
 
     def __post_init__(self) -> None:
         if self.outline is not None:
@@ -561,6 +562,8 @@ class StructureFilter:
             Pages (or parts of pages) to summarize, at most two.
         """
         kept = self._classify(page)
+        if kept is None or kept.text != page.text:
+            self._changed.add(page.number)
         if kept is None:
             return []
         return self._hold(kept)
@@ -585,6 +588,19 @@ class StructureFilter:
             self.title = self.title or _title_from_filename(self.filename)
             self._title_done = True
 
+    def unchanged(self, number: int) -> bool:
+        """Whether page ``number`` went through exactly as it came in (not skipped, cut or joined).
+
+        A cleaner's later revision of such a page may replace it; of any other page it may not.
+
+        Args:
+            number: A page number.
+
+        Returns:
+            ``True`` if the page passed unchanged (or was not seen yet).
+        """
+        return number not in self._changed
+
     @property
     def warning(self) -> str | None:
         """The user-facing warning about :attr:`skipped` (``None`` if nothing was skipped)."""
@@ -598,6 +614,8 @@ class StructureFilter:
             self._held = page
             return []
         previous, following = join_across_pages(self._held.text, page.text)
+        if previous != self._held.text:
+            self._changed.update((self._held.number, page.number))
         out = Page(self._held.number, previous)
         self._held = Page(page.number, following)
         return [out] if out.text.strip() else []

@@ -55,6 +55,14 @@ export const FRIENDLY = {
     title: "This server needs an access token",
     hint: "Enter the token the server's operator gave you.",
   },
+  slow_reader: {
+    title: "This page did not keep up with the server",
+    hint: "The browser stopped reading the job's updates for too long, so the server closed the connection. The job goes on: open it again from Recent jobs.",
+  },
+  password_required: {
+    title: "This job needs the PDF's password again",
+    hint: "The server restarted while summarizing it and does not keep passwords. Enter the password below to start it again.",
+  },
   unknown_job: {
     title: "The server no longer knows this job",
     hint: "It may have expired. Start again.",
@@ -78,6 +86,10 @@ export const FRIENDLY = {
   empty_document: {
     title: "This document is empty",
     hint: "There is no text in it to summarize.",
+  },
+  password_required: {
+    title: "This PDF needs its password again",
+    hint: "The server restarted while the job was running and keeps passwords in memory only. Enter the password below and start the job again.",
   },
   encrypted_pdf: {
     title: "This PDF is password-protected",
@@ -106,6 +118,34 @@ export const FRIENDLY = {
   model_error: {
     title: "The language model failed",
     hint: "A call to the model that writes the summaries did not succeed. Try again in a moment.",
+  },
+  authentication_failed: {
+    title: "The model provider refused the server's credentials",
+    hint: "The API key the server uses is missing, wrong or not allowed to use this model. Ask the server's operator to check it, or pick another model.",
+  },
+  model_not_found: {
+    title: "The model provider does not know this model",
+    hint: "The model's name may be misspelt, or the account cannot use it. Pick another model, or ask the operator to fix its name.",
+  },
+  rate_limited: {
+    title: "The model provider is rate-limiting the server",
+    hint: "Too many requests, or the account's quota is used up. Wait a minute and try again.",
+  },
+  provider_unavailable: {
+    title: "The model provider is not answering",
+    hint: "Its service failed or could not be reached, even after several retries. Try again in a few minutes.",
+  },
+  context_too_long: {
+    title: "A part of the document is too long for the model",
+    hint: "Even split into smaller pieces it did not fit the model's context window. Try a model with a larger window, or a smaller chunk size.",
+  },
+  slow_reader: {
+    title: "The connection fell behind",
+    hint: "The page did not keep up with the server's events. The job goes on; the page reconnects and resumes where it stopped.",
+  },
+  model_timeout: {
+    title: "The model took too long to answer",
+    hint: "It did not answer, or stopped in the middle, even after several retries. Try again in a moment, or pick another model.",
   },
   cancelled: {
     title: "Cancelled",

@@ -1,0 +1,519 @@
+"""The PDF worker process: ``python -m summarizer.ingest.worker``.
+
+:mod:`summarizer.ingest.pdf` starts this module as a plain subprocess (never
+through :mod:`multiprocessing`, whose ``spawn`` and ``forkserver`` re-import
+the caller's ``__main__``: a user's script without an
+``if __name__ == "__main__":`` guard would run again in the worker). The two
+talk over the worker's standard streams with length-prefixed frames
+(:func:`write_frame`, :func:`read_frame`): a 4-byte big-endian length, then
+the payload.
+
+* parent → worker (stdin): one JSON frame with the job's settings
+  (:class:`WorkerConfig` as a dict), then one frame with the PDF bytes; stdin
+  then stays open, and its end (EOF) means the parent is gone: the worker
+  kills its process group (itself and any Tesseract it started).
+* worker → parent (stdout): JSON arrays, first ``["ready"]`` (the module
+  imported and the worker runs), then ``["opened", pages]``,
+  ``["page", number, text, has_images, blank, error, ocr]`` in page order,
+  ``["notice", logger, message]``, ``["ocr_plan", pages]``,
+  ``["ocr_unavailable", reason]`` and finally ``["done"]`` or
+  ``["failed", reason, detail]``.
+
+JSON, not pickle: the parent never unpickles what a process parsing a hostile
+file sends. The worker's own stdout file descriptor is moved aside before
+anything runs, so a stray ``print`` cannot corrupt the frames.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import io
+import json
+import logging
+import os
+import signal
+import struct
+import sys
+import threading
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import IO, Any, Final
+
+__all__ = ["EXIT_OUT_OF_MEMORY", "PYPDF_LIMITS", "WorkerConfig", "main", "read_frame", "write_frame"]
+
+EXIT_OUT_OF_MEMORY: Final = 3
+"""Exit status when the worker ran out of memory and could not even report it."""
+
+FRAME_HEADER: Final = struct.Struct(">I")
+"""A frame's length prefix: 4 bytes, big-endian, unsigned (payload bytes)."""
+
+PYPDF_LIMITS: Final[dict[str, int]] = {
+    # Per-stream decompression caps (bytes): stop zip bombs long before RLIMIT_AS.
+    "zlib_maximum_output_length": 75_000_000,
+    "lzw_maximum_output_length": 75_000_000,
+    "run_length_maximum_output_length": 75_000_000,
+    "brotli_maximum_output_length": 75_000_000,
+    "maximum_declared_stream_length": 75_000_000,
+    "stream_decoding_work_maximum_length": 300_000_000,
+    # Content-stream tokens per page (pypdf default 2,000,000): a page with
+    # millions of operators would take ~10 s of pure Python; real pages stay
+    # far below 100,000.
+    "stream_parsing_work_maximum_count": 500_000,
+    # Form XObjects drawn per page during text extraction.
+    "xform_maximum_invocations_per_extraction": 5_000,
+    # Page tree: entries and depth (a cyclic or absurd tree fails fast).
+    "page_tree_maximum_entries": 100_000,
+    "page_tree_maximum_depth": 100,
+}
+"""Values passed to :func:`pypdf.overwrite_configuration` in the worker."""
+
+_MAX_NOTICES: Final = 50
+_MAX_DETAIL_CHARS: Final = 300
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerConfig:
+    """What one worker is asked to do (sent as the first frame, a JSON object).
+
+    Attributes:
+        password: Tried after the empty password if the PDF is encrypted.
+        memory_bytes: Address space the worker may add to its start-up size (bytes).
+        ocr: ``"off"``, ``"auto"`` (textless pages with images) or ``"force"`` (every page).
+        ocr_languages: Tesseract language codes joined by ``+`` (default ``"eng"``).
+        ocr_workers: Pages OCR'd at once (Tesseract processes), at least 1.
+        ocr_page_timeout_s: Wall-clock limit of one page's OCR (seconds).
+        ocr_dpi: Rendering resolution for OCR (dots per inch).
+        ocr_max_pixels: Largest rendered image (pixels); bigger pages are rendered smaller.
+    """
+
+    password: str | None = None
+    memory_bytes: int = 1024**3
+    ocr: str = "off"
+    ocr_languages: str = "eng"
+    ocr_workers: int = 1
+    ocr_page_timeout_s: float = 60.0
+    ocr_dpi: int = 300
+    ocr_max_pixels: int = 25_000_000
+
+
+# --------------------------------------------------------------------------
+# Frames
+
+
+def write_frame(stream: IO[bytes], payload: bytes) -> None:
+    """Write one length-prefixed frame and flush.
+
+    Args:
+        stream: A binary stream (a pipe).
+        payload: The frame's bytes (at most 4 GiB - 1).
+
+    Raises:
+        OSError: The other end is closed (``BrokenPipeError``).
+    """
+    stream.write(FRAME_HEADER.pack(len(payload)))
+    stream.write(payload)
+    stream.flush()
+
+
+def read_frame(stream: IO[bytes]) -> bytes | None:
+    """Read one length-prefixed frame.
+
+    Args:
+        stream: A binary stream (a pipe).
+
+    Returns:
+        The payload, or ``None`` at end of stream (also mid-frame).
+    """
+    header = _read_exactly(stream, FRAME_HEADER.size)
+    if header is None:
+        return None
+    return _read_exactly(stream, FRAME_HEADER.unpack(header)[0])
+
+
+def _read_exactly(stream: IO[bytes], size: int) -> bytes | None:
+    parts: list[bytes] = []
+    left = size
+    while left:
+        part = stream.read(left)
+        if not part:
+            return None
+        parts.append(part)
+        left -= len(part)
+    return b"".join(parts)
+
+
+class _Channel:
+    """Thread-safe sender of JSON frames to the parent."""
+
+    def __init__(self, stream: IO[bytes]) -> None:
+        self._stream = stream
+        self._lock = threading.Lock()
+
+    def send(self, *message: object) -> None:
+        payload = json.dumps(message, ensure_ascii=False, separators=(",", ":")).encode("utf-8", "replace")
+        with self._lock:
+            write_frame(self._stream, payload)
+
+
+# --------------------------------------------------------------------------
+# Entry point
+
+
+def main() -> int:
+    """Run one worker on this process's stdin and stdout.
+
+    Returns:
+        The exit status (0; :data:`EXIT_OUT_OF_MEMORY` if even reporting failed).
+    """
+    # Frames go to a private copy of fd 1; fd 1 itself goes to stderr, so that
+    # nothing a library prints can corrupt them.
+    channel = _Channel(os.fdopen(os.dup(1), "wb"))
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    stdin = sys.stdin.buffer
+    try:
+        channel.send("ready")
+        header = read_frame(stdin)
+        data = read_frame(stdin)
+        if header is None or data is None:
+            return 0  # the parent went away before sending the document
+        config = WorkerConfig(**json.loads(header))
+        _watch_parent(stdin)
+        _limit_memory(config.memory_bytes)
+        try:
+            _configure_pypdf(channel)
+        except ImportError as exc:
+            # Under the memory limit, loading a C extension fails to map it.
+            if "map segment" in str(exc) or "allocate memory" in str(exc):
+                raise MemoryError(str(exc)) from exc
+            channel.send("failed", "internal", _describe(exc))
+            return 0
+        _extract(data, config, channel)
+    except MemoryError:
+        gc.collect()
+        try:
+            channel.send("failed", "memory", "")
+        except BaseException:  # no memory even to report it
+            os._exit(EXIT_OUT_OF_MEMORY)
+    except BrokenPipeError:
+        return 0
+    except BaseException as exc:  # report, never print a traceback
+        with contextlib.suppress(BaseException):
+            channel.send("failed", "damaged", _describe(exc))
+    return 0
+
+
+def _watch_parent(stdin: IO[bytes]) -> None:
+    """Kill this worker's process group once the parent closes stdin (or dies)."""
+
+    def watch() -> None:
+        with contextlib.suppress(BaseException):
+            while stdin.read(65536):
+                pass
+        with contextlib.suppress(BaseException):
+            if os.getpgrp() == os.getpid():
+                os.killpg(os.getpid(), signal.SIGKILL)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
+def _address_space_bytes() -> int:
+    """The process's current virtual memory size (bytes), 0 if unknown."""
+    try:
+        with open("/proc/self/statm", encoding="ascii") as statm:
+            return int(statm.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def _limit_memory(memory_bytes: int) -> None:
+    """Cap the worker's address space at its size now plus ``memory_bytes``.
+
+    The baseline (the interpreter and this module) is not the parser's doing;
+    ``memory_bytes`` is what parsing may add on top of it. Processes the
+    worker starts (Tesseract) inherit the same limit, each for itself.
+    """
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - not on POSIX
+        return
+    _, hard = resource.getrlimit(resource.RLIMIT_AS)
+    wanted = _address_space_bytes() + memory_bytes
+    limit = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    with contextlib.suppress(ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+
+
+class _ForwardHandler(logging.Handler):
+    """Sends pypdf's log records to the parent as ``notice`` messages."""
+
+    def __init__(self, channel: _Channel) -> None:
+        super().__init__(logging.WARNING)
+        self._channel = channel
+        self._seen: set[str] = set()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if len(self._seen) >= _MAX_NOTICES:
+            return
+        try:
+            text = record.getMessage()[:_MAX_DETAIL_CHARS]
+            if text in self._seen:
+                return
+            self._seen.add(text)
+            self._channel.send("notice", record.name, text)
+        except Exception:  # logging must never break extraction
+            return
+
+
+def _configure_pypdf(channel: _Channel) -> None:
+    import pypdf
+
+    configuration = pypdf.get_configuration().with_overwrites(disable_legacy_handling=True, **PYPDF_LIMITS)
+    pypdf.overwrite_configuration(configuration)
+    handler = _ForwardHandler(channel)
+    for name in ("pypdf", "py.warnings"):
+        log = logging.getLogger(name)
+        log.handlers[:] = [handler]
+        log.propagate = False
+        log.setLevel(logging.WARNING)
+    logging.captureWarnings(True)
+
+
+# --------------------------------------------------------------------------
+# Extraction
+
+
+_PageMessage = tuple[int, str, bool, bool, str | None, bool]
+"""``(number, text, has_images, blank, error, ocr)``."""
+
+
+def _extract(data: bytes, config: WorkerConfig, channel: _Channel) -> None:
+    from pypdf import PasswordType, PdfReader
+    from pypdf.errors import DependencyError
+
+    send = channel.send
+    try:
+        reader = PdfReader(io.BytesIO(data), strict=False)
+    except MemoryError:
+        raise
+    except Exception as exc:  # pypdf raises many types
+        send("failed", "damaged", _describe(exc))
+        return
+    password = config.password
+    if reader.is_encrypted:
+        candidates = [""] if password is None else ["", password]
+        try:
+            opened = any(reader.decrypt(candidate) != PasswordType.NOT_DECRYPTED for candidate in candidates)
+        except DependencyError as exc:
+            send("failed", "unsupported_encryption", _describe(exc))
+            return
+        except MemoryError:
+            raise
+        except Exception as exc:
+            send("failed", "damaged", _describe(exc))
+            return
+        if not opened:
+            send("failed", "no_password" if password is None else "wrong_password", "")
+            return
+    try:
+        pages = reader.pages
+        count = len(pages)
+    except MemoryError:
+        raise
+    except Exception as exc:
+        send("failed", "damaged", f"its page tree is broken: {_describe(exc)}")
+        return
+    send("opened", count)
+    ocr = _Ocr.create(data, config, channel, pages, count)
+    window: deque[Future[_PageMessage]] = deque()
+
+    def flush(*, keep: int) -> None:
+        """Send finished pages in order; wait for the oldest while more than ``keep`` are pending."""
+        while window and (window[0].done() or len(window) > keep):
+            send("page", *window.popleft().result())
+
+    try:
+        for index in range(count):
+            window.append(_read_page(pages, index, ocr))
+            flush(keep=ocr.window if ocr else 0)
+        flush(keep=0)
+    finally:
+        if ocr:
+            ocr.close()
+    send("done")
+
+
+def _read_page(pages: Any, index: int, ocr: _Ocr | None) -> Future[_PageMessage]:
+    """One page's message, ready now, or a future when the page goes to OCR."""
+    number = index + 1
+    try:
+        page = pages[index]
+        text = page.extract_text()
+    except MemoryError:
+        raise
+    except Exception as exc:  # one bad page must not end the document
+        return _ready((number, "", False, False, _describe(exc), False))
+    has_images = blank = False
+    if not text.strip():
+        has_images, blank = _inspect_textless(page)
+    if ocr is not None and ocr.wants(text, has_images):
+        return ocr.submit(index, (number, text, has_images, blank, None, False))
+    return _ready((number, text, has_images, blank, None, False))
+
+
+def _ready(message: _PageMessage) -> Future[_PageMessage]:
+    future: Future[_PageMessage] = Future()
+    future.set_result(message)
+    return future
+
+
+class _Ocr:
+    """Renders and OCRs pages on a small thread pool (one Tesseract process per page).
+
+    Whether OCR can run (packages, the ``tesseract`` program, language packs)
+    is checked on the first page that needs it, so a PDF with a text layer
+    never pays for the check.
+    """
+
+    def __init__(self, data: bytes, config: WorkerConfig, channel: _Channel) -> None:
+        self._data = data
+        self._config = config
+        self._channel = channel
+        self._available: bool | None = None
+        self._renderer: Any = None
+        self._pool: ThreadPoolExecutor | None = None
+        self.window = 2 * max(1, config.ocr_workers) + 2
+        """Pages at most waiting to be sent (bounds memory and keeps OCR busy)."""
+
+    @classmethod
+    def create(
+        cls, data: bytes, config: WorkerConfig, channel: _Channel, pages: Any, count: int
+    ) -> _Ocr | None:
+        """An OCR engine, or ``None`` when OCR is off; sends ``ocr_plan`` when pages will be OCR'd."""
+        if config.ocr == "off":
+            return None
+        ocr = cls(data, config, channel)
+        planned = count if config.ocr == "force" else _estimate_scanned(pages, count)
+        if planned and ocr.start():
+            channel.send("ocr_plan", planned)
+        return ocr
+
+    def start(self) -> bool:
+        """Check (once) that OCR can run and set it up; says ``ocr_unavailable`` if not."""
+        if self._available is None:
+            self._available = False
+            try:
+                from summarizer.ingest import ocr as engine
+
+                reason = engine.unavailable_reason(self._config.ocr_languages)
+                if reason is None:
+                    self._engine = engine
+                    self._renderer = engine.PageRenderer(
+                        self._data, dpi=self._config.ocr_dpi, max_pixels=self._config.ocr_max_pixels
+                    )
+                    self._pool = ThreadPoolExecutor(
+                        max(1, self._config.ocr_workers), thread_name_prefix="ocr"
+                    )
+                    self._available = True
+            except MemoryError:
+                raise
+            except Exception as exc:  # a broken installation
+                reason = f"the OCR engine cannot be loaded ({_describe(exc)})"
+            if reason is not None:
+                self._channel.send("ocr_unavailable", reason)
+        return self._available
+
+    def wants(self, text: str, has_images: bool) -> bool:
+        """Whether a page goes to OCR: every page with ``force``; else textless pages with images."""
+        wanted = self._config.ocr == "force" or (has_images and not text.strip())
+        return wanted and self.start()
+
+    def submit(self, index: int, fallback: _PageMessage) -> Future[_PageMessage]:
+        assert self._pool is not None
+        return self._pool.submit(self._run, index, fallback)
+
+    def _run(self, index: int, fallback: _PageMessage) -> _PageMessage:
+        number, text, has_images, blank, _, _ = fallback
+        try:
+            image = self._renderer.render(index)
+            raw = self._engine.recognize(
+                image, languages=self._config.ocr_languages, timeout_s=self._config.ocr_page_timeout_s
+            )
+            del image
+        except MemoryError:
+            gc.collect()
+            return (number, text, has_images, blank, "OCR ran out of memory on this page", False)
+        except Exception as exc:
+            if text.strip():  # force on a page with text: keep its text layer
+                return fallback
+            return (number, text, has_images, blank, f"OCR failed: {_describe(exc)}", False)
+        cleaned = self._engine.clean_ocr_text(raw)
+        if not cleaned.strip():
+            return (number, text, has_images, blank, None, False)
+        return (number, cleaned, has_images, False, None, True)
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+        if self._renderer is not None:
+            self._renderer.close()
+
+
+def _estimate_scanned(pages: Any, count: int) -> int:
+    """Pages that look like scans (images, no fonts), from their resources only (cheap)."""
+    found = 0
+    for index in range(count):
+        with contextlib.suppress(Exception):
+            resources = pages[index].get("/Resources")
+            resources = resources.get_object() if resources is not None else None
+            if resources is not None and "/Font" not in resources and _has_images(resources, depth=0):
+                found += 1
+    return found
+
+
+def _inspect_textless(page: Any) -> tuple[bool, bool]:
+    """``(has_images, blank)`` for a page that produced no text."""
+    has_images = blank = False
+    with contextlib.suppress(Exception):
+        has_images = _has_images(page.get("/Resources"), depth=0)
+    with contextlib.suppress(Exception):
+        contents = page.get_contents()
+        stream = contents.get_data() if contents is not None else b""
+        blank = not stream.strip()
+        if not has_images and b"BI" in stream and b"ID" in stream:
+            has_images = True  # inline image operators
+    return has_images, blank
+
+
+def _has_images(resources: Any, *, depth: int) -> bool:
+    if resources is None or depth > 3:
+        return False
+    resources = resources.get_object()
+    xobjects = resources.get("/XObject")
+    if xobjects is None:
+        return False
+    for reference in xobjects.get_object().values():
+        xobject = reference.get_object()
+        subtype = xobject.get("/Subtype")
+        if subtype == "/Image":
+            return True
+        if subtype == "/Form" and _has_images(xobject.get("/Resources"), depth=depth + 1):
+            return True
+    return False
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc).strip() or "no details"
+    if len(text) > _MAX_DETAIL_CHARS:
+        text = text[:_MAX_DETAIL_CHARS] + "..."
+    name = type(exc).__name__
+    if name == "LimitReachedError":
+        return f"it exceeds the parser's resource limits: {text}"
+    return f"{name}: {text}"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

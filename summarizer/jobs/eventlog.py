@@ -1,0 +1,258 @@
+"""A job's event log: stamps ``seq``, serializes once, commits in batches off the event loop.
+
+Every event a job emits goes through :meth:`EventLog.append`, the single place
+where events get their ``job_id`` and ``seq``. The event is serialized there,
+once; the JSON text is what the store keeps and what every transport sends.
+
+Writes leave the event loop: an :class:`EventWriter` thread (one per store)
+takes whatever events of all jobs are pending and commits them in one
+transaction, then tells each log how far it is durable. Readers only ever see
+committed events, so a client never holds an event a crash could lose.
+
+Memory per job is bounded: a log keeps the last ``tail_events`` events for live
+readers; a reader further behind (a ``resume`` from seq 0, a re-opened finished
+job) pages through the store. Nothing of a finished job stays in memory once
+its :class:`~summarizer.jobs.JobManager` has released it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import logging
+import queue
+import threading
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from ..protocol import TERMINAL_TYPES, ServerEvent, dump, parse_server
+from ..store import EventRow, JobStore
+
+__all__ = ["EventLog", "EventWriter", "StoredEvent"]
+
+log = logging.getLogger(__name__)
+
+REPLAY_PAGE = 256
+"""Events read from the store at a time when a reader is behind the in-memory tail."""
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
+    """One committed event as transports send it.
+
+    Attributes:
+        job_id: The job.
+        seq: Its ``seq``.
+        type: Its ``type`` tag.
+        body: Its wire JSON text (serialized once, when it was appended).
+    """
+
+    job_id: str
+    seq: int
+    type: str
+    body: str
+
+    @property
+    def event(self) -> ServerEvent:
+        """The event parsed back into its protocol model."""
+        return parse_server(self.body)
+
+
+class EventWriter:
+    """One thread committing the pending events of every log of a store, in batches.
+
+    Args:
+        store: Where events are committed.
+    """
+
+    def __init__(self, store: JobStore) -> None:
+        self.store = store
+        self._queue: queue.SimpleQueue[EventLog | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self.batches = 0
+        """Transactions committed (for tests and benchmarks)."""
+
+    def submit(self, event_log: EventLog) -> None:
+        """Schedule ``event_log``'s pending events for the next batch."""
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._work, name="summarizer-event-writer", daemon=True
+                )
+                self._thread.start()
+        self._queue.put(event_log)
+
+    def close(self) -> None:
+        """Commit everything pending, then stop the thread (blocking)."""
+        with self._lock:
+            thread, self._thread = self._thread, None
+        if thread is not None:
+            self._queue.put(None)
+            thread.join()
+
+    def _work(self) -> None:
+        stop = False
+        while not stop:
+            logs = [self._queue.get()]
+            while True:
+                try:
+                    logs.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            if None in logs:
+                stop = True
+            batch: list[tuple[EventLog, list[EventRow]]] = []
+            for item in dict.fromkeys(logs):  # each log once, in order
+                if item is not None and (rows := item._take()):
+                    batch.append((item, rows))
+            if not batch:
+                continue
+            try:
+                self.store.append_events([row for _, rows in batch for row in rows])
+                self.batches += 1
+            except Exception:  # disk full, database locked...: readers must not wait forever
+                log.exception("could not commit %d events; they are sent without being stored", len(batch))
+            for item, rows in batch:
+                item._committed_from_thread(rows[-1].seq)
+
+
+class EventLog:
+    """One job's events: append (stamp, serialize, schedule the commit) and read (replay, then tail).
+
+    Args:
+        job_id: The job.
+        store: Where committed events are read back from.
+        writer: Commits appended events.
+        last_seq: The highest ``seq`` already committed (0 for a new job).
+        ended: Whether the committed log already ends with a terminal event.
+        tail_events: Events kept in memory for live readers (at least 1).
+    """
+
+    def __init__(
+        self,
+        job_id: str,
+        store: JobStore,
+        writer: EventWriter | None,
+        *,
+        last_seq: int = 0,
+        ended: bool = False,
+        tail_events: int = 512,
+    ) -> None:
+        self.job_id = job_id
+        self.store = store
+        self._writer = writer
+        self.last_seq = last_seq
+        """The ``seq`` of the latest appended event (committed or not)."""
+        self.committed_seq = last_seq
+        """The ``seq`` up to which events are durable and visible to readers."""
+        self.ended = ended
+        """Whether a terminal event was appended (nothing more is accepted)."""
+        self._tail: collections.deque[StoredEvent] = collections.deque(maxlen=max(1, tail_events))
+        self._pending: list[EventRow] = []
+        self._lock = threading.Lock()
+        self._changed = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    @property
+    def durable_end(self) -> bool:
+        """Whether the terminal event is committed (readers stop after it)."""
+        return self.ended and self.committed_seq == self.last_seq
+
+    def append(self, event: ServerEvent) -> StoredEvent | None:
+        """Stamp ``event`` with the job id and the next ``seq``, serialize it and schedule its commit.
+
+        Must be called on the event loop. Events after the terminal one are
+        dropped (a cancelled pipeline may still be unwinding).
+
+        Returns:
+            The stored form, or ``None`` if dropped.
+
+        Raises:
+            RuntimeError: The log is read only (no writer).
+        """
+        if self.ended:
+            return None
+        if self._writer is None:
+            raise RuntimeError(f"the event log of job {self.job_id} is read only")
+        self._loop = self._loop or asyncio.get_running_loop()
+        seq = self.last_seq + 1
+        stamped = event.model_copy(update={"job_id": self.job_id, "seq": seq})
+        stored = StoredEvent(self.job_id, seq, stamped.type, dump(stamped))
+        self.last_seq = seq
+        if stored.type in TERMINAL_TYPES:
+            self.ended = True
+        self._tail.append(stored)
+        with self._lock:
+            first = not self._pending
+            self._pending.append(EventRow(self.job_id, seq, stored.type, stored.body))
+        if first:
+            self._writer.submit(self)
+        return stored
+
+    def _take(self) -> list[EventRow]:
+        with self._lock:
+            rows, self._pending = self._pending, []
+        return rows
+
+    def _committed_from_thread(self, seq: int) -> None:
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                loop.call_soon_threadsafe(self._committed, seq)
+
+    def _committed(self, seq: int) -> None:
+        if seq > self.committed_seq:
+            self.committed_seq = seq
+            self._wake()
+
+    def _wake(self) -> None:
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    async def flushed(self) -> None:
+        """Wait until every appended event is committed."""
+        while self.committed_seq < self.last_seq:
+            await self._changed.wait()
+
+    def in_memory(self) -> int:
+        """Events held in memory (the tail and the uncommitted ones)."""
+        return len(self._tail) + len(self._pending)
+
+    async def read(self, after_seq: int = 0) -> AsyncIterator[StoredEvent]:
+        """Every committed event with ``seq > after_seq``, then live ones until the terminal event.
+
+        Events behind the in-memory tail are read from the store in pages of
+        :data:`REPLAY_PAGE`, in a worker thread.
+
+        Args:
+            after_seq: The last ``seq`` the reader already has (0 for all).
+
+        Yields:
+            Stored events in ``seq`` order, each exactly once.
+        """
+        next_seq = max(after_seq, 0) + 1
+        while True:
+            if next_seq <= self.committed_seq:
+                oldest = self._tail[0].seq if self._tail else None
+                if oldest is not None and oldest <= next_seq:
+                    batch = [e for e in list(self._tail) if next_seq <= e.seq <= self.committed_seq]
+                else:
+                    rows = await asyncio.to_thread(self.store.events, self.job_id, next_seq - 1, REPLAY_PAGE)
+                    batch = [StoredEvent(r.job_id, r.seq, r.type, r.body) for r in rows]
+                    if not batch:  # purged meanwhile
+                        return
+                before = next_seq
+                for stored in batch:
+                    if stored.seq != next_seq:
+                        continue
+                    next_seq += 1
+                    yield stored
+                if next_seq == before:  # a gap (events lost by a failed write): stop, do not spin
+                    log.error("event log of job %s has a gap at seq %d", self.job_id, next_seq)
+                    return
+                continue
+            if self.durable_end or (self._writer is None and self.ended):
+                return
+            await self._changed.wait()

@@ -1,0 +1,8 @@
+"""Where jobs are kept: the :class:`JobStore` interface and its SQLite implementation."""
+
+from __future__ import annotations
+
+from .base import EventRow, JobRecord, JobStore, UploadRecord
+from .sqlite import SqliteStore
+
+__all__ = ["EventRow", "JobRecord", "JobStore", "SqliteStore", "UploadRecord"]

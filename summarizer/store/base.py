@@ -1,0 +1,145 @@
+"""The store interface: what jobs need to survive a restart (and, later, to be shared).
+
+One narrow interface with, today, one implementation (:class:`~summarizer.store.sqlite.SqliteStore`,
+embedded, one process). It is shaped for a second one shared by several replicas
+(Redis: event logs as Streams, uploads and results shared, jobs owned under leases).
+
+The five things a store holds:
+
+* **jobs and their state**: :meth:`JobStore.create_job`, :meth:`~JobStore.job`,
+  :meth:`~JobStore.set_state`, :meth:`~JobStore.jobs_in_states`, :meth:`~JobStore.purge`;
+  the id may be chosen by the client (``start.job_id``), so creating is idempotent.
+* **event logs**: :meth:`~JobStore.append_events` (a batch, any jobs, one commit),
+  :meth:`~JobStore.events` (replay by ``seq``, paged), :meth:`~JobStore.last_seq`.
+* **upload bytes**: :meth:`~JobStore.append_upload`, :meth:`~JobStore.upload_records`,
+  :meth:`~JobStore.truncate_upload`, :meth:`~JobStore.close_upload`.
+* **results already paid for**: they are the event log itself (``chunk.summary``,
+  ``collapse.summary``, ``chunk.failed``); :mod:`summarizer.recovery` reads them
+  back by replaying it. A store needs nothing more for them.
+* **leases**: which process owns (runs) a job. :meth:`~JobStore.acquire_lease`,
+  :meth:`~JobStore.renew_lease`, :meth:`~JobStore.release_lease`. With one
+  process they are trivially granted; a shared store grants each job to one
+  owner at a time, and a lapsed lease lets another replica claim the job.
+
+Threading contract: every method is blocking and thread-safe. The job core calls
+the cheap ones (create, state, lookup, one upload record) on the event loop and
+the bulk ones (event batches, replay pages, whole uploads) from worker threads.
+Secrets (``options.password``) are never handed to a store.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+__all__ = ["EventRow", "JobRecord", "JobStore", "UploadRecord"]
+
+UploadRecord = bytes | str
+"""One upload message: a binary frame's bytes or a ``text`` message's text."""
+
+
+@dataclass(frozen=True, slots=True)
+class JobRecord:
+    """A job row.
+
+    Attributes:
+        id: The job id.
+        created: Unix time (seconds) of creation.
+        updated: Unix time (seconds) of the last state change.
+        state: A :class:`~summarizer.jobs.JobState` value.
+        spec: What is needed to rebuild the job (start message, effective options; no secrets).
+        received: Upload bytes committed.
+        messages: Upload messages committed.
+    """
+
+    id: str
+    created: float
+    updated: float
+    state: str
+    spec: dict[str, Any]
+    received: int = 0
+    messages: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class EventRow:
+    """One committed event: its job, ``seq``, ``type`` and JSON text (serialized once).
+
+    Attributes:
+        job_id: The job.
+        seq: 1, 2, ... without gaps.
+        type: The event's ``type`` tag.
+        body: The event as its wire JSON text.
+    """
+
+    job_id: str
+    seq: int
+    type: str
+    body: str
+
+
+@runtime_checkable
+class JobStore(Protocol):
+    """Durable state of jobs; see the module docstring for the contract."""
+
+    # -- jobs ------------------------------------------------------------------------
+    def create_job(self, job_id: str, spec: dict[str, Any], state: str) -> None:
+        """Insert a new job (with an empty upload).
+
+        Raises:
+            KeyError: A job with this id exists already.
+        """
+
+    def job(self, job_id: str) -> JobRecord | None:
+        """The job, or ``None`` if unknown or purged."""
+
+    def set_state(self, job_id: str, state: str) -> None:
+        """Record a state change (updates ``updated``)."""
+
+    def jobs_in_states(self, states: tuple[str, ...]) -> list[JobRecord]:
+        """Every job whose state is one of ``states``, oldest first."""
+
+    def purge(self, states: tuple[str, ...], older_than: float) -> list[str]:
+        """Delete jobs in ``states`` last updated before ``older_than`` (Unix s), with
+        their events and upload; returns their ids."""
+
+    # -- event logs ---------------------------------------------------------------------
+    def append_events(self, rows: Sequence[EventRow]) -> None:
+        """Commit a batch of events (of any jobs) atomically: all or none.
+
+        Raises:
+            KeyError: An event with one of the batch's ``(job_id, seq)`` exists (nothing is stored).
+        """
+
+    def events(self, job_id: str, after_seq: int = 0, limit: int | None = None) -> list[EventRow]:
+        """The job's events with ``seq > after_seq`` in order, at most ``limit``."""
+
+    def last_seq(self, job_id: str) -> int:
+        """The highest committed ``seq`` of the job (0 if none)."""
+
+    # -- uploads --------------------------------------------------------------------------
+    def append_upload(self, job_id: str, record: UploadRecord) -> None:
+        """Append one upload message durably (survives the process being killed)."""
+
+    def upload_records(self, job_id: str, start: int = 0) -> Iterator[UploadRecord]:
+        """The complete upload records from index ``start``, in order (a torn last one is skipped)."""
+
+    def truncate_upload(self, job_id: str) -> tuple[int, int]:
+        """Drop a torn last record; returns the ``(bytes, messages)`` kept."""
+
+    def close_upload(self, job_id: str) -> None:
+        """Release resources held for appending to the job's upload."""
+
+    # -- leases ----------------------------------------------------------------------------
+    def acquire_lease(self, job_id: str, owner: str, ttl_s: float) -> bool:
+        """Become the one process running ``job_id`` for ``ttl_s`` seconds; ``False`` if another owns it."""
+
+    def renew_lease(self, job_id: str, owner: str, ttl_s: float) -> bool:
+        """Extend ``owner``'s lease; ``False`` if it lapsed and another took the job."""
+
+    def release_lease(self, job_id: str, owner: str) -> None:
+        """Give the job up (it finished or the process stops)."""
+
+    def close(self) -> None:
+        """Release everything (a temporary store deletes its data)."""

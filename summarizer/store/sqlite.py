@@ -1,0 +1,318 @@
+"""The embedded store: an SQLite database and one upload file per job (one process).
+
+Layout under the data directory::
+
+    jobs.sqlite3          jobs (spec, state) and every event (job_id, seq, type, JSON)
+    uploads/<job_id>.bin  the upload as received, one record per message
+
+An upload file is a sequence of records ``kind (1 byte, b"B" binary or b"T" text)
++ length (4 bytes, big-endian) + payload``. Message boundaries are kept because
+incremental decoding and chunking see the same pieces on replay, so a job that
+is recovered after a crash cuts exactly the same chunks and can reuse the chunk
+summaries it already paid for.
+
+Durability: SQLite runs in WAL mode with ``synchronous=NORMAL``; a batch of
+events is one transaction, committed before any of its events is sent, so a
+killed server process (SIGKILL) loses nothing a client has seen. (A power cut
+may lose the last transactions; that is the documented trade-off of
+``synchronous=NORMAL``.)
+
+Threads: one connection guarded by a lock; every method is thread-safe. Leases
+are granted in memory: one process owns every job it runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import shutil
+import sqlite3
+import struct
+import tempfile
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import IO, Any
+
+from .base import EventRow, JobRecord, UploadRecord
+
+__all__ = ["SqliteStore"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    id TEXT PRIMARY KEY,
+    created REAL NOT NULL,
+    updated REAL NOT NULL,
+    state TEXT NOT NULL,
+    spec TEXT NOT NULL,
+    received INTEGER NOT NULL DEFAULT 0,
+    messages INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS events (
+    job_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    type TEXT NOT NULL,
+    body TEXT NOT NULL,
+    PRIMARY KEY (job_id, seq)
+) WITHOUT ROWID;
+"""
+
+_HEADER = struct.Struct(">cI")
+_COLUMNS = "id, created, updated, state, spec, received, messages"
+
+
+class SqliteStore:
+    """Jobs, events and uploads on local disk (implements :class:`~summarizer.store.base.JobStore`).
+
+    Args:
+        root: Data directory (created if missing). ``None`` uses a private
+            temporary directory removed by :meth:`close` (nothing survives).
+
+    Raises:
+        OSError: The directory cannot be created or written.
+        sqlite3.Error: The database is unusable (e.g. corrupt).
+    """
+
+    def __init__(self, root: Path | None) -> None:
+        self._temporary = root is None
+        self.root = Path(tempfile.mkdtemp(prefix="summarizer-")) if root is None else root
+        self.uploads = self.root / "uploads"
+        self.uploads.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.RLock()
+        self.db = sqlite3.connect(self.root / "jobs.sqlite3", isolation_level=None, check_same_thread=False)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.executescript(_SCHEMA)
+        self._handles: dict[str, IO[bytes]] = {}
+        self._leases: dict[str, tuple[str, float]] = {}
+        self._closed = False
+
+    def close(self) -> None:
+        """Close the database and upload files (and delete a temporary data directory)."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            for job_id in list(self._handles):
+                self.close_upload(job_id)
+            self.db.close()
+        if self._temporary:
+            shutil.rmtree(self.root, ignore_errors=True)
+
+    # -- jobs --------------------------------------------------------------------------
+
+    def create_job(self, job_id: str, spec: dict[str, Any], state: str) -> None:
+        """Insert a new job row and create its (empty) upload file.
+
+        Raises:
+            KeyError: The id exists already.
+        """
+        now = time.time()
+        with self._lock:
+            try:
+                self.db.execute(
+                    "INSERT INTO jobs (id, created, updated, state, spec) VALUES (?, ?, ?, ?, ?)",
+                    (job_id, now, now, state, json.dumps(spec)),
+                )
+            except sqlite3.IntegrityError:
+                raise KeyError(job_id) from None
+        self._upload_path(job_id).write_bytes(b"")
+
+    def set_state(self, job_id: str, state: str) -> None:
+        """Record a state change."""
+        with self._lock:
+            self.db.execute(
+                "UPDATE jobs SET state = ?, updated = ? WHERE id = ?", (state, time.time(), job_id)
+            )
+
+    def job(self, job_id: str) -> JobRecord | None:
+        """The job row, or ``None`` if unknown or purged."""
+        with self._lock:
+            row = self.db.execute(f"SELECT {_COLUMNS} FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        return None if row is None else _record(row)
+
+    def jobs_in_states(self, states: tuple[str, ...]) -> list[JobRecord]:
+        """Every job whose state is one of ``states``, oldest first."""
+        marks = ",".join("?" * len(states))
+        with self._lock:
+            rows = self.db.execute(
+                f"SELECT {_COLUMNS} FROM jobs WHERE state IN ({marks}) ORDER BY created", states
+            ).fetchall()
+        return [_record(row) for row in rows]
+
+    def purge(self, states: tuple[str, ...], older_than: float) -> list[str]:
+        """Delete jobs in ``states`` last updated before ``older_than`` (Unix seconds).
+
+        Returns:
+            The ids of the jobs deleted (rows, events and upload files).
+        """
+        marks = ",".join("?" * len(states))
+        with self._lock:
+            ids = [
+                row[0]
+                for row in self.db.execute(
+                    f"SELECT id FROM jobs WHERE state IN ({marks}) AND updated < ?", (*states, older_than)
+                )
+            ]
+            for job_id in ids:
+                self.close_upload(job_id)
+                self.db.execute("BEGIN")
+                self.db.execute("DELETE FROM events WHERE job_id = ?", (job_id,))
+                self.db.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
+                self.db.execute("COMMIT")
+                with contextlib.suppress(FileNotFoundError):
+                    self._upload_path(job_id).unlink()
+        return ids
+
+    # -- events -----------------------------------------------------------------------
+
+    def append_events(self, rows: Sequence[EventRow]) -> None:
+        """Commit a batch of events in one transaction.
+
+        Raises:
+            KeyError: An event with one of the batch's ``(job_id, seq)`` exists (nothing is stored).
+        """
+        if not rows:
+            return
+        with self._lock:
+            self.db.execute("BEGIN")
+            try:
+                self.db.executemany(
+                    "INSERT INTO events (job_id, seq, type, body) VALUES (?, ?, ?, ?)",
+                    [(r.job_id, r.seq, r.type, r.body) for r in rows],
+                )
+            except sqlite3.IntegrityError:
+                self.db.execute("ROLLBACK")
+                raise KeyError("an event with this (job_id, seq) exists already") from None
+            except BaseException:
+                self.db.execute("ROLLBACK")
+                raise
+            self.db.execute("COMMIT")
+
+    def append_event(self, job_id: str, seq: int, kind: str, body: str) -> None:
+        """Commit one event (a batch of one)."""
+        self.append_events([EventRow(job_id, seq, kind, body)])
+
+    def events(self, job_id: str, after_seq: int = 0, limit: int | None = None) -> list[EventRow]:
+        """The job's events with ``seq > after_seq``, in order, at most ``limit``."""
+        with self._lock:
+            rows = self.db.execute(
+                "SELECT seq, type, body FROM events WHERE job_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+                (job_id, after_seq, -1 if limit is None else limit),
+            ).fetchall()
+        return [EventRow(job_id, seq, kind, body) for seq, kind, body in rows]
+
+    def last_seq(self, job_id: str) -> int:
+        """The highest committed ``seq`` (0 if none)."""
+        with self._lock:
+            row = self.db.execute("SELECT MAX(seq) FROM events WHERE job_id = ?", (job_id,)).fetchone()
+        return int(row[0] or 0)
+
+    # -- uploads ------------------------------------------------------------------------
+
+    def _upload_path(self, job_id: str) -> Path:
+        return self.uploads / f"{job_id}.bin"
+
+    def append_upload(self, job_id: str, record: UploadRecord) -> None:
+        """Append one upload message to the job's upload file (kept open until :meth:`close_upload`).
+
+        The write reaches the operating system before this returns, so it
+        survives the server process being killed.
+        """
+        kind, payload = (
+            (b"T", record.encode("utf-8", "surrogatepass")) if isinstance(record, str) else (b"B", record)
+        )
+        handle = self._handles.get(job_id)
+        if handle is None:
+            handle = self._handles[job_id] = self._upload_path(job_id).open("ab", buffering=0)
+        handle.write(_HEADER.pack(kind, len(payload)) + payload)
+
+    def close_upload(self, job_id: str) -> None:
+        """Close the job's upload file (the upload ended or the job finished)."""
+        handle = self._handles.pop(job_id, None)
+        if handle is not None:
+            handle.close()
+
+    def upload_records(self, job_id: str, start: int = 0) -> Iterator[UploadRecord]:
+        """The job's complete upload records from index ``start``, in order.
+
+        A record torn by a crash mid-write (the file's last one) is ignored.
+        """
+        path = self._upload_path(job_id)
+        if not path.exists():
+            return
+        with path.open("rb") as f:
+            index = 0
+            while True:
+                header = f.read(_HEADER.size)
+                if len(header) < _HEADER.size:
+                    return
+                kind, length = _HEADER.unpack(header)
+                if index < start:
+                    f.seek(length, 1)
+                    index += 1
+                    continue
+                payload = f.read(length)
+                if len(payload) < length:
+                    return
+                index += 1
+                yield payload.decode("utf-8", "surrogatepass") if kind == b"T" else payload
+
+    def truncate_upload(self, job_id: str) -> tuple[int, int]:
+        """Drop a torn last record (a crash mid-write); returns ``(payload bytes, messages)`` kept."""
+        path = self._upload_path(job_id)
+        if not path.exists():
+            return 0, 0
+        total = path.stat().st_size
+        size = received = messages = 0
+        with path.open("rb") as f:
+            while True:
+                header = f.read(_HEADER.size)
+                if len(header) < _HEADER.size:
+                    break
+                _, length = _HEADER.unpack(header)
+                if size + _HEADER.size + length > total:
+                    break
+                f.seek(length, 1)
+                size += _HEADER.size + length
+                received += length
+                messages += 1
+        if size != total:
+            with path.open("r+b") as f:
+                f.truncate(size)
+        return received, messages
+
+    # -- leases (one process: granted unless another owner holds an unexpired one) ----------
+
+    def acquire_lease(self, job_id: str, owner: str, ttl_s: float) -> bool:
+        """Own ``job_id`` for ``ttl_s`` seconds unless another owner holds it."""
+        now = time.monotonic()
+        with self._lock:
+            held = self._leases.get(job_id)
+            if held is not None and held[0] != owner and held[1] > now:
+                return False
+            self._leases[job_id] = (owner, now + ttl_s)
+            return True
+
+    def renew_lease(self, job_id: str, owner: str, ttl_s: float) -> bool:
+        """Extend ``owner``'s lease; ``False`` if another owns the job."""
+        return self.acquire_lease(job_id, owner, ttl_s)
+
+    def release_lease(self, job_id: str, owner: str) -> None:
+        """Give the job up."""
+        with self._lock:
+            if self._leases.get(job_id, ("",))[0] == owner:
+                del self._leases[job_id]
+
+
+def _record(row: tuple[Any, ...]) -> JobRecord:
+    return JobRecord(
+        id=row[0],
+        created=row[1],
+        updated=row[2],
+        state=row[3],
+        spec=json.loads(row[4]),
+        received=row[5],
+        messages=row[6],
+    )
