@@ -142,7 +142,7 @@ class RankingConfig:
     pool: int = 8
     block_size: int = 600
     w_centroid: float = 0.5
-    w_title: float = 0.3
+    w_title: float = 0.6
     w_section: float = 0.1
     w_entity: float = 0.2
     min_content_words: int = 4
