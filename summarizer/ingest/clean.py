@@ -247,7 +247,12 @@ def dehyphenate(text: str) -> str:
     text = _SOFT_HYPHEN_BREAK.sub("", text)
     if "-" not in text and "\u2010" not in text:
         return text
-    words, compounds = _word_forms(text)
+    forms: list[tuple[frozenset[str], frozenset[str]]] = []  # computed on the first match only
+
+    def spelling() -> tuple[frozenset[str], frozenset[str]]:
+        if not forms:
+            forms.append(_word_forms(text))
+        return forms[0]
 
     def join(match: re.Match[str]) -> str:
         before, after = match.group(1), match.group(2)
@@ -255,10 +260,12 @@ def dehyphenate(text: str) -> str:
             return match.group(0)  # a range of numbers, "10-\n12"
         if match.start() and match.string[match.start() - 1] in "-\u2010":
             return f"{before}-{after}"  # the last part of a compound: "well-known-\nfoo"
-        return _join_hyphenated(before, after, words, compounds)
+        return _join_hyphenated(before, after, *spelling())
 
     text = _HYPHEN_BREAK.sub(join, text)
-    return _INLINE_BREAK.sub(lambda m: _join_inline(m, words, compounds), text)
+    if "- " not in text:
+        return text
+    return _INLINE_BREAK.sub(lambda m: _join_inline(m, *spelling()), text)
 
 
 def _join_inline(match: re.Match[str], words: frozenset[str], compounds: frozenset[str]) -> str:

@@ -78,7 +78,28 @@ FRONT_PAGES_FRACTION = 0.1
 _FRONT_MIN_PAGES = 12
 _MIN_LINES = 6  # a page needs this many lines to be judged an index or reference list by its lines
 _MAX_TITLE_CHARS = 200
-_SMALL_WORDS = frozenset("a an the and or nor but of to in on at by for with from as vs".split())
+_SMALL_WORDS = frozenset(
+    [
+        "a",
+        "an",
+        "the",
+        "and",
+        "or",
+        "nor",
+        "but",
+        "of",
+        "to",
+        "in",
+        "on",
+        "at",
+        "by",
+        "for",
+        "with",
+        "from",
+        "as",
+        "vs",
+    ]
+)
 
 _REASON_TEXT: dict[str, str] = {
     "index": "index",
@@ -341,7 +362,8 @@ def clean_title(title: str | None) -> str | None:
     letters = [c for c in text if c.isalpha()]
     if letters and sum(c.isupper() for c in letters) > 0.8 * len(letters) and len(letters) > 3:
         text = " ".join(
-            w.lower() if i and w.lower() in _SMALL_WORDS else w.capitalize() for i, w in enumerate(text.split())
+            w.lower() if i and w.lower() in _SMALL_WORDS else w.capitalize()
+            for i, w in enumerate(text.split())
         )
     if len(text) > _MAX_TITLE_CHARS:
         text = text[: _MAX_TITLE_CHARS - 1].rstrip() + "\u2026"
