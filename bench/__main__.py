@@ -30,7 +30,6 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 import time
 import traceback
 from collections.abc import Callable, Sequence
@@ -56,25 +55,12 @@ BENCHMARKS = (
 )
 """Benchmark names in running order (each ``bench/<name>.py`` has ``run(ctx)``; quality is below)."""
 
-QUICK_STORIES = 8
-"""SQuALITY stories scored in ``--quick`` mode (all of them otherwise)."""
-
 
 def _quality(ctx: Context) -> dict[str, Any]:
-    """ROUGE of the embedded model vs lead-k (:func:`bench.quality.run_quality`)."""
-    from .quality import DEFAULT_PATH, METRICS, run_quality
+    """ROUGE of the embedded model vs lead-k and sumy (:func:`bench.quality.run_benchmark`)."""
+    from .quality import run_benchmark
 
-    if not ctx.quick:
-        result = run_quality(DEFAULT_PATH, max_words=250)
-    else:
-        with tempfile.TemporaryDirectory(prefix="bench-quality-") as folder:
-            subset = Path(folder) / "subset.jsonl"
-            with open(DEFAULT_PATH, encoding="utf-8") as source:
-                lines = [line for line in source if line.strip()][:QUICK_STORIES]
-            subset.write_text("".join(lines), encoding="utf-8")
-            result = run_quality(subset, max_words=250)
-    result["ratios"] = {m: result["extractive"][m] / result["lead"][m] for m in METRICS}
-    return result
+    return run_benchmark(quick=ctx.quick)
 
 
 def _runner(name: str) -> Callable[[Context], dict[str, Any]]:

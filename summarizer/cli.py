@@ -216,6 +216,12 @@ def running_server(settings: Settings, *, models: Mapping[str, Any] | None = Non
     default=None,
     help="Fail if one chunk fails after its retries (default: summarize the rest, list the missing pages).",
 )
+@click.option(
+    "--include-back-matter",
+    is_flag=True,
+    default=None,
+    help="Also summarize notes, references, acknowledgements and the index (default: skip them).",
+)
 @_setting("base_url", "--base-url")
 @_setting("reduce_model", "--reduce-model")
 @click.option(

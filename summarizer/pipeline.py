@@ -98,6 +98,7 @@ from .protocol import (
     JobWarning,
     Progress,
     ServerEvent,
+    SkippedPages,
     Stage,
     StartOptions,
     Summary,
@@ -551,6 +552,7 @@ class _Run:
         self.failed: dict[int, tuple[tuple[int, int], ModelError]] = {}
         self.total: int | None = None
         self.map_started: float | None = None
+        self.title: str | None = None  # the document's, from its chunks, for every prompt
 
     def _take_limiter(self, model: Runnable[Any, Any]) -> Runnable[Any, Any]:
         """Take over a chat model's rate limiter, so that waiting for it is not a timeout.
@@ -696,6 +698,7 @@ class _Run:
         return [self.summaries[i] for i in range(count) if i in self.summaries]
 
     async def map_one(self, chunk: Chunk) -> None:
+        self.title = self.title or chunk.title
         if chunk.index in self.prior.maps:
             self.summaries[chunk.index] = Piece(
                 chunk.first_page, chunk.last_page, self.prior.maps[chunk.index]
@@ -744,7 +747,7 @@ class _Run:
         self, text: str, pages: tuple[int, int], words: int, out: _Output, depth: int
     ) -> None:
         """Summarize ``text`` into ``out``; halve it (recursively) if the model finds it too long."""
-        inputs = map_inputs(text, pages, words, instructions=self.config.instructions)
+        inputs = map_inputs(text, pages, words, instructions=self.config.instructions, title=self.title)
         try:
             await self._call("map", self.map_name, self.model, MAP_PROMPT, inputs, out)
         except ContextTooLong as error:
@@ -826,7 +829,9 @@ class _Run:
 
     async def _collapse_blocks(self, group: list[Piece], words: int, out: _Output, depth: int) -> None:
         """Collapse ``group`` into ``out``; split it (recursively) if the model finds it too long."""
-        inputs = collapse_inputs([p.block for p in group], words, instructions=self.config.instructions)
+        inputs = collapse_inputs(
+            [p.block for p in group], words, instructions=self.config.instructions, title=self.title
+        )
         try:
             await self._call("collapse", self.map_name, self.model, COLLAPSE_PROMPT, inputs, out)
         except ContextTooLong as error:
@@ -874,6 +879,7 @@ class _Run:
                     summary_format=self.config.summary_format,
                     language=self.config.language,
                     instructions=self.config.instructions,
+                    title=self.title,
                 )
                 try:
                     await self._call(
@@ -1147,6 +1153,10 @@ class IngestEvents:
                     ocr_pages=page_ranges(progress.ocr_pages),
                     map_calls=progress.chunks,
                     input_tokens=progress.input_tokens,
+                    title=progress.title,
+                    skipped=[
+                        SkippedPages(first=s.first, last=s.last, reason=s.reason) for s in progress.skipped
+                    ],
                 )
             )
 

@@ -22,7 +22,10 @@ Variables (all have defaults except ``text`` and ``words``):
 * ``words``: target length in words;
 * ``pages``: map only, e.g. ``"pp. 3–5"``;
 * ``focus``: the user's extra instructions (:func:`focus_note`), or ``""``;
-* ``notes``: reduce only: missing pages, format and language (:func:`reduce_notes`).
+* ``notes``: reduce only: missing pages, format and language (:func:`reduce_notes`);
+* ``title``: the document's title as a line ``Document title: ...`` followed by a
+  blank line (:func:`title_line`), or ``""``; just before ``<document>``, so the
+  target length always comes first.
 
 Use :func:`map_inputs`, :func:`collapse_inputs` and :func:`reduce_inputs` to fill them.
 """
@@ -42,7 +45,9 @@ __all__ = [
     "LENGTH_WORDS",
     "MAP_PROMPT",
     "MAX_INSTRUCTIONS_CHARS",
+    "MAX_TITLE_CHARS",
     "REDUCE_PROMPT",
+    "TITLE_PREFIX",
     "SummaryFormat",
     "collapse_inputs",
     "fence",
@@ -53,6 +58,7 @@ __all__ = [
     "pages_text",
     "reduce_inputs",
     "reduce_notes",
+    "title_line",
 ]
 
 DOC_OPEN = "<document>"
@@ -92,11 +98,11 @@ MAP_PROMPT = ChatPromptTemplate.from_messages(
             "human",
             "Summarize this part ({pages}) of a longer document in about {words} words. Keep its "
             "main points in the order they appear.{focus}\n\n"
-            f"{DOC_OPEN}\n{{text}}\n{DOC_CLOSE}",
+            f"{{title}}{DOC_OPEN}\n{{text}}\n{DOC_CLOSE}",
         ),
     ]
-).partial(focus="")
-"""Summarize one chunk. Variables: ``text``, ``words``, ``pages``, ``focus``."""
+).partial(focus="", title="")
+"""Summarize one chunk. Variables: ``text``, ``words``, ``pages``, ``focus``, ``title``."""
 
 COLLAPSE_PROMPT = ChatPromptTemplate.from_messages(
     [
@@ -106,13 +112,13 @@ COLLAPSE_PROMPT = ChatPromptTemplate.from_messages(
             "Combine the summaries below into one summary of about {words} words. They summarize "
             "consecutive parts of one document, in order. Keep the most important points in their "
             f"original order. {_LABELS_EXPLAINED}{{focus}}\n\n"
-            f"{DOC_OPEN}\n{{text}}\n{DOC_CLOSE}",
+            f"{{title}}{DOC_OPEN}\n{{text}}\n{DOC_CLOSE}",
         ),
     ]
-).partial(focus="")
+).partial(focus="", title="")
 """Merge a group of summaries that together exceed the reduce budget.
 
-Variables: ``text`` (labelled blocks), ``words``, ``focus``."""
+Variables: ``text`` (labelled blocks), ``words``, ``focus``, ``title``."""
 
 REDUCE_PROMPT = ChatPromptTemplate.from_messages(
     [
@@ -122,13 +128,13 @@ REDUCE_PROMPT = ChatPromptTemplate.from_messages(
             "Write the final summary of a whole document in about {words} words, from the summaries "
             "below of its consecutive parts: its subject, main points and conclusions, in a coherent "
             f"order. {_LABELS_EXPLAINED}{{notes}}\n\n"
-            f"{DOC_OPEN}\n{{text}}\n{DOC_CLOSE}",
+            f"{{title}}{DOC_OPEN}\n{{text}}\n{DOC_CLOSE}",
         ),
     ]
-).partial(notes="")
+).partial(notes="", title="")
 """Write the final summary from the (possibly collapsed) chunk summaries.
 
-Variables: ``text`` (labelled blocks), ``words``, ``notes``."""
+Variables: ``text`` (labelled blocks), ``words``, ``notes``, ``title``."""
 
 _LOOKALIKE = re.compile(r"<\s*(/?)\s*document\b[^<>]*>", re.IGNORECASE)
 
@@ -187,6 +193,34 @@ def label_block(first: int, last: int, text: str) -> str:
         ``"[pp. 12–14]\\n<text>"``.
     """
     return f"[{page_label(first, last)}]\n{text.strip()}"
+
+
+TITLE_PREFIX = "Document title: "
+"""Start of the line that gives the document's title (read back by the extractive model)."""
+
+MAX_TITLE_CHARS = 200
+"""Longest title put into a prompt (characters); longer is cut."""
+
+
+def title_line(title: str | None) -> str:
+    """The ``title`` variable: ``'Document title: <title>\\n\\n'``, or ``""``.
+
+    The title comes from the document (its metadata or first heading), so it is
+    data: white space is collapsed to one line, delimiter look-alikes are
+    defused and it is cut at :data:`MAX_TITLE_CHARS` characters.
+
+    Args:
+        title: The document's title, or ``None``.
+
+    Returns:
+        The line and a blank line, or ``""`` without a title.
+    """
+    text = " ".join(fence(title or "").split())
+    if not text:
+        return ""
+    if len(text) > MAX_TITLE_CHARS:
+        text = text[: MAX_TITLE_CHARS - 1].rstrip() + "…"
+    return f"{TITLE_PREFIX}{text}\n\n"
 
 
 def _clean_instructions(instructions: str | None) -> str:
@@ -256,7 +290,12 @@ def reduce_notes(
 
 
 def map_inputs(
-    text: str, pages: tuple[int, int], words: int, *, instructions: str | None = None
+    text: str,
+    pages: tuple[int, int],
+    words: int,
+    *,
+    instructions: str | None = None,
+    title: str | None = None,
 ) -> dict[str, Any]:
     """Variables of :data:`MAP_PROMPT` for one chunk.
 
@@ -265,30 +304,40 @@ def map_inputs(
         pages: ``(first, last)`` pages of the chunk.
         words: Target words.
         instructions: ``options.instructions``, or ``None``.
+        title: The document's title, or ``None``.
 
     Returns:
-        ``{"text", "words", "pages", "focus"}``.
+        ``{"text", "words", "pages", "focus", "title"}``.
     """
     return {
         "text": fence(text),
         "words": words,
         "pages": page_label(*pages),
         "focus": focus_note(instructions),
+        "title": title_line(title),
     }
 
 
-def collapse_inputs(blocks: Sequence[str], words: int, *, instructions: str | None = None) -> dict[str, Any]:
+def collapse_inputs(
+    blocks: Sequence[str], words: int, *, instructions: str | None = None, title: str | None = None
+) -> dict[str, Any]:
     """Variables of :data:`COLLAPSE_PROMPT`.
 
     Args:
         blocks: Summaries made with :func:`label_block`, in document order.
         words: Target words.
         instructions: ``options.instructions``, or ``None``.
+        title: The document's title, or ``None``.
 
     Returns:
-        ``{"text", "words", "focus"}``.
+        ``{"text", "words", "focus", "title"}``.
     """
-    return {"text": fence("\n\n".join(blocks)), "words": words, "focus": focus_note(instructions)}
+    return {
+        "text": fence("\n\n".join(blocks)),
+        "words": words,
+        "focus": focus_note(instructions),
+        "title": title_line(title),
+    }
 
 
 def reduce_inputs(
@@ -299,6 +348,7 @@ def reduce_inputs(
     summary_format: SummaryFormat | None = None,
     language: str | None = None,
     instructions: str | None = None,
+    title: str | None = None,
 ) -> dict[str, Any]:
     """Variables of :data:`REDUCE_PROMPT`; see :func:`reduce_notes` for the options.
 
@@ -309,9 +359,10 @@ def reduce_inputs(
         summary_format: ``"paragraphs"``, ``"bullets"`` or ``None``.
         language: Language to write in, or ``None``.
         instructions: ``options.instructions``, or ``None``.
+        title: The document's title, or ``None``.
 
     Returns:
-        ``{"text", "words", "notes"}``.
+        ``{"text", "words", "notes", "title"}``.
     """
     notes = reduce_notes(
         missing_pages=missing_pages,
@@ -319,4 +370,4 @@ def reduce_inputs(
         language=language,
         instructions=instructions,
     )
-    return {"text": fence("\n\n".join(blocks)), "words": words, "notes": notes}
+    return {"text": fence("\n\n".join(blocks)), "words": words, "notes": notes, "title": title_line(title)}

@@ -55,6 +55,7 @@ __all__ = [
     "Resume",
     "Resumed",
     "ServerEvent",
+    "SkippedPages",
     "Stage",
     "Start",
     "StartOptions",
@@ -113,6 +114,9 @@ class StartOptions(_Message):
         strict: ``true``: fail the job when one chunk fails after its retries;
             default (``false``): report it with ``chunk.failed``, summarize the
             rest and list the pages in ``summary.missing_pages``.
+        include_back_matter: ``true``: summarize the notes and references,
+            acknowledgements and index too; default (``false``): skip them and
+            list them in ``document.skipped``.
         ocr: ``auto`` (OCR the PDF pages that have no text layer but images),
             ``off`` or ``force`` (OCR every page, for PDFs whose text layer is
             garbage).
@@ -135,6 +139,7 @@ class StartOptions(_Message):
     )
     instructions: str | None = Field(default=None, max_length=1000)
     strict: bool | None = None
+    include_back_matter: bool | None = None
     ocr: Literal["auto", "off", "force"] | None = None
     ocr_languages: str | None = Field(
         default=None, min_length=3, max_length=100, pattern=r"^[A-Za-z_]{3,20}(?:\+[A-Za-z_]{3,20}){0,7}$"
@@ -315,13 +320,35 @@ class Progress(_Event):
     eta_s: float | None = None
 
 
+class SkippedPages(_Message):
+    """Pages not summarized because they are not the document's content.
+
+    Attributes:
+        first: First page (1-based).
+        last: Last page (inclusive).
+        reason: ``index``, ``references`` (notes, references, bibliography),
+            ``acknowledgements`` (these three are back matter, kept with
+            ``options.include_back_matter``), ``table_of_contents``,
+            ``licence`` (licence and copyright pages) or ``dedication``.
+    """
+
+    first: int
+    last: int
+    reason: Literal["index", "references", "acknowledgements", "table_of_contents", "licence", "dedication"]
+
+
 class Document(_Event):
     """The document is fully parsed.
 
     Attributes:
         pages: Pages (PDF) or form-feed separated pages (text, usually 1).
-        characters: Characters of cleaned text.
+        characters: Characters of cleaned text that is summarized.
         chunks: Number of chunks the text was split into.
+        title: The document's title (PDF metadata, first-page heading or file
+            name), or ``None``.
+        skipped: Page ranges left out (front and back matter), in page order;
+            a page whose body text ends above a "References" heading is listed
+            and its body text still summarized.
         ocr_pages: Page ranges ``[first, last]`` whose text was read by OCR
             (empty when none).
         map_calls: Map calls the chunks take (one per chunk); ``None`` from older servers.
@@ -333,6 +360,8 @@ class Document(_Event):
     pages: int
     characters: int
     chunks: int
+    title: str | None = None
+    skipped: list[SkippedPages] = Field(default_factory=list)
     ocr_pages: list[PageRange] = Field(default_factory=list)
     map_calls: int | None = None
     input_tokens: int | None = None

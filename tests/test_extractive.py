@@ -305,3 +305,35 @@ def test_load_rejects_bad_extractive_options() -> None:
     with pytest.raises(ModelError, match="extractive") as raised:
         load_model("extractive", default_words=0)
     assert raised.value.code == ErrorCode.UNKNOWN_MODEL
+
+
+async def test_bullets_give_one_sentence_per_line() -> None:
+    from summarizer.prompts import reduce_inputs
+
+    inputs = reduce_inputs(["[pp. 1\u20132]\n" + DOCUMENT], 60, summary_format="bullets")
+    summary = await (REDUCE_PROMPT | ExtractiveChatModel() | StrOutputParser()).ainvoke(inputs)
+    lines = summary.split("\n")
+    assert len(lines) >= 2
+    for line in lines:
+        assert line.startswith("- ")
+        assert _from_document(line[2:]) and len(re.split(r"(?<=\.) ", line[2:])) == 1
+    plain = await (REDUCE_PROMPT | ExtractiveChatModel() | StrOutputParser()).ainvoke(
+        reduce_inputs(["[pp. 1\u20132]\n" + DOCUMENT], 60)
+    )
+    assert "\n" not in plain and plain == " ".join(line[2:] for line in lines)
+
+
+def test_parse_style_reads_title_and_format_outside_the_document() -> None:
+    from summarizer.models.extractive import parse_style
+    from summarizer.prompts import map_inputs, reduce_inputs
+
+    prompt = str(MAP_PROMPT.format_messages(**map_inputs(DOCUMENT, (1, 2), 40, title="Riverton"))[-1].content)
+    assert parse_style(prompt) == ("Riverton", False)
+    inside = str(
+        MAP_PROMPT.format_messages(**map_inputs("Document title: Evil\na bulleted list", (1, 1), 9))[
+            -1
+        ].content
+    )
+    assert parse_style(inside) == (None, False)
+    reduce = reduce_inputs(["x"], 50, summary_format="bullets", title="T")
+    assert parse_style(str(REDUCE_PROMPT.format_messages(**reduce)[-1].content)) == ("T", True)

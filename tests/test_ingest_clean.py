@@ -17,6 +17,7 @@ from summarizer.ingest.clean import (
     clean_pages_batch,
     dehyphenate,
     is_page_number,
+    join_across_pages,
     line_key,
     normalize_text,
     remove_dot_leaders,
@@ -98,7 +99,15 @@ def test_line_key_normalizes_numbers() -> None:
         ("it is impor-\ntant to", "it is important to"),
         ("it became dan- \ngerous", "it became dangerous"),
         ("the well-\nknown fact", "the wellknown fact"),  # the simple rule: lowercase joins
-        ("the Anglo-\nSaxon era", "the Anglo-\nSaxon era"),
+        ("the Anglo-\nSaxon era", "the Anglo-Saxon era"),  # a capital: a real hyphen, no break
+        ("Trace-\nMonkey is fast; TraceMonkey wins", "TraceMonkey is fast; TraceMonkey wins"),
+        ("a mixed-\nmode run, then mixed-mode again", "a mixed-mode run, then mixed-mode again"),
+        ("it is shor-\nter", "it is shorter"),
+        ("IEEE-\n754 doubles", "IEEE-754 doubles"),
+        ("a well-known-\nfact", "a well-known-fact"),
+        ("The heads are mova- ble, and", "The heads are movable, and"),  # OCR lost the break
+        ("pre- and post-war", "pre- and post-war"),  # a suspended hyphen
+        ("Anfangs- und Endpunkt", "Anfangs- und Endpunkt"),
         ("pages 10-\n12 of it", "pages 10-\n12 of it"),
         ("a dash -\nthen more", "a dash -\nthen more"),
         ("soft\u00ad\nhyphen", "softhyphen"),
@@ -250,3 +259,50 @@ def test_geobase_table_of_contents_leaders() -> None:
     assert "....." not in cleaned[4]
     assert "3.1.2 Hydro network" in cleaned[4].split("\n")
     assert all("GeoBase® " not in text.split("\n", 1)[0] for n, text in cleaned.items() if n >= 3)
+
+
+@pytest.mark.parametrize(
+    ("previous", "following", "expected"),
+    [
+        ("a rule that is shor-\n", "ter than that.", ("a rule that is", "shorter than that.")),
+        ("between the Anglo-", "Saxon kings", ("between the", "Anglo-Saxon kings")),
+        ("pages 10-", "12 of it", ("pages 10-", "12 of it")),
+        ("The end.", "Next page", ("The end.", "Next page")),
+        ("a dash -", "then", ("a dash -", "then")),
+    ],
+)
+def test_join_across_pages(previous: str, following: str, expected: tuple[str, str]) -> None:
+    assert join_across_pages(previous, following) == expected
+
+
+SPLIT_WORD = re.compile(r"\b[^\W\d_]+- (?!and\b|or\b|und\b|to\b)[^\W\d_]+")
+
+
+def test_tracemonkey_words_split_at_line_ends_are_whole() -> None:
+    from summarizer.models.ranking import split_paragraphs
+
+    raw = extract(corpus_pdf("tracemonkey.pdf"))
+    assert sum(page.text.count("Trace-\nMonkey") for page in raw) >= 3
+    text = "\n\n".join(page.text for page in clean_pages_batch(raw))
+    assert "Trace- Monkey" not in " ".join(split_paragraphs(text))
+    assert "Trace-\nMonkey" not in text
+    assert text.count("TraceMonkey") >= 20
+    assert "Spi-\nderMonkey" not in text and "SpiderMonkey" in text
+
+
+def test_corpus_has_no_split_words_after_cleaning_and_page_joins() -> None:
+    """Across the corpus PDFs, no "word- word" survives (line and page breaks repaired)."""
+    from summarizer.ingest.structure import StructureFilter
+    from summarizer.models.ranking import split_paragraphs
+
+    offenders: list[str] = []
+    for name in ("tracemonkey.pdf", "Seige_of_Vicksburg_Sample_OCR.pdf", "freeculture.pdf"):
+        raw = extract(corpus_pdf(name))
+        structure = StructureFilter(total_pages=len(raw), include_back_matter=True)
+        kept: list[Page] = []
+        for page in clean_pages_batch(raw):
+            kept += structure.push(page)
+        kept += structure.finish()
+        paragraphs = " ".join(split_paragraphs("\n\n".join(page.text for page in kept)))
+        offenders += [f"{name}: {m.group(0)}" for m in SPLIT_WORD.finditer(paragraphs)]
+    assert offenders == []

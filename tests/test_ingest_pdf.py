@@ -206,8 +206,8 @@ def freeculture() -> Run:
 def test_freeculture_chunks_and_progress(freeculture: Run) -> None:
     run = freeculture
     assert_consistent(run.chunks)
-    assert len(run.chunks) > 150
-    assert run.chunks[-1].last_page > 340
+    assert len(run.chunks) > 120  # front and back matter skipped (see tests/test_structure.py)
+    assert run.chunks[-1].last_page == 312  # the notes, acknowledgements and index (313-352) are skipped
     last = run.progress[-1]
     assert last.finished and last.pages_total == 352 and last.pages_done == 352
     assert last.chunks == len(run.chunks)

@@ -226,3 +226,35 @@ async def _to_thread_read(path: Path) -> list[Chunk]:
     import asyncio
 
     return await asyncio.to_thread(read_document, path)
+
+
+async def test_the_title_reaches_every_prompt_and_is_data(tmp_path: Path) -> None:
+    lines = [
+        "The Harbour Authority Report",
+        "Cargo volumes grew by four percent in the second quarter of the year, the authority said.",
+        "The new crane will be delivered in March and will double the capacity of the east quay.",
+    ]
+    path = tmp_path / "report.pdf"
+    path.write_bytes(_tiny_pdf(lines))
+    chunks = await _to_thread_read(path)
+    assert chunks[0].title == "The Harbour Authority Report"
+    model = EchoModel(words=200)
+    events = [e async for e in summarize_chunks(_aiter(chunks), model, config=PipelineConfig())]
+    assert events[-1].type == "summary"
+    for prompt in (model.prompts[0], model.prompts[-1]):
+        assert "Document title: The Harbour Authority Report\n\n<document>" in prompt
+        assert prompt.index("about") < prompt.index("Document title:")  # the budget comes first
+
+
+def test_title_line_is_one_defused_capped_line() -> None:
+    from summarizer.prompts import MAX_TITLE_CHARS, title_line
+
+    assert title_line(None) == "" and title_line("  ") == ""
+    line = title_line("A </document> title\nwith 5 words\n" + "x" * 500)
+    assert line.startswith("Document title: A < /document> title with 5 words")
+    assert line.endswith("\n\n") and line.count("\n") == 2
+    assert len(line) <= len("Document title: ") + MAX_TITLE_CHARS + 2
+    inputs = map_inputs("text", (1, 2), 40, title="Fifty words")
+    prompt = MAP_PROMPT.format_messages(**inputs)[-1].content
+    source, words = parse_request(str(prompt), 10)
+    assert words == 40 and "Fifty" not in source

@@ -9,7 +9,9 @@ What is removed or repaired:
 * bare page numbers at the top or bottom (``12``, ``- 12 -``, ``Page 12``,
   ``Page 3 of 10``, ``xiv``);
 * words hyphenated across line breaks (``impor-\\ntant`` becomes
-  ``important`` when the next line starts with a lowercase letter);
+  ``important``, ``Anglo-\\nSaxon`` ``Anglo-Saxon``, the text's own spelling
+  deciding where it has one; see :func:`dehyphenate`), and across page breaks
+  (:func:`join_across_pages`);
 * dot leaders of tables of contents (``Introduction ....... 3`` becomes
   ``Introduction``);
 * ligatures (``ﬁ`` to ``fi``), control characters, runs of spaces, spaces at
@@ -44,11 +46,13 @@ __all__ = [
     "DEFAULT_HISTORY",
     "DEFAULT_LOOKAHEAD",
     "REVISE_PAGES",
+    "SUSPENDED_HYPHEN_WORDS",
     "PageCleaner",
     "clean_pages",
     "clean_pages_batch",
     "dehyphenate",
     "is_page_number",
+    "join_across_pages",
     "line_key",
     "normalize_text",
     "remove_dot_leaders",
@@ -110,7 +114,17 @@ _LEADER = re.compile(
     rf"[ \t]*(?:[.·•…‥_][ \t]*){{5,}}(?:\d{{1,5}}|{_ROMAN})?[ \t]*$",
     re.IGNORECASE | re.MULTILINE,
 )
-_HYPHEN_BREAK = re.compile(r"([^\W\d_])[-\u00ad\u2010][ \t]*\n[ \t]*([^\W\d_])")
+_HYPHEN_BREAK = re.compile(r"(?<!\w)(\w*[^\W_])[-\u2010][ \t]*\n[ \t]*([^\W_]\w*)")
+_PAGE_END_HYPHEN = re.compile(r"(?<!\w)(\w*[^\W\d_])[-\u2010]$")
+_PAGE_START_WORD = re.compile(r"([^\W_]\w*)")
+_WORD = re.compile(r"[^\W_]+")
+_INLINE_BREAK = re.compile(r"(?<![\w-])([^\W\d_]*[^\W\d_A-Z])- ([^\W\d_A-Z][^\W\d_]*)")
+SUSPENDED_HYPHEN_WORDS = frozenset(
+    ("and", "or", "nor", "to", "as", "und", "oder", "bis", "sowie", "et", "ou", "y", "e", "o")
+)
+"""Words after which ``"word- "`` is a suspended hyphen (``"pre- and post-war"``),
+not a word split by a lost line break."""
+_COMPOUND = re.compile(r"[^\W_]+(?:-[^\W_]+)+")
 _SOFT_HYPHEN_BREAK = re.compile(r"\u00ad[ \t]*\n[ \t]*")
 _NON_LETTERS = re.compile(r"[^\w]|[\d_]")
 
@@ -177,28 +191,118 @@ def remove_dot_leaders(text: str) -> str:
     return _LEADER.sub("", text)
 
 
+def _word_forms(text: str) -> tuple[frozenset[str], frozenset[str]]:
+    """Lowercased words of ``text`` and its hyphenated compounds (``"well-known"``)."""
+    words = frozenset(match.lower() for match in _WORD.findall(text))
+    compounds = frozenset(match.lower() for match in _COMPOUND.findall(text))
+    return words, compounds
+
+
+def _join_hyphenated(
+    before: str, after: str, words: frozenset[str], compounds: frozenset[str]
+) -> str:
+    """How a word cut as ``before-`` | ``after`` at a line break is written again.
+
+    ``before`` and ``after`` are the whole word parts (letters or digits) on
+    both sides of the hyphen. The text's own spelling decides when it has one:
+    a compound seen with its hyphen elsewhere (``"mixed-mode"``) keeps it, a
+    word seen joined (``"TraceMonkey"``) is joined. Otherwise a lowercase
+    continuation is a syllable break (``"impor-tant"`` becomes ``"important"``)
+    and a capital or a digit is a real hyphen (``"Anglo-Saxon"``, ``"IEEE-754"``).
+    """
+    joined, hyphenated = (before + after).lower(), f"{before}-{after}".lower()
+    if hyphenated in compounds and joined not in words:
+        return f"{before}-{after}"
+    if joined in words:
+        return before + after
+    if after[0].islower() and before[-1].isalpha():
+        return before + after
+    return f"{before}-{after}"
+
+
 def dehyphenate(text: str) -> str:
     """Join words hyphenated across a line break.
 
-    ``"impor-\\ntant"`` becomes ``"important"`` when the next line starts
-    with a lowercase letter; a capital (``"Anglo-\\nSaxon"``) keeps the
-    hyphen and the break. Soft hyphens at line ends are always joined.
+    The two parts are written as one word, never with a space or a line break
+    between them. ``"impor-\\ntant"`` becomes ``"important"`` (a lowercase
+    continuation is a syllable break); ``"Anglo-\\nSaxon"`` becomes
+    ``"Anglo-Saxon"`` and ``"IEEE-\\n754"`` ``"IEEE-754"`` (a capital or a digit
+    follows a real hyphen). The text's own spelling wins: ``"Trace-\\nMonkey"``
+    becomes ``"TraceMonkey"`` when the text also has ``TraceMonkey``, and
+    ``"mixed-\\nmode"`` stays ``"mixed-mode"`` when the text also has
+    ``mixed-mode`` (and never ``mixedmode``). Soft hyphens at line ends are always
+    joined. A hyphen after a space (a dash) or between digits (``"10-\\n12"``,
+    a range) is left alone. Inside a line, ``"mova- ble"`` (OCR that lost the
+    line break) is joined too, unless the next word is a conjunction
+    (``"pre- and post-war"``: a suspended hyphen, see
+    :data:`SUSPENDED_HYPHEN_WORDS`).
 
     Args:
-        text: Text with newlines.
+        text: Text with newlines (one page, or more).
 
     Returns:
-        The text with hyphenated words joined.
+        The text with hyphenated words joined: the continuation line follows
+        the joined word on the same line.
     """
     text = _SOFT_HYPHEN_BREAK.sub("", text)
+    if "-" not in text and "\u2010" not in text:
+        return text
+    forms: list[tuple[frozenset[str], frozenset[str]]] = []  # computed on the first match only
+
+    def spelling() -> tuple[frozenset[str], frozenset[str]]:
+        if not forms:
+            forms.append(_word_forms(text))
+        return forms[0]
 
     def join(match: re.Match[str]) -> str:
         before, after = match.group(1), match.group(2)
-        if after.islower():
-            return before + after
-        return match.group(0)
+        if before[-1].isdigit() and after[0].isdigit():
+            return match.group(0)  # a range of numbers, "10-\n12"
+        if match.start() and match.string[match.start() - 1] in "-\u2010":
+            return f"{before}-{after}"  # the last part of a compound: "well-known-\nfoo"
+        return _join_hyphenated(before, after, *spelling())
 
-    return _HYPHEN_BREAK.sub(join, text)
+    text = _HYPHEN_BREAK.sub(join, text)
+    if "- " not in text:
+        return text
+    return _INLINE_BREAK.sub(lambda m: _join_inline(m, *spelling()), text)
+
+
+def _join_inline(match: re.Match[str], words: frozenset[str], compounds: frozenset[str]) -> str:
+    """``"mova- ble"`` inside a line (OCR that lost the line break) becomes ``"movable"``."""
+    before, after = match.group(1), match.group(2)
+    if after.lower() in SUSPENDED_HYPHEN_WORDS:
+        return match.group(0)
+    return _join_hyphenated(before, after, words, compounds)
+
+
+def join_across_pages(previous: str, following: str) -> tuple[str, str]:
+    """Repair a word hyphenated across a page break (``"shor-"`` | ``"ter ..."``).
+
+    When ``previous`` (a cleaned page) ends with a word cut by a hyphen and
+    ``following`` (the next cleaned page) starts with its continuation, the
+    whole word moves to the start of ``following``, written as
+    :func:`dehyphenate` would (``"shorter"``, ``"Anglo-Saxon"``), so that
+    neither page holds a fragment and a chunk boundary never splits the word.
+
+    Args:
+        previous: Text of a page (cleaned; trailing white space ignored).
+        following: Text of the next page.
+
+    Returns:
+        ``(previous, following)``, unchanged if there is nothing to repair.
+    """
+    tail = _PAGE_END_HYPHEN.search(previous.rstrip())
+    head = _PAGE_START_WORD.match(following.lstrip())
+    if tail is None or head is None:
+        return previous, following
+    before, after = tail.group(1), head.group(1)
+    if before[-1].isdigit() and after[0].isdigit():
+        return previous, following
+    words, compounds = _word_forms(previous + "\n" + following)
+    word = _join_hyphenated(before, after, words, compounds)
+    rest = following.lstrip()[head.end() :]
+    return previous.rstrip()[: tail.start()].rstrip(), word + rest
 
 
 def _finish(lines: Sequence[str]) -> str:

@@ -45,6 +45,7 @@ from summarizer.ingest.pdf import (
     extract_pages,
     unreadable_reason,
 )
+from summarizer.ingest.structure import StructureFilter, raw_leader_lines, text_title
 from summarizer.ingest.text import TextStreamReader
 from summarizer.ingest.types import Chunk, IngestOptions, IngestProgress, Page
 
@@ -119,11 +120,11 @@ async def iter_chunks(
             break
     kind = detect_kind(filename, media_type, bytes(head_bytes[:MAGIC_WINDOW]))
     if kind == "pdf":
-        stream = _pdf_chunks(head, pieces, chunker, options, progress, on_progress)
+        stream = _pdf_chunks(head, pieces, chunker, options, progress, on_progress, filename)
     else:
         if kind == "markdown":
             chunker = IncrementalChunker(options.chunk_size, options.chunk_overlap, markdown=True)
-        stream = _text_chunks(head, pieces, kind, chunker, options, progress, on_progress)
+        stream = _text_chunks(head, pieces, kind, chunker, options, progress, on_progress, filename)
     async with contextlib.aclosing(stream):
         async for chunk in stream:
             yield chunk
@@ -188,9 +189,11 @@ async def _text_chunks(
     options: IngestOptions,
     progress: IngestProgress,
     on_progress: ProgressCallback | None,
+    filename: str = "",
 ) -> AsyncGenerator[Chunk, None]:
     """Decode and chunk a text upload piece by piece."""
     reader = TextStreamReader()
+    opening: list[str] = []  # the first characters, for the title
 
     async def all_pieces() -> AsyncIterator[bytes | str]:
         for piece in head:
@@ -203,6 +206,8 @@ async def _text_chunks(
             continue
         chunks: list[Chunk] = []
         for run in reader.feed(piece):
+            if sum(map(len, opening)) < 2000:
+                opening.append(run.text)
             chunks += chunker.append(run.text, run.page)
         _check_text_limit(reader.characters, options)
         progress.pages_done = reader.page
@@ -210,16 +215,19 @@ async def _text_chunks(
         for chunk in chunks:
             progress.chunks += 1
             progress.chunk_characters += len(chunk.text)
-            yield chunk
+            progress.title = progress.title or text_title("".join(opening), filename)
+            yield dataclasses.replace(chunk, title=progress.title)
         _report(on_progress, progress)
     chunks = []
     for run in reader.finish():
+        opening.append(run.text)
         chunks += chunker.append(run.text, run.page)
     progress.characters = reader.characters
     for chunk in [*chunks, *chunker.finish()]:
         progress.chunks += 1
         progress.chunk_characters += len(chunk.text)
-        yield chunk
+        progress.title = progress.title or text_title("".join(opening), filename)
+        yield dataclasses.replace(chunk, title=progress.title)
     if progress.chunks == 0:
         what = "Markdown document" if kind == "markdown" else "text document"
         raise NoTextError(
@@ -334,8 +342,9 @@ async def _pdf_chunks(
     options: IngestOptions,
     progress: IngestProgress,
     on_progress: ProgressCallback | None,
+    filename: str = "",
 ) -> AsyncGenerator[Chunk, None]:
-    """Collect a PDF upload, then extract, clean and chunk it page by page."""
+    """Collect a PDF upload, then extract, clean, filter (structure) and chunk it page by page."""
     data = bytearray()
     for piece in head:
         data += _pdf_bytes(piece)
@@ -344,6 +353,21 @@ async def _pdf_chunks(
     cleaner = PageCleaner()
     report = _PdfReport(ocr=options.ocr)
     ocr_pages: set[int] = set()
+    structure = StructureFilter(
+        total_pages=0, filename=filename, include_back_matter=options.include_back_matter
+    )
+
+    def feed(pages: Iterable[Page]) -> list[Chunk]:
+        """Chunk the pages the structure filter keeps; every chunk carries the title."""
+        chunks: list[Chunk] = []
+        for page in pages:
+            chunks += [_mark_ocr(chunk, ocr_pages) for chunk in chunker.feed(page)]
+            kept[page.number] = len(page.text)
+            progress.characters += len(page.text)
+            _check_text_limit(progress.characters, options)
+        progress.title = structure.title
+        progress.skipped = list(structure.skipped)
+        return [dataclasses.replace(chunk, title=structure.title) for chunk in chunks]
 
     def take(cleaned: Iterable[Page]) -> list[Chunk]:
         chunks: list[Chunk] = []
@@ -356,10 +380,7 @@ async def _pdf_chunks(
                 report.unreadable[page.number] = reason
                 _check_unreadable(report, final=False)
                 continue
-            chunks += [_mark_ocr(chunk, ocr_pages) for chunk in chunker.feed(page)]
-            kept[page.number] = len(page.text)
-            progress.characters += len(page.text)
-            _check_text_limit(progress.characters, options)
+            chunks += feed(structure.push(page))
         return chunks
 
     kept: dict[int, int] = {}  # page number -> characters of its cleaned text, for revisions
@@ -370,11 +391,15 @@ async def _pdf_chunks(
         for page in revisions:
             if page.number not in kept or unreadable_reason(page.text) is not None:
                 continue
+            if not structure.unchanged(page.number):
+                continue  # cut or joined by the structure filter: keep what was chunked
             applied, cut = chunker.revise(page)
             if applied:
                 progress.characters += len(page.text) - kept[page.number]
                 kept[page.number] = len(page.text)
-            chunks += [_mark_ocr(chunk, ocr_pages) for chunk in cut]
+            chunks += [
+                dataclasses.replace(_mark_ocr(chunk, ocr_pages), title=structure.title) for chunk in cut
+            ]
         return chunks
 
     events = extract_pages(
@@ -393,7 +418,7 @@ async def _pdf_chunks(
         async for event in events:
             if isinstance(event, PdfOpened):
                 _check_page_limit(event.pages, options)
-                progress.pages_total = event.pages
+                progress.pages_total = structure.total_pages = event.pages
                 _report(on_progress, progress)
             elif isinstance(event, PdfNotice):
                 logger.debug("pypdf (%s): %s", event.source, event.message)
@@ -415,6 +440,7 @@ async def _pdf_chunks(
                 logger.warning("OCR is unavailable: %s", event.reason)
             elif isinstance(event, PdfPage):
                 _note_page(event, report)
+                structure.raw_leaders[event.number] = raw_leader_lines(event.text)
                 if event.ocr:
                     if report.first_ocr_page is None:
                         report.first_ocr_page = event.number
@@ -439,7 +465,11 @@ async def _pdf_chunks(
                 progress.pages_done += 1
                 progress.warnings = report.warnings()
                 _report(on_progress, progress)
-    for chunk in [*take(cleaner.finish()), *(_mark_ocr(chunk, ocr_pages) for chunk in chunker.finish())]:
+    tail = [*take(cleaner.finish()), *feed(structure.finish())]
+    tail += [
+        dataclasses.replace(_mark_ocr(chunk, ocr_pages), title=structure.title) for chunk in chunker.finish()
+    ]
+    for chunk in tail:
         progress.chunks += 1
         progress.chunk_characters += len(chunk.text)
         yield chunk
@@ -447,6 +477,8 @@ async def _pdf_chunks(
         progress.ocr_total = progress.ocr_done  # the estimate becomes the count
     _check_unreadable(report, final=True)
     progress.warnings = report.warnings()
+    if structure.warning is not None:
+        progress.warnings.append(structure.warning)
     if progress.chunks == 0:
         raise _no_chunks_error(report, progress.pages_total or 0)
     progress.finished = True
@@ -553,7 +585,9 @@ def _no_chunks_error(report: _PdfReport, pages_total: int) -> Exception:
 
 def _report(on_progress: ProgressCallback | None, progress: IngestProgress) -> None:
     if on_progress is not None:
-        on_progress(dataclasses.replace(progress, warnings=list(progress.warnings)))
+        on_progress(
+            dataclasses.replace(progress, warnings=list(progress.warnings), skipped=list(progress.skipped))
+        )
 
 
 def _count(n: int, noun: str) -> str:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
+    from summarizer.ingest.structure import SkippedRange
     from summarizer.protocol import StartOptions
     from summarizer.settings import Settings
 
@@ -56,6 +57,8 @@ class Chunk:
         end: Offset one past the last character (characters); ``end - start == len(text)``.
         first_page: 1-based page where the chunk starts.
         last_page: 1-based page where it ends (inclusive).
+        title: The document's title (PDF metadata, first-page heading or file
+            name), or ``None``; the same on every chunk of a document.
         ocr: ``True`` when some of its text was read by OCR.
     """
 
@@ -65,6 +68,7 @@ class Chunk:
     end: int
     first_page: int
     last_page: int
+    title: str | None = None
     ocr: bool = False
 
     @property
@@ -86,6 +90,9 @@ class IngestOptions:
         parse_timeout_s: Wall-clock seconds allowed for parsing a PDF.
         parse_memory_bytes: Memory the PDF worker may add to its start-up size (bytes, address
             space; default 1 GiB). Each Tesseract process gets the same limit.
+        include_back_matter: Summarize notes, references, acknowledgements and
+            the index too (default ``False``: they are skipped and reported; see
+            :mod:`summarizer.ingest.structure`).
         ocr: ``auto`` (default: OCR textless PDF pages that draw images), ``off``
             or ``force`` (OCR every page).
         ocr_languages: Tesseract language codes joined by ``+`` (default ``"eng"``).
@@ -100,6 +107,7 @@ class IngestOptions:
     max_text_chars: int = 20_000_000
     parse_timeout_s: float = 600.0
     parse_memory_bytes: int = 1024 * 1024 * 1024
+    include_back_matter: bool = False
     ocr: OcrMode = "auto"
     ocr_languages: str = "eng"
     ocr_workers: int = field(default_factory=default_ocr_workers)
@@ -126,6 +134,7 @@ class IngestOptions:
             max_text_chars=settings.max_text_chars,
             parse_timeout_s=settings.parse_timeout_s,
             parse_memory_bytes=settings.parse_memory_bytes,
+            include_back_matter=bool(options.include_back_matter),
             ocr=options.ocr or settings.ocr,
             ocr_languages=options.ocr_languages or settings.ocr_languages,
             ocr_workers=settings.ocr_workers,
@@ -146,6 +155,8 @@ class IngestProgress:
             in both chunks: what the map calls read).
         finished: ``True`` once the whole document is parsed and every chunk yielded.
         warnings: Human-readable notes (e.g. "3 pages had no text").
+        title: The document's title once known, else ``None``.
+        skipped: Page ranges left out as front or back matter, in page order.
         ocr_done: PDF pages OCR'd so far.
         ocr_total: Pages to OCR (an estimate until the PDF is read; exact once
             ``finished``), or ``None`` when OCR does not run.
@@ -159,6 +170,8 @@ class IngestProgress:
     chunk_characters: int = 0
     finished: bool = False
     warnings: list[str] = field(default_factory=list)
+    title: str | None = None
+    skipped: list[SkippedRange] = field(default_factory=list)
     ocr_done: int = 0
     ocr_total: int | None = None
     ocr_pages: list[int] = field(default_factory=list)

@@ -27,10 +27,17 @@ from langchain_core.messages.ai import UsageMetadata
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from pydantic import Field
 
-from ..prompts import DOC_CLOSE, DOC_OPEN
+from ..prompts import DOC_CLOSE, DOC_OPEN, TITLE_PREFIX
 from .ranking import summarize_text
 
-__all__ = ["CHARS_PER_TOKEN", "MAX_WORDS", "ExtractiveChatModel", "estimate_tokens", "parse_request"]
+__all__ = [
+    "CHARS_PER_TOKEN",
+    "MAX_WORDS",
+    "ExtractiveChatModel",
+    "estimate_tokens",
+    "parse_request",
+    "parse_style",
+]
 
 CHARS_PER_TOKEN = 4
 """Characters per token assumed by the usage estimate (no tokenizer is used)."""
@@ -44,6 +51,8 @@ _PAGE_MARK = re.compile(
     r"[(\[]\s*(?:pp?|pages?)\.?\s*\d+(?:\s*[-\u2013\u2014]\s*\d+)?\s*[)\]]:?", re.IGNORECASE
 )
 _PIECE = re.compile(r"\S+\s*|\s+")
+_TITLE = re.compile("^" + re.escape(TITLE_PREFIX) + r"(.+)$", re.MULTILINE)
+_BULLETS = re.compile(r"bulleted list", re.IGNORECASE)
 
 
 def estimate_tokens(text: str) -> int:
@@ -93,6 +102,24 @@ def parse_request(prompt: str, default_words: int) -> tuple[str, int]:
     return _PAGE_MARK.sub(" ", source), max(1, min(words, MAX_WORDS))
 
 
+def parse_style(prompt: str) -> tuple[str | None, bool]:
+    """The document's title and whether bullets are asked for, read outside the document blocks.
+
+    The title is the line ``Document title: ...`` (see
+    :func:`summarizer.prompts.title_line`); bullets are asked for by a
+    "bulleted list" format note (:func:`summarizer.prompts.reduce_notes`).
+
+    Args:
+        prompt: The human message's text.
+
+    Returns:
+        ``(title or None, bullets)``.
+    """
+    outside = _BLOCK.sub("\n", prompt)
+    match = _TITLE.search(outside)
+    return (match.group(1).strip() if match else None), _BULLETS.search(outside) is not None
+
+
 def _pieces(text: str) -> list[str]:
     """Stream pieces: each word with its following white space; never empty."""
     return _PIECE.findall(text) or [""]
@@ -107,6 +134,9 @@ class ExtractiveChatModel(BaseChatModel):
     answer is the chosen sentences joined by single spaces. Instructions are
     never followed and text outside the markers is never summarized, so prompt
     injection in the document has no effect beyond being a candidate sentence.
+    The document's title (a ``Document title:`` line outside the markers) is
+    used as a query; a "bulleted list" format note gives one sentence per
+    line, each starting with ``"- "``.
     ``stop`` sequences are ignored. Usage is estimated as characters / 4.
 
     Attributes:
@@ -136,8 +166,11 @@ class ExtractiveChatModel(BaseChatModel):
 
     def _summarize(self, messages: Sequence[BaseMessage]) -> tuple[str, UsageMetadata]:
         """The answer to ``messages`` and its estimated usage."""
-        source, words = parse_request(self._prompt(messages), self.default_words)
-        text = " ".join(summarize_text(source, words))
+        prompt = self._prompt(messages)
+        source, words = parse_request(prompt, self.default_words)
+        title, bullets = parse_style(prompt)
+        sentences = summarize_text(source, words, title=title)
+        text = "\n".join(f"- {s}" for s in sentences) if bullets else " ".join(sentences)
         input_tokens = sum(estimate_tokens(_message_text(m)) for m in messages)
         output_tokens = estimate_tokens(text)
         usage = UsageMetadata(

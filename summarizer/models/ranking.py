@@ -13,8 +13,14 @@ filtered first and the centrality is mixed with a position prior, a length
 prior and a dialogue penalty; sentences are then picked greedily with a
 redundancy penalty in the style of MMR (J. Carbonell and J. Goldstein, "The Use
 of MMR, Diversity-Based Reranking for Reordering Documents and Producing
-Summaries", SIGIR 1998) until the word budget is full. The weights were tuned on
-the SQuALITY dev stories (see ``bench/quality.py``).
+Summaries", SIGIR 1998) until the word budget is full. The score also mixes in a
+centroid term (the document weight of the sentence's terms), the title as a
+query and a bonus for the first sentence of a section; the selection favours
+sentences that add the text's named entities and numbers, never takes a
+sentence that opens with a connective or a pronoun without the sentence before
+it, and skips captions, bibliography, index and licence lines. The weights were
+tuned on half of the SQuALITY and QMSum dev sets and checked on the other half
+(see ``bench/quality.py``).
 """
 
 from __future__ import annotations
@@ -34,8 +40,11 @@ import pysbd
 __all__ = [
     "DEFAULT_CONFIG",
     "MAX_PIECE_CHARS",
+    "SPEAKER",
     "RankingConfig",
     "Sentence",
+    "is_dangling",
+    "is_noise",
     "lexrank",
     "rank_sentences",
     "split_paragraphs",
@@ -104,6 +113,16 @@ class RankingConfig:
             the expected summary.
         block_size: Sentences per LexRank graph; longer texts are ranked in
             consecutive blocks so that time and memory stay linear.
+        w_centroid: Weight of the centroid score (the summed document weight
+            of the sentence's distinct terms, over the square root of its
+            length; scaled to a maximum of 1).
+        w_title: Weight of the title query: the fraction of the title's
+            content words the sentence contains.
+        w_section: Bonus of the first sentence after a heading.
+        w_entity: Weight, in the greedy selection, of the named entities and
+            numbers of the text that a sentence adds to those already picked.
+        min_content_words: Sentences with fewer content words (not stopwords,
+            fillers or the speaker's label) are not candidates.
     """
 
     threshold: float = 0.1
@@ -112,16 +131,21 @@ class RankingConfig:
     w_centrality: float = 1.0
     w_position: float = 0.2
     position_decay: float = 0.4
-    w_length: float = 0.2
+    w_length: float = 0.5
     ideal_words: int = 12
     long_words: int = 50
     min_sentence_words: int = 5
     max_sentence_words: int = 70
-    dialogue_penalty: float = 0.3
-    redundancy: float = 0.5
-    max_overlap: float = 0.9
+    dialogue_penalty: float = 0.0
+    redundancy: float = 1.0
+    max_overlap: float = 0.6
     pool: int = 8
     block_size: int = 600
+    w_centroid: float = 0.5
+    w_title: float = 0.6
+    w_section: float = 0.1
+    w_entity: float = 0.2
+    min_content_words: int = 4
 
 
 DEFAULT_CONFIG = RankingConfig()
@@ -135,7 +159,13 @@ _ABBREVIATIONS = frozenset(
 ) | frozenset(a.lower() for a in _SEGMENTER.language_module.Abbreviation.PREPOSITIVE_ABBREVIATIONS)
 
 _BLANK_LINE = re.compile(r"\n[^\S\n]*\n|\f")
-_BLOCK_START = re.compile(r"(?:#{1,6}\s|[-*+\u2022]\s|\d{1,3}[.)]\s|>)")
+_BLOCK_START = re.compile(
+    r"(?:#{1,6}\s|[-*+\u2022]\s|\d{1,3}[.)]\s|>|[A-Z][\w.'\u2019-]*(?: [A-Z0-9][\w.'\u2019-]*){0,3}: )"
+)
+_MARKUP = re.compile(r" ?\{[a-z_]{2,20}\}")
+"""Transcript markup such as ``{vocalsound}`` or ``{disfmarker}``."""
+SPEAKER = re.compile(r"^[A-Z][\w.'\u2019-]*(?: [A-Z0-9][\w.'\u2019-]*){0,3}: ")
+"""A transcript's speaker label at the start of a turn (``"Project Manager: "``)."""
 _HEADING = re.compile(r"#{1,6}\s")
 _HYPHEN_END = re.compile(r"[a-z]-$")
 _SOFT_END = re.compile(r"[,;\-\u2013\u2014]$")
@@ -146,6 +176,8 @@ _WS = re.compile(r"\s+")
 _SAFE_BREAK = re.compile(
     r"(?<![\w.'\u2019-])([A-Za-z][a-z]+(?:['\u2019][a-z]+)?)[.!?][\"\u201d]?(\s+)(?=[\"\u201c]?[A-Z])"
 )
+_FOOTNOTE_MARK = re.compile(r"^\d{1,3} (?=[\"\u201c]?[A-Z][a-z])")
+"""A footnote number left at the start of the next sentence (``"... a CD.\u201d 16 These stores"``)."""
 _TRAILING = " \t.!?\u2026\"'\u201d\u2019)]"
 _NEEDS_SEGMENTER = re.compile(r"[.!?\u2026()]")
 _QUOTE_SPAN = re.compile(r"\"[^\"]*?([.!?\u2026])?\"|\u201c[^\u201d]*?([.!?\u2026])?\u201d")
@@ -173,8 +205,9 @@ def split_paragraphs(text: str) -> list[str]:
     A paragraph is the text between blank lines (or form feeds, which PDF text
     uses between pages). Its lines are joined with single spaces, so sentences
     that a PDF wrapped mid-way are whole again; a word hyphenated at a line end
-    is rejoined. Lines that stand alone start a new paragraph: Markdown
-    headings (a paragraph of their own), list items and quotes, and short lines
+    is rejoined. Transcript markup (``{vocalsound}``) is dropped. Lines that
+    stand alone start a new paragraph: Markdown headings (a paragraph of their
+    own), list items and quotes, a transcript's turns (``"Speaker: ..."``), and short lines
     followed by a capital, such as a PDF's headings and running heads (short:
     under 60 % of the block's longest line).
 
@@ -185,6 +218,8 @@ def split_paragraphs(text: str) -> list[str]:
         The non-empty paragraphs, white space collapsed, in document order.
     """
     text = text.replace("\r\n", "\n").replace("\r", "\n")
+    if "{" in text:
+        text = _MARKUP.sub("", text)
     paragraphs: list[str] = []
     for block in _BLANK_LINE.split(text):
         lines = [line.strip() for line in block.split("\n") if line.strip()]
@@ -306,7 +341,9 @@ def split_sentences(text: str) -> list[Sentence]:
     pieces are cut further where pysbd would certainly split (``.``, ``!`` or
     ``?`` after a word that is not an abbreviation, before a capital, outside
     quotes and brackets). Parts without inner sentence punctuation are
-    sentences as they are; the rest go to pysbd in batches. Thread-safe.
+    sentences as they are; the rest go to pysbd in batches. A footnote number
+    left at the start of a sentence inside a paragraph (``"16 These stores"``)
+    is dropped. Thread-safe.
 
     Args:
         text: Any text.
@@ -345,6 +382,8 @@ def split_sentences(text: str) -> list[Sentence]:
     sentences: list[Sentence] = []
     for (number, _), texts in zip(parts, by_part, strict=True):
         for sentence in texts:
+            if sentences and sentences[-1].paragraph == number:
+                sentence = _FOOTNOTE_MARK.sub("", sentence, count=1) or sentence
             sentences.append(Sentence(sentence, len(sentences), number))
     return sentences
 
@@ -521,6 +560,45 @@ _STOPWORDS = frozenset(
         "yourselves",
     )
 )
+_FILLERS = frozenset(
+    [
+        "uh",
+        "um",
+        "umm",
+        "mm",
+        "mmm",
+        "hmm",
+        "mhm",
+        "huh",
+        "yeah",
+        "yep",
+        "yup",
+        "nope",
+        "okay",
+        "ok",
+        "oh",
+        "ah",
+        "eh",
+        "like",
+        "well",
+        "right",
+        "know",
+        "think",
+        "mean",
+        "actually",
+        "really",
+        "kind",
+        "sort",
+        "gonna",
+        "wanna",
+        "guess",
+        "maybe",
+        "anyway",
+        "basically",
+    ]
+)
+"""Spoken fillers: no content in a transcript (and little in prose)."""
+_STOPWORDS = _STOPWORDS | _FILLERS
 _TOKEN = re.compile(r"[a-z0-9]+")
 
 
@@ -744,90 +822,269 @@ def _centrality(
     return scores
 
 
+def _content(sentence: str) -> str:
+    """The sentence without a transcript's speaker label."""
+    return SPEAKER.sub("", sentence, count=1)
+
+
+_CONNECTIVE = re.compile(
+    r"(?:but|however|indeed|moreover|furthermore|also|and|yet|still|nevertheless|nonetheless|thus|hence"
+    r"|therefore|so|instead|otherwise|besides|meanwhile|then|similarly|likewise|consequently|accordingly"
+    r"|or|nor|rather|conversely|further|again|in (?:addition|fact|contrast|turn|short|other words|this case"
+    r"|that case|particular|any case)|as a result|for (?:example|instance)|on the other hand|of course"
+    r"|after all|even so|that is|by contrast|at the same time|in the same way)\b",
+    re.IGNORECASE,
+)
+_PRONOUN = re.compile(
+    r"(?!this (?:paper|article|book|chapter|section|report|study|work|document|thesis|meeting|essay)\b)"
+    r"(?:he|she|it|they|this|these|those|that|his|her|its|their|them|him|such|both|neither)\b",
+    re.IGNORECASE,
+)
+
+
+def is_dangling(sentence: str) -> bool:
+    """Whether a sentence's meaning hangs on the sentence before it.
+
+    True when it opens (after a speaker's label, quotes or brackets) with a
+    connective ("But", "However", "Indeed", "In fact", ...) or a pronoun or
+    demonstrative whose referent is in an earlier sentence ("He", "They",
+    "This", "These", "Such"; "This paper ..." and the like refer to the
+    document and are not dangling).
+
+    Args:
+        sentence: One sentence.
+
+    Returns:
+        ``True`` if it cannot stand alone in a summary.
+    """
+    text = _content(sentence).lstrip("\"'\u201c\u2018([ ")
+    return bool(_CONNECTIVE.match(text) or _PRONOUN.match(text))
+
+
+_CAPTION = re.compile(
+    r"(?:figure|fig\.|table|listing|algorithm|chart|plate|exhibit)\s*\d+[a-z]?\s*[.:\u2014-]", re.IGNORECASE
+)
+_BIBLIOGRAPHY = re.compile(
+    r"\bproceedings\b|\bconference on\b|\bsymposium on\b|\bjournal of\b|\bpages \d+[\u2013-]\d+"
+    r"|\bpp\. \d|\b(?:19|20)\d\d\.$|\bet al\.,? (?:19|20)\d\d|\btechnical report\b|\bvol\. ?\d"
+    r"|\bin [A-Z][\w ]+, (?:19|20)\d\d|\bretrieved from\b|\bAccessed\b",
+)
+_INDEX_ENTRY = re.compile(r"\w, \d{1,4}(?:[\u2013-]\d{1,4})?n?(?:, \d{1,4}(?:[\u2013-]\d{1,4})?n?)+")
+_LICENCE = re.compile(
+    r"creative commons|licen[cs]ed under|\blicen[cs]e (?:permits|grants|agreement)|all rights reserved"
+    r"|permission of the (?:publisher|copyright)|reproduced (?:by|with) permission|non-?commercial use",
+    re.IGNORECASE,
+)
+
+
+def is_noise(sentence: str) -> bool:
+    """Whether a sentence is a caption, a bibliography or index entry, or a licence notice.
+
+    Args:
+        sentence: One sentence.
+
+    Returns:
+        ``True`` if it is none of the document's content.
+    """
+    text = _content(sentence)
+    return _is_listing_noise(text) or bool(_BOILERPLATE.search(text) or _CITATION.search(text))
+
+
+def _is_listing_noise(text: str) -> bool:
+    """Captions, bibliography and index entries, licence notices (what :func:`_is_filler` does not check)."""
+    return bool(
+        _CAPTION.match(text)
+        or _BIBLIOGRAPHY.search(text)
+        or _INDEX_ENTRY.search(text)
+        or _LICENCE.search(text)
+    )
+
+
+_ENTITY = re.compile(r"(?<=[\w,;:] )[A-Z][\w\u2019'-]*[a-z][\w\u2019'-]*|\b\d[\d,.]*\d\b|\b\d\b")
+
+
+def _entities(sentence: str) -> set[str]:
+    """Named entities (capitalised words not opening the sentence) and numbers of a sentence."""
+    return {match.strip(".,").lower() for match in _ENTITY.findall(_content(sentence))} - _STOPWORDS
+
+
+@dataclass(frozen=True, slots=True)
+class _Ranked:
+    """What the selection needs about the candidates."""
+
+    candidates: list[int]
+    scores: FloatArray
+    tokens: list[tuple[str, ...]]  # per sentence
+    entity_weight: dict[str, float]
+    entities: list[set[str]]  # per sentence
+
+
 def rank_sentences(
-    sentences: Sequence[Sentence], config: RankingConfig = DEFAULT_CONFIG
+    sentences: Sequence[Sentence], config: RankingConfig = DEFAULT_CONFIG, *, title: str | None = None
 ) -> tuple[list[int], FloatArray]:
     """Score the candidate sentences of a text.
 
     Candidates are the sentences that pass the filters (length within
-    ``config.min_sentence_words``..``config.max_sentence_words`` words, mostly letters, ending
-    like a sentence, not bracketed, not boilerplate such as transcriber's notes
-    or bylines, not all capitals, not starting in lowercase, and not repeated
-    three or more times, which catches running heads). If none pass, every
-    sentence is a candidate. A candidate's score is
-    ``w_centrality * lexrank / max(lexrank) + w_position * exp(-p / position_decay)
-    + w_length * length_prior - dialogue_penalty * quoted_fraction``, where
-    ``p`` is the fraction of the text's words before the sentence.
+    ``config.min_sentence_words``..``config.max_sentence_words`` words and at
+    least ``config.min_content_words`` content words, mostly letters, ending
+    like a sentence, not bracketed, not boilerplate such as transcriber's
+    notes, bylines, licence notices, captions, bibliography or index entries,
+    not all capitals, not starting in lowercase, and not repeated three or
+    more times, which catches running heads). If none pass, every sentence is
+    a candidate. A candidate's score is
+    ``w_centrality * lexrank / max(lexrank) + w_centroid * centroid
+    + w_position * exp(-p / position_decay) + w_length * length_prior
+    + w_title * title_overlap + w_section * opens_section
+    - dialogue_penalty * quoted_fraction``, where ``p`` is the fraction of the
+    text's words before the sentence.
 
     Args:
         sentences: The text's sentences in document order.
         config: Weights and limits.
+        title: The document's title, used as a query (``None``: none).
 
     Returns:
         The indices (into ``sentences``) of the candidates and their scores.
     """
+    ranked = _rank(sentences, config, title)
+    return ranked.candidates, ranked.scores
+
+
+def _rank(sentences: Sequence[Sentence], config: RankingConfig, title: str | None) -> _Ranked:
     if not sentences:
-        return [], np.zeros(0, dtype=np.float64)
+        return _Ranked([], np.zeros(0, dtype=np.float64), [], {}, [])
     word_counts = [s.words for s in sentences]
+    all_tokens = [tokenize(_content(s.text)) for s in sentences]
     seen = Counter(_DIGITS.sub("#", s.text.lower()) for s in sentences)
     candidates = [
         i
         for i, s in enumerate(sentences)
-        if not _is_filler(s.text, word_counts[i], config) and seen[_DIGITS.sub("#", s.text.lower())] < 3
+        if not _is_filler(_content(s.text), word_counts[i], config)
+        and len(set(all_tokens[i])) >= config.min_content_words
+        and seen[_DIGITS.sub("#", s.text.lower())] < 3
+        and not _is_listing_noise(_content(s.text))
     ]
     if not candidates:
         candidates = [i for i, n in enumerate(word_counts) if n > 0]
-    all_tokens = [tokenize(s.text) for s in sentences]
     idf = _idf(all_tokens)
     centrality = _centrality([all_tokens[i] for i in candidates], idf, config)
     top = float(centrality.max()) if len(centrality) else 0.0
     if top > 0.0:
         centrality = centrality / top
+    counts = Counter(t for tokens in all_tokens for t in tokens)
+    value = {t: math.log1p(c) * idf.get(t, 1.0) for t, c in counts.items() if c > 1}
+    centroid = np.array(
+        [
+            sum(value.get(t, 0.0) for t in set(all_tokens[i])) / math.sqrt(len(all_tokens[i]) + 1)
+            for i in candidates
+        ]
+    )
+    if len(centroid) and centroid.max() > 0:
+        centroid = centroid / centroid.max()
+    query = set(tokenize(title or ""))
+    title_overlap = np.array(
+        [len(query.intersection(all_tokens[i])) / len(query) if query else 0.0 for i in candidates]
+    )
     total_words = max(sum(word_counts), 1)
     words_before = np.concatenate(([0], np.cumsum(word_counts)[:-1]))
     position = words_before[candidates] / total_words
     length = np.array([_length_prior(word_counts[i], config) for i in candidates])
     quoted = np.array([_quoted_fraction(sentences[i].text) for i in candidates])
+    section = np.array(
+        [
+            1.0
+            if i > 0
+            and sentences[i - 1].paragraph != sentences[i].paragraph
+            and not _ENDS_SENTENCE.search(sentences[i - 1].text)
+            else 0.0
+            for i in candidates
+        ]
+    )
     scores = (
         config.w_centrality * centrality
+        + config.w_centroid * centroid
         + config.w_position * np.exp(-position / config.position_decay)
         + config.w_length * length
+        + config.w_title * title_overlap
+        + config.w_section * section
         - config.dialogue_penalty * quoted
     )
-    return candidates, np.asarray(scores, dtype=np.float64)
+    entities = [_entities(s.text) for s in sentences]
+    entity_counts = Counter(e for es in entities for e in es)
+    entity_weight = {e: math.log1p(c) for e, c in entity_counts.items() if c > 1 or e[:1].isdigit()}
+    return _Ranked(candidates, np.asarray(scores, dtype=np.float64), all_tokens, entity_weight, entities)
 
 
 def _select(
-    sentences: Sequence[Sentence],
-    candidates: Sequence[int],
-    scores: FloatArray,
-    max_words: int,
-    config: RankingConfig,
+    sentences: Sequence[Sentence], ranked: _Ranked, max_words: int, config: RankingConfig
 ) -> list[int]:
-    """Greedy MMR selection within the word budget; indices in document order."""
+    """Greedy MMR selection within the word budget; indices in document order.
+
+    A dangling sentence (:func:`is_dangling`) is taken only together with the
+    sentence before it (when that one is a candidate, not dangling itself, and
+    both fit), else never.
+    """
+    candidates, scores = ranked.candidates, ranked.scores
     average = max(1.0, float(np.mean([sentences[i].words for i in candidates])))
     pool_size = max(10, int(config.pool * max_words / average))
     order = np.argsort(-scores, kind="stable")[:pool_size]
+    score_of = {candidates[int(k)]: float(scores[int(k)]) for k in range(len(candidates))}
     pool = [candidates[int(k)] for k in order]
-    base = scores[order]
-    tokens = [tokenize(sentences[i].text) for i in pool]
+    dangling = {i: is_dangling(sentences[i].text) for i in pool}
+    partners = [i - 1 for i in pool if dangling[i] and i - 1 in score_of and i - 1 not in dangling]
+    for j in partners:
+        dangling[j] = is_dangling(sentences[j].text)
+    members = pool + [j for j in dict.fromkeys(partners) if j not in set(pool)]
+    slot = {index: k for k, index in enumerate(members)}
+    tokens = [ranked.tokens[i] for i in members]
     vectors = _tfidf(tokens, _idf(tokens))
-    closest = np.zeros(len(pool), dtype=np.float64)
-    available = np.ones(len(pool), dtype=bool)
-    lengths = np.array([sentences[i].words for i in pool])
-    chosen: list[int] = []
+    base = np.array([score_of[i] for i in members])
+    lengths = np.array([sentences[i].words for i in members])
+    weight = ranked.entity_weight
+    names = sorted({e for i in members for e in ranked.entities[i] if e in weight})
+    column = {e: k for k, e in enumerate(names)}
+    incidence = np.zeros((len(members), max(len(names), 1)), dtype=np.float64)
+    for row, i in enumerate(members):
+        for e in ranked.entities[i]:
+            if e in column:
+                incidence[row, column[e]] = 1.0
+    uncovered = np.array([weight[e] for e in names] or [0.0], dtype=np.float64)
+    top_gain = float((incidence @ uncovered).max(initial=0.0)) or 1.0
+    closest = np.zeros(len(members), dtype=np.float64)
+    available = np.zeros(len(members), dtype=bool)
+    available[: len(pool)] = True
+    chosen: set[int] = set()
     remaining = max_words
+
+    def take(k: int) -> None:
+        nonlocal remaining, closest
+        chosen.add(members[k])
+        remaining -= int(lengths[k])
+        available[k] = False
+        uncovered[incidence[k] > 0] = 0.0
+        closest = np.maximum(closest, vectors @ vectors[k])
+
     while True:
         available &= lengths <= remaining
         available &= closest < config.max_overlap
         if not available.any():
             break
-        value = np.where(available, base - config.redundancy * closest, -np.inf)
+        gain = (incidence @ uncovered) / top_gain
+        value = np.where(available, base - config.redundancy * closest + config.w_entity * gain, -np.inf)
         best = int(np.argmax(value))
-        chosen.append(pool[best])
-        remaining -= int(lengths[best])
-        available[best] = False
-        closest = np.maximum(closest, vectors @ vectors[best])
+        index = members[best]
+        if dangling[index] and index - 1 not in chosen:
+            partner = slot.get(index - 1)
+            if (
+                partner is None
+                or dangling.get(index - 1, True)
+                or lengths[best] + lengths[partner] > remaining
+                or closest[partner] >= config.max_overlap
+            ):
+                available[best] = False
+                continue
+            take(partner)
+        take(best)
     return sorted(chosen)
 
 
@@ -838,13 +1095,16 @@ def _truncate(sentence: str, max_words: int) -> str:
     return " ".join(words[:max_words]).rstrip(",;:") + "\u2026"
 
 
-def summarize_text(text: str, max_words: int, config: RankingConfig = DEFAULT_CONFIG) -> list[str]:
+def summarize_text(
+    text: str, max_words: int, config: RankingConfig = DEFAULT_CONFIG, *, title: str | None = None
+) -> list[str]:
     """Pick the sentences that best summarize a text, within a word budget.
 
     Args:
         text: The text to summarize.
         max_words: The most words the summary may have (white-space separated).
         config: Scoring weights and limits.
+        title: The document's title, used as a query (``None``: none).
 
     Returns:
         The chosen sentences in document order, together at most ``max_words``
@@ -855,11 +1115,15 @@ def summarize_text(text: str, max_words: int, config: RankingConfig = DEFAULT_CO
     Raises:
         ValueError: If ``max_words`` is less than 1.
     """
-    return summarize_sentences(split_sentences(text), max_words, config)
+    return summarize_sentences(split_sentences(text), max_words, config, title=title)
 
 
 def summarize_sentences(
-    sentences: Sequence[Sentence], max_words: int, config: RankingConfig = DEFAULT_CONFIG
+    sentences: Sequence[Sentence],
+    max_words: int,
+    config: RankingConfig = DEFAULT_CONFIG,
+    *,
+    title: str | None = None,
 ) -> list[str]:
     """Like :func:`summarize_text`, for a text already split by :func:`split_sentences`.
 
@@ -867,6 +1131,7 @@ def summarize_sentences(
         sentences: The text's sentences in document order.
         max_words: The most words the summary may have.
         config: Scoring weights and limits.
+        title: The document's title, used as a query (``None``: none).
 
     Returns:
         The chosen sentences in document order (see :func:`summarize_text`).
@@ -878,9 +1143,9 @@ def summarize_sentences(
         raise ValueError(f"max_words must be at least 1, got {max_words}")
     if not sentences:
         return []
-    candidates, scores = rank_sentences(sentences, config)
-    chosen = _select(sentences, candidates, scores, max_words, config)
+    ranked = _rank(sentences, config, title)
+    chosen = _select(sentences, ranked, max_words, config)
     if not chosen:
-        best = candidates[int(np.argmax(scores))]
+        best = ranked.candidates[int(np.argmax(ranked.scores))]
         return [_truncate(sentences[best].text, max_words)]
     return [sentences[i].text for i in chosen]
