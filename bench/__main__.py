@@ -16,7 +16,8 @@ during a text upload), ``upload`` (throughput vs a bare websockets server),
 ``ingestion`` (PDF path vs bare pypdf), ``memory`` (the book's process-tree
 peak RSS at 1x / 2x / 4x and wall vs a bare pypdf loop), ``embedded`` (CLI end to end, linear
 cost), ``many_users`` (100 sessions on one server) and ``quality`` (ROUGE vs
-lead-k, :mod:`bench.quality`). A benchmark that fails is reported as failed;
+lead-k, :mod:`bench.quality`) and ``ocr`` (a scanned PDF: pages/s with 1 and 2
+workers, CER, memory). A benchmark that fails is reported as failed;
 the others still run. Only 127.0.0.1 is used; every loop and process is bounded.
 """
 
@@ -51,6 +52,7 @@ BENCHMARKS = (
     "embedded",
     "many_users",
     "quality",
+    "ocr",
 )
 """Benchmark names in running order (each ``bench/<name>.py`` has ``run(ctx)``; quality is below)."""
 

@@ -532,6 +532,10 @@ Ours / lead-k (max over references): {ratios}.
     return text, [goal]
 
 
+def _ocr(r: dict[str, Any]) -> tuple[str, list[Goal]]:
+    from .ocr import report
+
+    return report(r)
 def _user_path(r: dict[str, Any]) -> tuple[str, list[Goal]]:
     bare = r["bare"]
     load = r.get("load", {})
@@ -832,6 +836,7 @@ _SECTIONS: dict[str, Callable[[dict[str, Any]], tuple[str, list[Goal]]]] = {
     "embedded": _embedded,
     "many_users": _many_users,
     "quality": _quality,
+    "ocr": _ocr,
 }
 
 

@@ -23,10 +23,10 @@ from typing import Any
 
 import click
 
-from .client import SummarizerClient
+from .client import SummarizerClient, wire_filename
 from .errors import TransportError
 from .protocol import StartOptions
-from .render import JsonRenderer, RichRenderer
+from .render import JsonRenderer, Reword, RichRenderer
 from .settings import Settings
 
 __all__ = ["EXIT_CANCELLED", "EXIT_ERROR", "EXIT_TRANSPORT", "main", "running_server"]
@@ -83,13 +83,21 @@ def cli() -> None:
 @_setting("strict", "--strict/--no-strict")
 @_setting("log_level", "--log-level")
 @_setting("data_dir", "--data-dir", type=click.Path(file_okay=False, path_type=Path))
+@_setting("web_dir", "--web-dir", type=click.Path(file_okay=False, path_type=Path))
+@_setting("redis_url", "--redis-url")
 def serve(**given: Any) -> None:
-    """Run the server: the WebSocket API at /ws and the web page at /."""
+    """Run the server: the WebSocket API at /ws and the web page at /.
+
+    Raises:
+        click.ClickException: ``--redis-url`` is given and Redis does not answer (exit status 1).
+    """
     import uvicorn
 
     from .server import create_app
 
     settings = _settings(**given)
+    if settings.redis_url:
+        _check_redis(settings.redis_url)
     logging.basicConfig(level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     uvicorn.run(
         create_app(settings),
@@ -99,6 +107,28 @@ def serve(**given: Any) -> None:
         ws_max_size=settings.max_frame_bytes,
         ws_per_message_deflate=False,
     )
+
+
+def _check_redis(url: str) -> None:
+    """Fail fast, with a message that says what to do, when Redis at ``url`` does not answer."""
+    from .store.redis import RedisStore, StoreUnavailable
+
+    try:
+        store = RedisStore(url, socket_timeout_s=5.0)
+    except ImportError:  # pragma: no cover - the extra is missing
+        raise click.ClickException(
+            "--redis-url needs the redis package: pip install 'summarizer[redis]'."
+        ) from None
+    except ValueError as exc:  # a malformed URL
+        raise click.ClickException(f"Invalid --redis-url / SUMMARIZER_REDIS_URL {url!r}: {exc}") from None
+    try:
+        store.ping()
+    except StoreUnavailable as exc:
+        raise click.ClickException(
+            f"{exc}. Start Redis or fix SUMMARIZER_REDIS_URL / --redis-url; the server did not start."
+        ) from None
+    finally:
+        store.close()
 
 
 @contextlib.contextmanager
@@ -195,6 +225,18 @@ def running_server(settings: Settings, *, models: Mapping[str, Any] | None = Non
 )
 @click.option("--password", default=None, help="Password of an encrypted PDF.")
 @click.option(
+    "--ocr",
+    type=click.Choice(["auto", "off", "force"]),
+    default=None,
+    help="OCR of PDF pages: auto (pages without text that have images), off, or force (every page); "
+    "default: the server's SUMMARIZER_OCR (auto).",
+)
+@click.option(
+    "--ocr-languages",
+    default=None,
+    help="Tesseract language codes joined by +, e.g. eng+deu (default: SUMMARIZER_OCR_LANGUAGES, eng).",
+)
+@click.option(
     "--token", default=None, envvar="SUMMARIZER_TOKEN", show_envvar=True, help="The server's shared token."
 )
 @click.option("--json", "as_json", is_flag=True, help="Print every event as one JSON line instead.")
@@ -221,7 +263,7 @@ def summarize(
         raise click.UsageError(f"Invalid option: {exc}") from None
     if dry_run:
         return _dry_run(file, options, _settings(model=options.model, **server_side))
-    renderer = _renderer(as_json, no_chunks)
+    renderer = _renderer(as_json, no_chunks, password_given=options.password is not None)
     try:
         if url is not None:
             client = _client(url, token, renderer)
@@ -246,7 +288,7 @@ def summarize(
 @click.option("--no-chunks", is_flag=True, help="Do not print the chunk summaries.")
 def resume(job_id: str, url: str, last_seq: int, token: str | None, as_json: bool, no_chunks: bool) -> int:
     """Re-open job JOB_ID (running or finished, until it expires) and follow it to its end."""
-    renderer = _renderer(as_json, no_chunks)
+    renderer = _renderer(as_json, no_chunks, password_given=False)
     try:
         client = _client(url, token, renderer)
         return _follow(client, lambda: client.resume(job_id, last_seq), renderer)
@@ -268,7 +310,8 @@ def _dry_run(file: Path, options: StartOptions, settings: Settings) -> int:
     try:
         chunks = read_document(file, options=ingest)
     except SummarizerError as exc:
-        click.echo(f"Error ({exc.code}): {exc.message}", err=True)
+        reword = _reword(password_given=options.password is not None)
+        click.echo(f"Error ({exc.code}): {reword(exc.code, exc.message)}", err=True)
         return EXIT_ERROR
     model = settings.model
     config = PipelineConfig.from_settings(settings, options, model_name=model)
@@ -281,12 +324,39 @@ def _dry_run(file: Path, options: StartOptions, settings: Settings) -> int:
     )
     reduced = TokenCount(steps["reduce"].input_tokens, steps["reduce"].output_tokens)
     cost = cost_usd([(model, mapped), (reduce_model, reduced)], config.prices)
-    print_estimate(estimate, file=file.name, model=model, reduce_model=reduce_model, cost=cost)
+    print_estimate(estimate, file=wire_filename(file.name), model=model, reduce_model=reduce_model, cost=cost)
     return 0
 
 
-def _renderer(as_json: bool, no_chunks: bool) -> JsonRenderer | RichRenderer:
-    return JsonRenderer() if as_json else RichRenderer(show_chunks=not no_chunks)
+def _reword(*, password_given: bool) -> Reword:
+    """The CLI's wording for errors whose server message names a protocol field.
+
+    The server speaks of ``options.password``; on the command line that is
+    ``--password``. Other messages are shown as the server wrote them.
+    """
+
+    def reword(code: str, message: str) -> str:
+        if code == "encrypted_pdf" and "options.password" in message:
+            if password_given:
+                return (
+                    "The PDF is encrypted and the password given with --password does not open it; "
+                    "check the password and try again."
+                )
+            return "The PDF is encrypted: give its password with --password."
+        if code == "password_required" and "options.password" in message:
+            return (
+                "The server restarted, and it never stores PDF passwords: run the command again "
+                "with --password."
+            )
+        return message
+
+    return reword
+
+
+def _renderer(as_json: bool, no_chunks: bool, *, password_given: bool) -> JsonRenderer | RichRenderer:
+    if as_json:
+        return JsonRenderer()  # the wire format, as the server sent it
+    return RichRenderer(show_chunks=not no_chunks, reword=_reword(password_given=password_given))
 
 
 def _client(url: str, token: str | None, renderer: JsonRenderer | RichRenderer) -> SummarizerClient:

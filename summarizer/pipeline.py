@@ -68,6 +68,7 @@ from .errors import (
     NoTextError,
     SummarizerError,
 )
+from .ingest.ocr import ocr_eta, page_ranges
 from .ingest.types import Chunk, IngestProgress
 from .models.pricing import cost_usd
 from .models.retry import RetryPolicy, classify_error
@@ -259,6 +260,7 @@ class PipelineConfig:
             retry_max_s=settings.retry_max_s,
             read_timeout_s=settings.read_timeout_s,
             stall_timeout_s=settings.stall_timeout_s,
+            token_coalesce_s=settings.token_coalesce_s,
             prices={
                 name: {str(k): float(v) for k, v in price.items()} for name, price in settings.prices.items()
             },
@@ -705,7 +707,7 @@ class _Run:
             return
         async with self.limit:
             index, pages = chunk.index, chunk.pages
-            self.emit(ChunkStarted(index=index, pages=pages, characters=len(chunk.text)))
+            self.emit(ChunkStarted(index=index, pages=pages, characters=len(chunk.text), ocr=chunk.ocr))
             began = self.clock()
             out = _Output(
                 lambda t: self.emit(ChunkToken(index=index, pages=pages, text=t)),
@@ -1096,7 +1098,8 @@ class IngestEvents:
 
     Ingestion (:func:`summarizer.ingest.iter_chunks`) reports with an
     ``on_progress`` callback; this adapter emits ``warning`` for each new
-    warning, ``progress`` (stage ``extract``) when the page count moves, and
+    warning, ``progress`` (stage ``extract``) when the page count moves,
+    ``progress`` (stage ``ocr``) when OCR'd pages move, and
     ``document`` once parsing has finished.
 
     Args:
@@ -1111,6 +1114,8 @@ class IngestEvents:
         self.started = started
         self._pages_done = -1
         self._warnings_sent = 0
+        self._last_ocr: tuple[int, int] | None = None
+        self._ocr_started: float | None = None
 
     def __call__(self, progress: IngestProgress) -> None:
         """Emit what ``progress`` adds to what was already reported."""
@@ -1132,16 +1137,39 @@ class IngestEvents:
                     eta_s=0.0 if progress.finished else eta,
                 )
             )
+        self._on_ocr(progress)
         if progress.finished:
             self.sink(
                 Document(
                     pages=progress.pages_done,
                     characters=progress.characters,
                     chunks=progress.chunks,
+                    ocr_pages=page_ranges(progress.ocr_pages),
                     map_calls=progress.chunks,
                     input_tokens=progress.input_tokens,
                 )
             )
+
+    def _on_ocr(self, progress: IngestProgress) -> None:
+        """Progress of the ``ocr`` stage when pages are OCR'd (pages done/total, ETA)."""
+        if progress.ocr_total is None:
+            return
+        state = (progress.ocr_done, progress.ocr_total)
+        if state == self._last_ocr or (progress.ocr_total == 0 and self._last_ocr is None):
+            return
+        now = self.clock()
+        if self._ocr_started is None:
+            self._ocr_started = now
+        self._last_ocr = state
+        self.sink(
+            Progress(
+                stage="ocr",
+                done=progress.ocr_done,
+                total=progress.ocr_total,
+                elapsed_s=round(now - self.started, 3),
+                eta_s=ocr_eta(now - self._ocr_started, *state),
+            )
+        )
 
 
 def _first_leaf(group: BaseExceptionGroup[Any]) -> BaseException:

@@ -10,31 +10,42 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Mapping
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, MutableMapping
+from pathlib import Path
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
+from langchain_core.rate_limiters import BaseRateLimiter
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket
 
 from .errors import ErrorCode, ModelError
+from .http_api import http_routes
 from .ingest.pdf import prewarm as prewarm_pdf_worker
 from .ingest.pdf import stop_prewarmed as stop_prewarmed_pdf_workers
 from .jobs import JobManager
+from .jobs.lease import LeaseKeeper, is_shared
 from .models import load_model
 from .models.loader import rate_limiter
 from .protocol import PROTOCOL_VERSION
-from .session import Session
+from .session import ABORT_SCOPE_KEY, Session
 from .settings import Settings
 from .store import JobStore, SqliteStore
+from .web_headers import SecurityHeaders
 
 __all__ = ["ModelRegistry", "create_app"]
+
+ASGIApp = Callable[
+    [MutableMapping[str, Any], Callable[[], Awaitable[Any]], Callable[[Any], Awaitable[None]]],
+    Awaitable[None],
+]
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +74,7 @@ class ModelRegistry:
         self._loaded: dict[str, BaseChatModel] = dict(preloaded or {})
         self.names += [name for name in self._loaded if name not in self.names]
         self.reduce_name: str | None = settings.reduce_model or None
-        self.limiter = rate_limiter(settings.requests_per_second)
+        self.limiter = _limiter(settings)
 
     def get(self, name: str | None) -> tuple[str, BaseChatModel]:
         """The model called ``name`` (``None``: the default).
@@ -102,6 +113,87 @@ class ModelRegistry:
         return self._loaded[name]
 
 
+class _ConnectionControl:
+    """Outermost ASGI middleware: bounds a WebSocket's send buffer and lets its session drop it.
+
+    uvicorn's ``send`` is a method of its protocol object, which holds the
+    transport. For each WebSocket this sets the kernel send buffer to
+    ``send_buffer_bytes`` (what the server buffers for a client that does not
+    read, besides the transport's 64 KiB high-water mark), and puts
+    ``transport.abort`` in the scope under :data:`~summarizer.session.ABORT_SCOPE_KEY`:
+    a client that neither reads nor answers the close handshake would otherwise
+    keep its connection for the WebSocket library's close timeouts (tens of
+    seconds). Under another ASGI server both are skipped.
+
+    Args:
+        app: The wrapped app.
+        send_buffer_bytes: ``SO_SNDBUF`` for WebSocket connections (bytes), or ``None``.
+    """
+
+    def __init__(self, app: ASGIApp, send_buffer_bytes: int | None = None) -> None:
+        self.app = app
+        self.send_buffer_bytes = send_buffer_bytes
+
+    async def __call__(
+        self,
+        scope: MutableMapping[str, Any],
+        receive: Callable[[], Awaitable[Any]],
+        send: Callable[[Any], Awaitable[None]],
+    ) -> None:
+        if scope["type"] == "websocket":
+            transport = getattr(getattr(send, "__self__", None), "transport", None)
+            if transport is not None and hasattr(transport, "abort"):
+                scope[ABORT_SCOPE_KEY] = transport.abort
+                sock = transport.get_extra_info("socket")
+                if self.send_buffer_bytes is not None and sock is not None:
+                    with contextlib.suppress(OSError):
+                        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.send_buffer_bytes)
+        await self.app(scope, receive, send)
+
+
+def _limiter(settings: Settings) -> BaseRateLimiter | None:
+    """The request limiter: shared through Redis by every replica when ``redis_url`` is set,
+    else one in memory (see :mod:`summarizer.ratelimit`)."""
+    if settings.redis_url and settings.requests_per_second is not None:
+        from .ratelimit import RedisRateLimiter
+
+        return RedisRateLimiter(
+            settings.redis_url, settings.requests_per_second, tokens_per_minute=settings.tokens_per_minute
+        )
+    return rate_limiter(settings.requests_per_second)
+
+
+def open_store(settings: Settings) -> JobStore:
+    """The store ``settings`` select: Redis at ``redis_url`` if set, else SQLite in the data directory.
+
+    Raises:
+        StoreUnavailable: Redis does not answer (checked once, at start).
+    """
+    if settings.redis_url:
+        from .store.redis import RedisStore
+
+        store = RedisStore(settings.redis_url)
+        store.ping()
+        return store
+    return SqliteStore(settings.resolved_data_dir())
+
+
+def _page(web_dir: Path) -> Mount | Route:
+    """The web page at ``/``, or, when ``web_dir`` holds no ``index.html``, a 404 that says why."""
+    if (web_dir / "index.html").is_file():
+        return Mount("/", StaticFiles(directory=web_dir, html=True), name="web")
+    reason = (
+        f"No web page: {web_dir} has no index.html. Point SUMMARIZER_WEB_DIR or "
+        "'summarizer serve --web-dir' at the folder of the page (web/ in a checkout)."
+    )
+    log.warning("%s The API (/ws, /v1) works without it.", reason)
+
+    async def missing(request: Request) -> PlainTextResponse:
+        return PlainTextResponse(reason + "\n", status_code=404)
+
+    return Route("/{path:path}", missing)
+
+
 def _prewarm_model(registry: ModelRegistry) -> None:
     """Load the default model now (SDK imports, HTTP client, TLS context), not on the first job.
 
@@ -137,6 +229,7 @@ def create_app(
     """
     settings = settings or Settings()
     registry = ModelRegistry(settings, models)
+    replica = settings.resolved_replica_id()
 
     async def ws_endpoint(websocket: WebSocket) -> None:
         state = websocket.app.state
@@ -144,7 +237,15 @@ def create_app(
 
     async def healthz(request: Request) -> JSONResponse:
         jobs: JobManager = request.app.state.jobs
-        return JSONResponse({"status": "ok", "jobs_running": jobs.running()})
+        body: dict[str, Any] = {"status": "ok", "replica": replica, "jobs_running": jobs.running()}
+        ping = getattr(jobs.store, "ping", None)
+        if ping is not None:  # a shared store (Redis): unreachable means this replica cannot serve
+            try:
+                await asyncio.to_thread(ping)
+            except Exception as exc:
+                body.update(status="unavailable", error=str(exc))
+                return JSONResponse(body, status_code=503)
+        return JSONResponse(body)
 
     async def config(request: Request) -> JSONResponse:
         s: Settings = request.app.state.settings
@@ -167,13 +268,15 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        store = storage or SqliteStore(settings.resolved_data_dir())
+        store = storage or open_store(settings)
         jobs = JobManager(
             store,
             registry.load,
             max_jobs=settings.max_jobs,
             ttl_s=settings.job_ttl_s,
             idle_s=settings.idle_timeout_s,
+            owner=replica,
+            lease_s=settings.lease_s if is_shared(store) else None,
         )
         app.state.jobs = jobs
         await asyncio.to_thread(prewarm_pdf_worker, 1)  # the first PDF does not wait for a worker start
@@ -181,9 +284,15 @@ def create_app(
         jobs.purge_expired()
         jobs.recover()
         jobs.start(period_s=max(0.05, min(settings.job_ttl_s / 10, settings.idle_timeout_s / 4, 60.0)))
+        keeper = LeaseKeeper(jobs) if is_shared(store) else None
+        if keeper is not None:  # several replicas: heartbeat, takeover of orphaned jobs, remote cancels
+            keeper.start()
+        app.state.lease_keeper = keeper
         try:
             yield
         finally:
+            if keeper is not None:
+                await keeper.stop()
             await jobs.shutdown()
             await asyncio.to_thread(stop_prewarmed_pdf_workers)
             store.close()
@@ -193,9 +302,13 @@ def create_app(
         Route("/healthz", healthz),
         Route("/api/config", config),
     ]
-    if settings.web_dir.is_dir():
-        routes.append(Mount("/", StaticFiles(directory=settings.web_dir, html=True), name="web"))
-    middleware = [Middleware(TrustedHostMiddleware, allowed_hosts=settings.resolved_allowed_hosts())]
+    routes += http_routes()
+    routes.append(_page(settings.web_dir))
+    middleware = [
+        Middleware(_ConnectionControl, send_buffer_bytes=settings.send_buffer_bytes),
+        Middleware(TrustedHostMiddleware, allowed_hosts=settings.resolved_allowed_hosts()),
+        Middleware(SecurityHeaders),  # CSP and friends for the page (summarizer/web_headers.py)
+    ]
     app = Starlette(routes=routes, lifespan=lifespan, middleware=middleware)
     app.state.settings = settings
     app.state.models = registry

@@ -31,15 +31,18 @@ from .pipeline import PipelineConfig
 from .protocol import PROTOCOL_VERSION, Cancel, End, Error, Resume, Resumed, Start, Text, dump, parse_client
 from .settings import Settings
 
-__all__ = ["Session", "origin_allowed"]
+__all__ = ["ABORT_SCOPE_KEY", "Session", "build_job_spec", "host_allowed", "origin_allowed"]
 
 log = logging.getLogger(__name__)
 
 _UNMETERED_FRAME_BYTES = 16 * 1024
 """Binary frames at least this large do not count against ``max_messages_per_second``."""
 
-_CLOSE_WAIT_S = 5.0
-"""Longest wait for a close handshake with a client that does not read (seconds)."""
+ABORT_SCOPE_KEY = "summarizer.abort"
+"""Scope key of a callable that aborts the connection's TCP transport (set by the server)."""
+
+_CLOSE_WAIT_S = 2.0
+"""Longest wait for a close handshake (seconds); after it the TCP connection is aborted."""
 
 
 class ModelSource(Protocol):
@@ -240,56 +243,8 @@ class Session:
         return None if self.job.finished else self.job
 
     def job_spec(self, start: Start) -> JobSpec:
-        """The effective configuration of a new job.
-
-        Raises:
-            ProtocolError: ``unsupported_protocol`` (close 1003) or ``invalid_option``.
-            LimitExceeded: ``document_too_large`` when ``start.size`` is over the limit.
-            ModelError: ``unknown_model``.
-        """
-        s = self.settings
-        if start.protocol != PROTOCOL_VERSION:
-            err = ProtocolError(
-                f"Protocol version {start.protocol} is not supported; this server speaks {PROTOCOL_VERSION}.",
-                code=ErrorCode.UNSUPPORTED_PROTOCOL,
-            )
-            err.close_code = CloseCode.UNSUPPORTED_DATA
-            raise err
-        if start.size is not None and start.size > s.max_document_bytes:
-            raise LimitExceeded(
-                f"The document is {start.size} bytes; this server accepts at most {s.max_document_bytes}.",
-                code=ErrorCode.DOCUMENT_TOO_LARGE,
-            )
-        opts = start.options
-        ingest = IngestOptions.from_settings(s, opts)
-        if ingest.chunk_overlap >= ingest.chunk_size:
-            raise ProtocolError(
-                f"options.chunk_overlap ({ingest.chunk_overlap}) must be smaller than "
-                f"chunk_size ({ingest.chunk_size}).",
-                code=ErrorCode.INVALID_OPTION,
-            )
-        limits = JobLimits(
-            max_document_bytes=s.max_document_bytes,
-            max_frame_bytes=s.max_frame_bytes,
-            ack_window_bytes=s.ack_window_bytes,
-            max_text_chars=s.max_text_chars,
-            max_concurrency=max(s.concurrency, 16),
-        )
-        model_name, _ = self.models.get(opts.model)
-        return JobSpec(
-            start=start,
-            model=model_name,
-            models=self.models.names,
-            reduce_model=s.reduce_model or None,
-            pipeline=PipelineConfig.from_settings(
-                s,
-                opts,
-                model_name=model_name,
-                concurrency=min(opts.concurrency or s.concurrency, limits.max_concurrency),
-            ),
-            ingest=ingest,
-            limits=limits,
-        )
+        """The effective configuration of a new job (see :func:`build_job_spec`)."""
+        return build_job_spec(start, settings=self.settings, models=self.models)
 
     async def begin(self, start: Start) -> None:
         if self.job is not None and not self.job.finished:
@@ -357,11 +312,7 @@ class Session:
                 await asyncio.wait_for(self.ws.send_text(stored.body), timeout)
         except TimeoutError:
             log.info("closing a connection that read nothing for %g s (job %s)", timeout, job.job_id)
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(
-                    self.ws.close(code=int(CloseCode.POLICY_VIOLATION), reason=str(ErrorCode.SLOW_READER)),
-                    _CLOSE_WAIT_S,
-                )
+            await self.close_socket(CloseCode.POLICY_VIOLATION, str(ErrorCode.SLOW_READER))
         except (WebSocketDisconnect, OSError):
             return  # the socket went away; the receive loop notices and cleans up
         except RuntimeError:
@@ -380,11 +331,24 @@ class Session:
         )
 
     async def _close_internal_error(self) -> None:
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(
-                self.ws.close(code=int(CloseCode.INTERNAL_ERROR), reason=str(ErrorCode.INTERNAL_ERROR)),
-                _CLOSE_WAIT_S,
-            )
+        await self.close_socket(CloseCode.INTERNAL_ERROR, str(ErrorCode.INTERNAL_ERROR))
+
+    async def close_socket(self, code: CloseCode, reason: str = "") -> None:
+        """Close with ``code``; a client that has not completed the close handshake
+        :data:`_CLOSE_WAIT_S` later (it reads nothing) has its TCP connection aborted."""
+        if self._socket_closed():
+            return
+        try:
+            await asyncio.wait_for(self.ws.close(code=int(code), reason=reason), _CLOSE_WAIT_S)
+            cleanly = True
+        except Exception:  # a timeout, or the socket went away meanwhile
+            cleanly = False
+        abort = self.ws.scope.get(ABORT_SCOPE_KEY)
+        if callable(abort):
+            if cleanly:  # the close frame is out; the client has as long again to answer it
+                asyncio.get_running_loop().call_later(_CLOSE_WAIT_S, abort)
+            else:
+                abort()
 
     async def stop_sender(self) -> None:
         """Wait for the sender when its job has ended (it drains), else stop it."""
@@ -415,8 +379,7 @@ class Session:
                     dump(Error(job_id=None, code=exc.code, message=exc.message, retryable=exc.retryable))
                 )
         if exc.close_code is not None:
-            with contextlib.suppress(Exception):
-                await self.ws.close(code=int(exc.close_code), reason=str(exc.code))
+            await self.close_socket(exc.close_code, str(exc.code))
 
     def keeps_waiting(self) -> bool:
         """Whether a connection silent for ``idle_timeout_s`` stays open.
@@ -443,22 +406,16 @@ class Session:
                 )
             )
             await self.stop_sender()  # drains the job's error event
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(
-                    self.ws.close(code=int(CloseCode.NORMAL_CLOSURE), reason="idle"), _CLOSE_WAIT_S
-                )
+            await self.close_socket(CloseCode.NORMAL_CLOSURE, "idle")
             return
         await self.stop_sender()
+        error = Error(
+            code=ErrorCode.IDLE_TIMEOUT,
+            message=f"No message for {self.settings.idle_timeout_s:g} s; closing.",
+        )
         with contextlib.suppress(Exception):
-            await self.ws.send_text(
-                dump(
-                    Error(
-                        code=ErrorCode.IDLE_TIMEOUT,
-                        message=f"No message for {self.settings.idle_timeout_s:g} s; closing.",
-                    )
-                )
-            )
-            await self.ws.close(code=int(CloseCode.NORMAL_CLOSURE), reason="idle")
+            await asyncio.wait_for(self.ws.send_text(dump(error)), _CLOSE_WAIT_S)
+        await self.close_socket(CloseCode.NORMAL_CLOSURE, "idle")
 
     async def detach(self) -> None:
         """The socket is gone: stop sending. The job keeps running (resume later)."""
@@ -468,9 +425,7 @@ class Session:
                 await self.sender
             self.sender = None
         self._leave()
-        if self.ws.application_state is WebSocketState.CONNECTED:
-            with contextlib.suppress(Exception):
-                await self.ws.close(code=int(CloseCode.NORMAL_CLOSURE))
+        await self.close_socket(CloseCode.NORMAL_CLOSURE)
 
     def _leave(self) -> None:
         """Stop being one of the current job's readers."""
@@ -478,6 +433,59 @@ class Session:
             self.job.readers -= 1
             self.jobs.release(self.job)
             self.job = None
+
+
+def build_job_spec(start: Start, *, settings: Settings, models: ModelSource) -> JobSpec:
+    """The effective configuration of a new job, from its ``start`` (WebSocket and HTTP alike).
+
+    Raises:
+        ProtocolError: ``unsupported_protocol`` (close 1003) or ``invalid_option``.
+        LimitExceeded: ``document_too_large`` when ``start.size`` is over the limit.
+        ModelError: ``unknown_model``.
+    """
+    s = settings
+    if start.protocol != PROTOCOL_VERSION:
+        err = ProtocolError(
+            f"Protocol version {start.protocol} is not supported; this server speaks {PROTOCOL_VERSION}.",
+            code=ErrorCode.UNSUPPORTED_PROTOCOL,
+        )
+        err.close_code = CloseCode.UNSUPPORTED_DATA
+        raise err
+    if start.size is not None and start.size > s.max_document_bytes:
+        raise LimitExceeded(
+            f"The document is {start.size} bytes; this server accepts at most {s.max_document_bytes}.",
+            code=ErrorCode.DOCUMENT_TOO_LARGE,
+        )
+    opts = start.options
+    ingest = IngestOptions.from_settings(s, opts)
+    if ingest.chunk_overlap >= ingest.chunk_size:
+        raise ProtocolError(
+            f"options.chunk_overlap ({ingest.chunk_overlap}) must be smaller than "
+            f"chunk_size ({ingest.chunk_size}).",
+            code=ErrorCode.INVALID_OPTION,
+        )
+    limits = JobLimits(
+        max_document_bytes=s.max_document_bytes,
+        max_frame_bytes=s.max_frame_bytes,
+        ack_window_bytes=s.ack_window_bytes,
+        max_text_chars=s.max_text_chars,
+        max_concurrency=max(s.concurrency, 16),
+    )
+    model_name, _ = models.get(opts.model)
+    return JobSpec(
+        start=start,
+        model=model_name,
+        models=models.names,
+        reduce_model=s.reduce_model or None,
+        pipeline=PipelineConfig.from_settings(
+            s,
+            opts,
+            model_name=model_name,
+            concurrency=min(opts.concurrency or s.concurrency, limits.max_concurrency),
+        ),
+        ingest=ingest,
+        limits=limits,
+    )
 
 
 def _too_big(size: int, limit: int) -> LimitExceeded:

@@ -8,17 +8,46 @@ OpenAI's own ``OPENAI_API_KEY`` and ``OPENAI_BASE_URL`` are read by
 
 from __future__ import annotations
 
+import importlib.resources
 import os
+import socket
 from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["WEB_DIR", "ModelPrice", "Settings"]
+from summarizer.ingest.types import default_ocr_workers
 
-WEB_DIR = Path(__file__).resolve().parent.parent / "web"
-"""The page served at ``/`` when running from a checkout."""
+__all__ = ["WEB_DIR", "ModelPrice", "Settings", "default_web_dir"]
+
+
+def default_web_dir() -> Path:
+    """The folder of the page served at ``/``.
+
+    In a source checkout (``pyproject.toml`` and ``web/index.html`` beside the
+    ``summarizer`` package: an editable install, or ``PYTHONPATH``) it is the
+    checkout's ``web/``, so edits show at once. Otherwise it is the copy shipped
+    inside the package as ``summarizer.web``, found with :mod:`importlib.resources`
+    (pyproject.toml maps ``web/`` there at build time).
+
+    Returns:
+        The folder; it may lack ``index.html`` when the package was installed
+        without its page (the server then says so and answers 404 at ``/``).
+    """
+    root = Path(__file__).resolve().parent.parent
+    checkout = root / "web"
+    if (root / "pyproject.toml").is_file() and (checkout / "index.html").is_file():
+        return checkout
+    try:
+        index = importlib.resources.files("summarizer.web").joinpath("index.html")
+    except ModuleNotFoundError:
+        return checkout
+    return index.parent if isinstance(index, Path) else checkout
+
+
+WEB_DIR = default_web_dir()
+"""The page served at ``/`` by default (see :func:`default_web_dir`)."""
 
 MiB = 1024 * 1024
 
@@ -43,7 +72,9 @@ class Settings(BaseSettings):
     # -- server ------------------------------------------------------------------
     host: str = Field(default="127.0.0.1", description="Interface to listen on.")
     port: int = Field(default=8000, ge=0, le=65535, description="TCP port; 0 picks a free one.")
-    web_dir: Path = Field(default=WEB_DIR, description="Folder served at / (the web page).")
+    web_dir: Path = Field(
+        default=WEB_DIR, description="Folder served at / (the web page); default: the page in the package."
+    )
     log_level: str = Field(default="info", description="Python logging level name.")
 
     # -- model --------------------------------------------------------------------
@@ -67,6 +98,14 @@ class Settings(BaseSettings):
     requests_per_second: float | None = Field(
         default=None, gt=0, description="Model requests per second, all jobs together; unset: unlimited."
     )
+    tokens_per_minute: float | None = Field(
+        default=None,
+        gt=0,
+        description=(
+            "Model tokens per minute (prompt + completion, ~4 characters a token), all jobs together; "
+            "shared by every replica on one Redis; unset: unlimited."
+        ),
+    )
     connect_timeout_s: float = Field(
         default=10.0, gt=0, description="Connect timeout of each model request (s)."
     )
@@ -75,6 +114,12 @@ class Settings(BaseSettings):
     )
     stall_timeout_s: float = Field(
         default=60.0, gt=0, description="Largest pause between two streamed pieces of an answer (s)."
+    )
+    token_coalesce_s: float = Field(
+        default=0.025,
+        ge=0,
+        le=1.0,
+        description="Hold a call's streamed pieces this long to send them as one token event (s; 0: off).",
     )
     max_retries: int = Field(
         default=4, ge=0, le=20, description="Retries of a model call on 429, 5xx, timeouts and drops."
@@ -121,10 +166,29 @@ class Settings(BaseSettings):
         ge=64 * MiB,
         description="Memory the PDF worker may add to its start-up size (bytes, address space).",
     )
+    ocr: Literal["auto", "off", "force"] = Field(
+        default="auto",
+        description="PDF pages to OCR: auto (textless pages with images), off, or force (every page).",
+    )
+    ocr_languages: str = Field(
+        default="eng",
+        pattern=r"^[A-Za-z_]{3,20}(?:\+[A-Za-z_]{3,20}){0,7}$",
+        description="Tesseract language codes joined by + (each needs its language pack).",
+    )
+    ocr_workers: int = Field(
+        default_factory=default_ocr_workers,
+        ge=1,
+        le=64,
+        description="PDF pages OCR'd at once per job (default min(2, CPU cores)).",
+    )
+    ocr_page_timeout_s: float = Field(default=60.0, gt=0, description="Time limit of one page's OCR (s).")
     max_jobs: int = Field(
         default=32, ge=1, description="Jobs running at once on the server (1013 when busy)."
     )
     max_jobs_per_connection: int = Field(default=100, ge=1, description="Jobs one connection may start.")
+    keepalive_s: float = Field(
+        default=15.0, gt=0, description="Idle time before a keep-alive comment on a /v1 event stream (s)."
+    )
     idle_timeout_s: float = Field(
         default=300.0, gt=0, description="Close a connection silent this long with no job running (s)."
     )
@@ -132,6 +196,11 @@ class Settings(BaseSettings):
         default=30.0,
         gt=0,
         description="Close a connection (1008, slow_reader) whose client reads no event for this long (s).",
+    )
+    send_buffer_bytes: int | None = Field(
+        default=256 * 1024,
+        ge=4096,
+        description="Kernel send buffer per WebSocket (bytes): what a client that does not read can hold.",
     )
     max_messages_per_second: float = Field(
         default=2000.0, gt=0, description="Client messages per second per connection (1008 above)."
@@ -141,6 +210,21 @@ class Settings(BaseSettings):
     data_dir: Path | None = Field(
         default=None,
         description="Folder for the job database and uploads; unset: ~/.local/share/summarizer.",
+    )
+    redis_url: str | None = Field(
+        default=None,
+        description=(
+            "redis://HOST:PORT/DB: keep jobs in Redis, shared by every replica with this URL; "
+            "unset: SQLite in data_dir (one process)."
+        ),
+    )
+    replica_id: str | None = Field(
+        default=None, description="This replica's name in leases and /healthz; unset: host name + pid."
+    )
+    lease_s: float = Field(
+        default=15.0,
+        gt=0,
+        description="A job's lease (s): renewed every lease_s/3 by its replica; lapsed, another takes it.",
     )
     job_ttl_s: float = Field(
         default=86_400.0, gt=0, description="How long a finished job can be re-opened (s)."
@@ -179,6 +263,10 @@ class Settings(BaseSettings):
             return self.data_dir
         base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
         return Path(base) / "summarizer"
+
+    def resolved_replica_id(self) -> str:
+        """``replica_id``, or ``<host name>-<pid>``."""
+        return self.replica_id or f"{socket.gethostname()}-{os.getpid()}"
 
     def resolved_allowed_hosts(self) -> list[str]:
         """``allowed_hosts``, or the loopback names plus ``host`` (unless it is a wildcard address).

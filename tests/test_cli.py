@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+from pathlib import Path
 
 import pytest
 
@@ -35,7 +37,7 @@ def test_summarize_renders_summary_to_stdout(capsys: pytest.CaptureFixture[str])
     captured = capsys.readouterr()
     assert status == 0
     assert "better than" in captured.out
-    assert "chunk 1" in captured.err
+    assert "Chunk 1 of 1" in captured.err
 
 
 @pytest.mark.e2e
@@ -63,3 +65,86 @@ def test_help_and_usage_errors(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["summarize", "/no/such/file.pdf"]) == 2
     assert main(["serve", "--port", "not-a-port"]) == 2
     assert main(["summarize", str(SAMPLES / "documents" / "zen-of-python.md"), "--chunk-size", "5"]) == 2
+
+
+def flat(text: str) -> str:
+    return " ".join(text.split())
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("name", ["notes [red]x.txt", "[bold]b[i].md"])
+def test_file_names_in_messages_are_not_markup(
+    name: str, live_server: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Old code: '[red]' vanished from the server's message ('[/b]' in server text: test_render)."""
+    path = tmp_path / name
+    path.write_bytes(b"")  # the server's empty_document message names the file
+    status = main(["summarize", str(path), "--url", live_server])
+    err = flat(capsys.readouterr().err)
+    assert status == EXIT_ERROR
+    assert "empty_document" in err and name in err, err
+
+
+@pytest.mark.e2e
+def test_file_name_that_is_not_utf8(
+    live_server: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Old code: a pydantic traceback (a lone surrogate in start.filename)."""
+    empty = tmp_path / os.fsdecode(b"bad\xffname.txt")
+    empty.write_bytes(b"")
+    status = main(["summarize", str(empty), "--url", live_server])
+    err = flat(capsys.readouterr().err)
+    assert status == EXIT_ERROR and "bad\ufffdname.txt" in err, err
+    good = tmp_path / os.fsdecode(b"good\xfe.md")
+    good.write_bytes((SAMPLES / "documents" / "zen-of-python.md").read_bytes())
+    assert main(["summarize", str(good), "--url", live_server]) == 0
+    assert "better than" in capsys.readouterr().out
+
+
+@pytest.mark.e2e
+def test_summary_bar_completes(live_server: str, capsys: pytest.CaptureFixture[str]) -> None:
+    status = main(["summarize", str(SAMPLES / "documents" / "zen-of-python.md"), "--url", live_server])
+    err = capsys.readouterr().err
+    assert status == 0
+    (bar,) = [line for line in err.splitlines() if "Writing the summary" in line]
+    assert "1/1" in bar, err
+    assert "$0.0000" not in err
+
+
+@pytest.mark.e2e
+def test_encrypted_pdf_names_the_cli_flag(live_server: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """Old code: 'send its password in options.password' (the protocol's name, not the flag)."""
+    path = str(corpus_file("bad", "encrypted-rc4-password.pdf"))
+    assert main(["summarize", path, "--url", live_server]) == EXIT_ERROR
+    err = flat(capsys.readouterr().err)
+    assert "--password" in err and "options.password" not in err, err
+    assert main(["summarize", path, "--url", live_server, "--password", "wrong"]) == EXIT_ERROR
+    err = flat(capsys.readouterr().err)
+    assert "--password" in err and "options.password" not in err and "does not open" in err, err
+    assert main(["summarize", path, "--dry-run"]) == EXIT_ERROR
+    err = flat(capsys.readouterr().err)
+    assert "--password" in err and "options.password" not in err, err
+
+
+def test_readme_flag_table_lists_every_summarize_flag() -> None:
+    """Old README: ``--no-chunks`` was missing from the table."""
+    from summarizer.cli import summarize
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    table = "\n".join(line for line in readme.splitlines() if line.startswith("| `--"))
+    flags = {
+        opt for param in summarize.params for opt in param.opts if opt.startswith("--") and opt != "--help"
+    }
+    missing = sorted(flag for flag in flags if f"`{flag}" not in table)
+    assert not missing, missing
+
+
+def test_password_required_after_restart_names_the_cli_flag() -> None:
+    from summarizer.cli import _reword
+
+    message = (
+        "The server restarted, and it never stores PDF passwords: start the job again with options.password."
+    )
+    shown = _reword(password_given=True)("password_required", message)
+    assert "--password" in shown and "options.password" not in shown
+    assert _reword(password_given=False)("damaged_pdf", "as is") == "as is"

@@ -211,7 +211,9 @@ def test_freeculture_chunks_and_progress(freeculture: Run) -> None:
     last = run.progress[-1]
     assert last.finished and last.pages_total == 352 and last.pages_done == 352
     assert last.chunks == len(run.chunks)
-    assert any("Page 1 has no text layer" in note for note in last.warnings)  # the cover image
+    assert last.ocr_pages == [1], "the cover is an image: OCR'd (ocr='auto' is the default)"
+    assert run.chunks[0].ocr and not run.chunks[-1].ocr
+    assert any("Page 1 has no text layer" in note and "read by OCR" in note for note in last.warnings)
     done = [p.pages_done for p in run.progress]
     assert done == sorted(done)
     assert all(p.pages_total == 352 for p in run.progress)

@@ -233,6 +233,7 @@ def _worker_env() -> dict[str, str]:
     root = str(Path(__file__).resolve().parent.parent.parent)
     env["PYTHONPATH"] = os.pathsep.join(part for part in (root, env.get("PYTHONPATH", "")) if part)
     env["OMP_THREAD_LIMIT"] = "1"
+    env["OPENBLAS_NUM_THREADS"] = "1"  # numpy (imported by pytesseract) reserves less memory
     env.setdefault("PYTHONDONTWRITEBYTECODE", "1")
     return env
 
@@ -323,7 +324,7 @@ async def extract_pages(
     ocr_workers: int = 1,
     ocr_page_timeout_s: float = 60.0,
     ocr_dpi: int = 300,
-    ocr_max_pixels: int = 40_000_000,
+    ocr_max_pixels: int = 25_000_000,
     command: Sequence[str] | None = None,
 ) -> AsyncGenerator[PdfEvent, None]:
     """Extract a PDF's text page by page in a worker process.
@@ -349,7 +350,7 @@ async def extract_pages(
         ocr_workers: Pages OCR'd in parallel (default 1).
         ocr_page_timeout_s: Time limit of one page's OCR (seconds, default 60).
         ocr_dpi: Rendering resolution for OCR (dots per inch, default 300).
-        ocr_max_pixels: Pixel cap of a rendered page (default 40,000,000).
+        ocr_max_pixels: Pixel cap of a rendered page (default 25,000,000).
         command: The worker command (default :func:`worker_command`); tests
             pass a broken one.
 

@@ -36,7 +36,15 @@ from summarizer.errors import (
 from summarizer.ingest.chunking import PAGE_SEPARATOR, IncrementalChunker
 from summarizer.ingest.clean import PageCleaner
 from summarizer.ingest.detect import MAGIC_WINDOW, DocumentKind, detect_kind
-from summarizer.ingest.pdf import PdfNotice, PdfOpened, PdfPage, extract_pages, unreadable_reason
+from summarizer.ingest.pdf import (
+    PdfNotice,
+    PdfOcrPlan,
+    PdfOcrUnavailable,
+    PdfOpened,
+    PdfPage,
+    extract_pages,
+    unreadable_reason,
+)
 from summarizer.ingest.text import TextStreamReader
 from summarizer.ingest.types import Chunk, IngestOptions, IngestProgress, Page
 
@@ -46,6 +54,12 @@ logger = logging.getLogger(__name__)
 
 ProgressCallback = Callable[[IngestProgress], None]
 """Receives a snapshot of the progress (a copy: keeping it is safe)."""
+
+OCR_LOOKAHEAD = 1
+"""Pages the cleaner holds back when most pages are OCR'd (the default holds 8).
+An OCR'd page costs seconds, so holding 8 back would delay the first chunk by
+8 pages of OCR; with one page ahead plus the pages behind (history), running
+heads and footers are still found from the third page on."""
 
 UNREADABLE_CHECK_PAGES = 8
 """After this many pages with text, a document whose pages are mostly
@@ -240,11 +254,23 @@ class _PdfReport:
     failed: dict[int, str] = dataclasses.field(default_factory=dict)
     unreadable: dict[int, str] = dataclasses.field(default_factory=dict)
     repaired: str | None = None
+    ocr: str = "off"
+    ocr_ran: bool = False
+    ocr_unavailable: str | None = None
+    ocr_failed: dict[int, str] = dataclasses.field(default_factory=dict)
+    first_ocr_page: int | None = None
     _rendered: tuple[tuple[int, ...], list[str]] | None = dataclasses.field(default=None, repr=False)
 
     def warnings(self) -> list[str]:
         """The current warnings (re-rendered only when something was added)."""
-        key = (len(self.failed), len(self.unreadable), len(self.images_only), self.repaired is None)
+        key = (
+            len(self.failed),
+            len(self.unreadable),
+            len(self.images_only),
+            self.repaired is None,
+            len(self.ocr_failed),
+            self.first_ocr_page is None,
+        )
         if self._rendered is None or self._rendered[0] != key:
             self._rendered = (key, self._render())
         return list(self._rendered[1])
@@ -268,13 +294,37 @@ class _PdfReport:
                 f"{_pages(self.unreadable)} {_were(self.unreadable, 'has', 'have')} unreadable "
                 f"text ({self.unreadable[first]}) and {_were(self.unreadable)} skipped."
             )
-        if self.images_only:
-            scanned = self.images_only
+        if self.ocr_failed:
+            first = min(self.ocr_failed)
+            notes.append(
+                f"{_pages(self.ocr_failed)} could not be OCR'd and {_were(self.ocr_failed)} skipped "
+                f"(page {first}: {self.ocr_failed[first]})."
+            )
+        scanned = [number for number in self.images_only if number not in self.ocr_failed]
+        if scanned:
             notes.append(
                 f"{_pages(scanned)} {_were(scanned, 'has', 'have')} no text layer "
-                f"(scanned images?) and {_were(scanned)} skipped; run OCR to include them."
+                f"(scanned images?) and {_were(scanned)} skipped; {self.ocr_hint(len(scanned))}"
+            )
+        if self.first_ocr_page is not None:
+            notes.append(
+                f"Page {self.first_ocr_page} has no text layer (a scan?): its text was read by OCR, "
+                "which can misread words. The document event lists every page read by OCR."
+                if self.ocr != "force"
+                else "Pages are read by OCR (ocr: force), which can misread words."
             )
         return notes
+
+    def ocr_hint(self, pages: int) -> str:
+        """What to do about pages without a text layer, given how OCR went (a sentence)."""
+        them = "it" if pages == 1 else "them"
+        if self.ocr == "off":
+            return f'OCR is off: set options.ocr to "auto" (--ocr auto) to read {them}.'
+        if self.ocr_unavailable is not None:
+            return f"OCR cannot run: {self.ocr_unavailable}."
+        if self.ocr_ran:
+            return f"OCR found no text on {them}."
+        return f"run OCR to include {them}."
 
 
 async def _pdf_chunks(
@@ -292,7 +342,8 @@ async def _pdf_chunks(
     async for piece in rest:
         data += _pdf_bytes(piece)
     cleaner = PageCleaner()
-    report = _PdfReport()
+    report = _PdfReport(ocr=options.ocr)
+    ocr_pages: set[int] = set()
 
     def take(cleaned: Iterable[Page]) -> list[Chunk]:
         chunks: list[Chunk] = []
@@ -305,7 +356,7 @@ async def _pdf_chunks(
                 report.unreadable[page.number] = reason
                 _check_unreadable(report, final=False)
                 continue
-            chunks += chunker.feed(page)
+            chunks += [_mark_ocr(chunk, ocr_pages) for chunk in chunker.feed(page)]
             kept[page.number] = len(page.text)
             progress.characters += len(page.text)
             _check_text_limit(progress.characters, options)
@@ -323,7 +374,7 @@ async def _pdf_chunks(
             if applied:
                 progress.characters += len(page.text) - kept[page.number]
                 kept[page.number] = len(page.text)
-            chunks += cut
+            chunks += [_mark_ocr(chunk, ocr_pages) for chunk in cut]
         return chunks
 
     events = extract_pages(
@@ -332,6 +383,10 @@ async def _pdf_chunks(
         timeout_s=options.parse_timeout_s,
         memory_bytes=options.parse_memory_bytes,
         max_text_chars=options.max_text_chars,
+        ocr=options.ocr,
+        ocr_languages=options.ocr_languages,
+        ocr_workers=options.ocr_workers,
+        ocr_page_timeout_s=options.ocr_page_timeout_s,
     )
     del data
     async with contextlib.aclosing(events):
@@ -345,8 +400,29 @@ async def _pdf_chunks(
                 if event.source == "pypdf._reader" and report.repaired is None:
                     report.repaired = event.message
                     progress.warnings = report.warnings()
+            elif isinstance(event, PdfOcrPlan):
+                report.ocr_ran = True
+                if (
+                    event.pages
+                    and 2 * event.pages >= (progress.pages_total or 0)
+                    and progress.pages_done == 0
+                ):
+                    cleaner = PageCleaner(lookahead=OCR_LOOKAHEAD)  # a scan: stream sooner
+                progress.ocr_total = event.pages
+                _report(on_progress, progress)
+            elif isinstance(event, PdfOcrUnavailable):
+                report.ocr_unavailable = event.reason
+                logger.warning("OCR is unavailable: %s", event.reason)
             elif isinstance(event, PdfPage):
                 _note_page(event, report)
+                if event.ocr:
+                    if report.first_ocr_page is None:
+                        report.first_ocr_page = event.number
+                    ocr_pages.add(event.number)
+                    progress.ocr_pages.append(event.number)
+                if event.ocr or event.number in report.ocr_failed:
+                    progress.ocr_done += 1
+                    progress.ocr_total = max(progress.ocr_total or 0, progress.ocr_done)
                 cleaned = cleaner.push(Page(event.number, event.text))
                 chunks = revise(cleaner.revisions())
                 if cleaner.pending_characters + len(PAGE_SEPARATOR) * cleaner.pending >= chunker.needed:
@@ -363,10 +439,12 @@ async def _pdf_chunks(
                 progress.pages_done += 1
                 progress.warnings = report.warnings()
                 _report(on_progress, progress)
-    for chunk in [*take(cleaner.finish()), *chunker.finish()]:
+    for chunk in [*take(cleaner.finish()), *(_mark_ocr(chunk, ocr_pages) for chunk in chunker.finish())]:
         progress.chunks += 1
         progress.chunk_characters += len(chunk.text)
         yield chunk
+    if progress.ocr_total is not None:
+        progress.ocr_total = progress.ocr_done  # the estimate becomes the count
     _check_unreadable(report, final=True)
     progress.warnings = report.warnings()
     if progress.chunks == 0:
@@ -393,8 +471,19 @@ def _check_page_limit(pages: int, options: IngestOptions) -> None:
         )
 
 
+def _mark_ocr(chunk: Chunk, ocr_pages: set[int]) -> Chunk:
+    """The chunk, flagged ``ocr`` when one of its pages was read by OCR."""
+    if ocr_pages and any(number in ocr_pages for number in range(chunk.first_page, chunk.last_page + 1)):
+        return dataclasses.replace(chunk, ocr=True)
+    return chunk
+
+
 def _note_page(page: PdfPage, report: _PdfReport) -> None:
-    if page.error is not None:
+    if page.error is not None and page.has_images and not page.text.strip():
+        report.ocr_failed[page.number] = page.error  # an image page whose OCR failed
+        report.textless.append(page.number)
+        report.images_only.append(page.number)
+    elif page.error is not None:
         report.failed[page.number] = page.error
     elif not page.text.strip():
         report.textless.append(page.number)
@@ -412,8 +501,8 @@ def _check_unreadable(report: _PdfReport, *, final: bool) -> None:
         first = min(report.unreadable)
         raise NoTextError(
             f"The PDF's text cannot be read: {bad} of {seen} pages with text extract as "
-            f"{report.unreadable[first]}. Run OCR on the pages or export the PDF again "
-            "with embedded Unicode fonts.",
+            f"{report.unreadable[first]}. Read it with OCR instead of its text layer "
+            '(options.ocr "force", --ocr force) or export the PDF again with embedded Unicode fonts.',
             code=ErrorCode.UNREADABLE_TEXT,
         )
 
@@ -433,10 +522,16 @@ def _no_chunks_error(report: _PdfReport, pages_total: int) -> Exception:
             code=ErrorCode.DAMAGED_PDF,
         )
     if report.images_only:
+        if report.ocr_failed:
+            first = min(report.ocr_failed)
+            hint = f"OCR failed ({_pages(report.ocr_failed)}; page {first}: {report.ocr_failed[first]})."
+        elif report.ocr_unavailable is not None:
+            hint = f"OCR cannot run: {report.ocr_unavailable}."
+        else:
+            hint = report.ocr_hint(pages_total)
         return NoTextError(
             f"The PDF has no extractable text: its {_count(pages_total, 'page')} "
-            f"{'is an image' if pages_total == 1 else 'are images'} (a scan?). "
-            "Run OCR on it first (e.g. ocrmypdf) and upload the result.",
+            f"{'is an image' if pages_total == 1 else 'are images'} (a scan?). {hint}",
             code=ErrorCode.NO_TEXT,
         )
     if report.blank == len(report.textless) == pages_total:

@@ -2,17 +2,34 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
     from summarizer.protocol import StartOptions
     from summarizer.settings import Settings
 
-__all__ = ["CHARS_PER_TOKEN", "Chunk", "IngestOptions", "IngestProgress", "Page"]
+__all__ = [
+    "CHARS_PER_TOKEN",
+    "Chunk",
+    "IngestOptions",
+    "IngestProgress",
+    "OcrMode",
+    "Page",
+    "default_ocr_workers",
+]
 
 CHARS_PER_TOKEN = 4
 """The project's token estimate: characters per token (no tokenizer)."""
+
+OcrMode = Literal["auto", "off", "force"]
+"""Which PDF pages are OCR'd: textless pages with images, none, or every page."""
+
+
+def default_ocr_workers() -> int:
+    """Pages OCR'd at once by default: ``min(2, os.cpu_count())`` (at least 1)."""
+    return max(1, min(2, os.cpu_count() or 1))
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +56,7 @@ class Chunk:
         end: Offset one past the last character (characters); ``end - start == len(text)``.
         first_page: 1-based page where the chunk starts.
         last_page: 1-based page where it ends (inclusive).
+        ocr: ``True`` when some of its text was read by OCR.
     """
 
     index: int
@@ -47,6 +65,7 @@ class Chunk:
     end: int
     first_page: int
     last_page: int
+    ocr: bool = False
 
     @property
     def pages(self) -> tuple[int, int]:
@@ -66,7 +85,12 @@ class IngestOptions:
         max_text_chars: Characters of text at most; more is ``document_too_large``.
         parse_timeout_s: Wall-clock seconds allowed for parsing a PDF.
         parse_memory_bytes: Memory the PDF worker may add to its start-up size (bytes, address
-            space; default 1 GiB).
+            space; default 1 GiB). Each Tesseract process gets the same limit.
+        ocr: ``auto`` (default: OCR textless PDF pages that draw images), ``off``
+            or ``force`` (OCR every page).
+        ocr_languages: Tesseract language codes joined by ``+`` (default ``"eng"``).
+        ocr_workers: Pages OCR'd at once (default ``min(2, os.cpu_count())``).
+        ocr_page_timeout_s: Time limit of one page's OCR (seconds, default 60).
     """
 
     chunk_size: int = 4000
@@ -76,6 +100,10 @@ class IngestOptions:
     max_text_chars: int = 20_000_000
     parse_timeout_s: float = 600.0
     parse_memory_bytes: int = 1024 * 1024 * 1024
+    ocr: OcrMode = "auto"
+    ocr_languages: str = "eng"
+    ocr_workers: int = field(default_factory=default_ocr_workers)
+    ocr_page_timeout_s: float = 60.0
 
     @classmethod
     def from_settings(cls, settings: Settings, options: StartOptions) -> IngestOptions:
@@ -98,6 +126,10 @@ class IngestOptions:
             max_text_chars=settings.max_text_chars,
             parse_timeout_s=settings.parse_timeout_s,
             parse_memory_bytes=settings.parse_memory_bytes,
+            ocr=options.ocr or settings.ocr,
+            ocr_languages=options.ocr_languages or settings.ocr_languages,
+            ocr_workers=settings.ocr_workers,
+            ocr_page_timeout_s=settings.ocr_page_timeout_s,
         )
 
 
@@ -114,6 +146,10 @@ class IngestProgress:
             in both chunks: what the map calls read).
         finished: ``True`` once the whole document is parsed and every chunk yielded.
         warnings: Human-readable notes (e.g. "3 pages had no text").
+        ocr_done: PDF pages OCR'd so far.
+        ocr_total: Pages to OCR (an estimate until the PDF is read; exact once
+            ``finished``), or ``None`` when OCR does not run.
+        ocr_pages: Numbers of the pages whose text was read by OCR, in order.
     """
 
     pages_done: int = 0
@@ -123,6 +159,9 @@ class IngestProgress:
     chunk_characters: int = 0
     finished: bool = False
     warnings: list[str] = field(default_factory=list)
+    ocr_done: int = 0
+    ocr_total: int | None = None
+    ocr_pages: list[int] = field(default_factory=list)
 
     @property
     def input_tokens(self) -> int:

@@ -95,7 +95,7 @@ class WorkerConfig:
     ocr_workers: int = 1
     ocr_page_timeout_s: float = 60.0
     ocr_dpi: int = 300
-    ocr_max_pixels: int = 40_000_000
+    ocr_max_pixels: int = 25_000_000
 
 
 # --------------------------------------------------------------------------
@@ -371,16 +371,20 @@ def _ready(message: _PageMessage) -> Future[_PageMessage]:
 
 
 class _Ocr:
-    """Renders and OCRs pages on a small thread pool (one Tesseract process per page)."""
+    """Renders and OCRs pages on a small thread pool (one Tesseract process per page).
+
+    Whether OCR can run (packages, the ``tesseract`` program, language packs)
+    is checked on the first page that needs it, so a PDF with a text layer
+    never pays for the check.
+    """
 
     def __init__(self, data: bytes, config: WorkerConfig, channel: _Channel) -> None:
-        from summarizer.ingest import ocr as engine
-
-        self._engine = engine
+        self._data = data
         self._config = config
         self._channel = channel
-        self._renderer = engine.PageRenderer(data, dpi=config.ocr_dpi, max_pixels=config.ocr_max_pixels)
-        self._pool = ThreadPoolExecutor(max(1, config.ocr_workers), thread_name_prefix="ocr")
+        self._available: bool | None = None
+        self._renderer: Any = None
+        self._pool: ThreadPoolExecutor | None = None
         self.window = 2 * max(1, config.ocr_workers) + 2
         """Pages at most waiting to be sent (bounds memory and keeps OCR busy)."""
 
@@ -388,35 +392,47 @@ class _Ocr:
     def create(
         cls, data: bytes, config: WorkerConfig, channel: _Channel, pages: Any, count: int
     ) -> _Ocr | None:
-        """An OCR engine, or ``None`` when OCR is off or unavailable (then said once)."""
+        """An OCR engine, or ``None`` when OCR is off; sends ``ocr_plan`` when pages will be OCR'd."""
         if config.ocr == "off":
             return None
-        try:
-            from summarizer.ingest import ocr as engine
-        except ImportError as exc:  # pragma: no cover - a broken installation
-            channel.send("ocr_unavailable", f"cannot import the OCR module ({exc})")
-            return None
-        reason = engine.unavailable_reason(config.ocr_languages)
-        if reason is not None:
-            channel.send("ocr_unavailable", reason)
-            return None
+        ocr = cls(data, config, channel)
         planned = count if config.ocr == "force" else _estimate_scanned(pages, count)
-        channel.send("ocr_plan", planned)
-        try:
-            return cls(data, config, channel)
-        except MemoryError:
-            raise
-        except Exception as exc:
-            channel.send("ocr_unavailable", f"the pages cannot be rendered ({_describe(exc)})")
-            return None
+        if planned and ocr.start():
+            channel.send("ocr_plan", planned)
+        return ocr
+
+    def start(self) -> bool:
+        """Check (once) that OCR can run and set it up; says ``ocr_unavailable`` if not."""
+        if self._available is None:
+            self._available = False
+            try:
+                from summarizer.ingest import ocr as engine
+
+                reason = engine.unavailable_reason(self._config.ocr_languages)
+                if reason is None:
+                    self._engine = engine
+                    self._renderer = engine.PageRenderer(
+                        self._data, dpi=self._config.ocr_dpi, max_pixels=self._config.ocr_max_pixels
+                    )
+                    self._pool = ThreadPoolExecutor(
+                        max(1, self._config.ocr_workers), thread_name_prefix="ocr"
+                    )
+                    self._available = True
+            except MemoryError:
+                raise
+            except Exception as exc:  # a broken installation
+                reason = f"the OCR engine cannot be loaded ({_describe(exc)})"
+            if reason is not None:
+                self._channel.send("ocr_unavailable", reason)
+        return self._available
 
     def wants(self, text: str, has_images: bool) -> bool:
         """Whether a page goes to OCR: every page with ``force``; else textless pages with images."""
-        if self._config.ocr == "force":
-            return True
-        return has_images and not text.strip()
+        wanted = self._config.ocr == "force" or (has_images and not text.strip())
+        return wanted and self.start()
 
     def submit(self, index: int, fallback: _PageMessage) -> Future[_PageMessage]:
+        assert self._pool is not None
         return self._pool.submit(self._run, index, fallback)
 
     def _run(self, index: int, fallback: _PageMessage) -> _PageMessage:
@@ -429,7 +445,8 @@ class _Ocr:
             del image
         except MemoryError:
             gc.collect()
-            return (number, text, has_images, blank, "OCR ran out of memory on this page", False)
+            reason = "OCR ran out of memory on this page (options.parse_memory_bytes)"
+            return (number, text, has_images, blank, reason, False)
         except Exception as exc:
             if text.strip():  # force on a page with text: keep its text layer
                 return fallback
@@ -440,8 +457,10 @@ class _Ocr:
         return (number, cleaned, has_images, False, None, True)
 
     def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
-        self._renderer.close()
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+        if self._renderer is not None:
+            self._renderer.close()
 
 
 def _estimate_scanned(pages: Any, count: int) -> int:

@@ -25,6 +25,7 @@ from ..recovery import Recovery
 from ..store import JobRecord, JobStore
 from .eventlog import REPLAY_PAGE, EventWriter
 from .job import FINISHED_STATES, Job, JobSpec, JobState, new_job_id
+from .lease import RemoteJob, is_shared
 
 __all__ = ["JobManager"]
 
@@ -45,6 +46,9 @@ class JobManager:
             ``idle_timeout`` (see :meth:`expire_abandoned`).
         tail_events: Events each live job keeps in memory for its readers.
         clock: Monotonic clock in seconds.
+        owner: This replica's id in job leases (``SUMMARIZER_REPLICA_ID``).
+        lease_s: Seconds a job's lease lasts (renewed by
+            :class:`~summarizer.jobs.lease.LeaseKeeper`); ``None``: ``ttl_s`` (one process).
     """
 
     def __init__(
@@ -57,7 +61,11 @@ class JobManager:
         idle_s: float = 300.0,
         tail_events: int = 512,
         clock: Callable[[], float] = time.monotonic,
+        owner: str = "local",
+        lease_s: float | None = None,
     ) -> None:
+        self.owner = owner
+        self.lease_s = ttl_s if lease_s is None else lease_s
         self.store = store
         self._load_model = load_model
         self.max_jobs = max_jobs
@@ -77,6 +85,15 @@ class JobManager:
     def running(self) -> int:
         """Jobs not yet finished (each holds a slot of ``max_jobs``)."""
         return sum(1 for job in self._jobs.values() if not job.finished)
+
+    def held(self) -> list[Job]:
+        """The jobs this process holds in memory (it runs the unfinished ones)."""
+        return list(self._jobs.values())
+
+    def forget(self, job: Job) -> None:
+        """Drop ``job`` from memory without touching the store (another replica owns it now)."""
+        if self._jobs.get(job.job_id) is job:
+            del self._jobs[job.job_id]
 
     def in_memory(self) -> int:
         """Jobs held in memory (running, or finished and followed)."""
@@ -120,6 +137,7 @@ class JobManager:
         stored = dataclasses.replace(spec, start=spec.start.model_copy(update={"token": None}))
         try:
             self.store.create_job(job_id, stored.to_json(), JobState.UPLOADING.value)
+            self.store.acquire_lease(job_id, self.owner, self.lease_s)
         except KeyError:
             raise SummarizerError(
                 f"A job {job_id} exists already; send 'resume' to follow it.",
@@ -169,6 +187,8 @@ class JobManager:
         if job is not None:
             return job
         record = self.store.job(job_id)
+        if record is not None and record.state not in FINISHED_STATES and is_shared(self.store):
+            return RemoteJob(record, self.store)  # running on another replica (or about to be claimed)
         if record is None or record.state not in FINISHED_STATES:
             return None
         if record.updated < time.time() - self.ttl_s:
@@ -195,7 +215,7 @@ class JobManager:
         if job.finished and job.readers <= 0 and self._jobs.get(job.job_id) is job:
             del self._jobs[job.job_id]
             self.store.close_upload(job.job_id)
-            self.store.release_lease(job.job_id, "local")
+            self.store.release_lease(job.job_id, self.owner)
 
     def expire_abandoned(self, idle_s: float | None = None) -> int:
         """Fail uploads that waited for their client longer than ``idle_s`` (default :attr:`idle_s`).
@@ -245,6 +265,8 @@ class JobManager:
         """
         recovered = []
         for record in self.store.jobs_in_states((JobState.UPLOADING.value, JobState.PROCESSING.value)):
+            if record.id in self._jobs or not self.store.acquire_lease(record.id, self.owner, self.lease_s):
+                continue  # running here already, or owned by another replica
             try:
                 job = self._restore(record)
             except Exception:
@@ -287,6 +309,7 @@ class JobManager:
                     terminal = row.type
         if terminal is not None:  # killed after the terminal event, before its state was recorded
             self.store.set_state(record.id, _STATE_OF[terminal].value)
+            self.store.release_lease(record.id, self.owner)
             return None
         stored = self.store.truncate_upload(record.id)
         first = next(iter(self.store.upload_records(record.id)), None)
@@ -297,7 +320,6 @@ class JobManager:
             reduce_model = self._load_model(spec.reduce_model) if spec.reduce_model else None
         except SummarizerError as exc:
             error = exc
-        self.store.acquire_lease(record.id, "local", self.ttl_s)
         job = self._job(
             record.id,
             spec,
@@ -349,3 +371,6 @@ class JobManager:
         for job in list(self._jobs.values()):
             await job.stop()
         await asyncio.to_thread(self.writer.close)
+        for job in list(self._jobs.values()):  # hand the jobs back at once (another replica claims them)
+            with contextlib.suppress(Exception):
+                self.store.release_lease(job.job_id, self.owner)

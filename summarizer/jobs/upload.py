@@ -279,8 +279,9 @@ class Upload:
                 self._consumed += size
                 self._consumed_messages += 1
                 self._wake()
-                self._ack(force=isinstance(record, str))
                 yield record
+                # Ingestion asks for the next piece: it has taken this one.
+                self._ack(force=isinstance(record, str))
                 continue
             if self.state is UploadState.ENDED:
                 self._ack(force=True)

@@ -106,7 +106,11 @@ class JobStore(Protocol):
 
     # -- event logs ---------------------------------------------------------------------
     def append_events(self, rows: Sequence[EventRow]) -> None:
-        """Commit a batch of events (of any jobs) atomically: all or none."""
+        """Commit a batch of events (of any jobs) atomically: all or none.
+
+        Raises:
+            KeyError: An event with one of the batch's ``(job_id, seq)`` exists (nothing is stored).
+        """
 
     def events(self, job_id: str, after_seq: int = 0, limit: int | None = None) -> list[EventRow]:
         """The job's events with ``seq > after_seq`` in order, at most ``limit``."""

@@ -168,7 +168,11 @@ class SqliteStore:
     # -- events -----------------------------------------------------------------------
 
     def append_events(self, rows: Sequence[EventRow]) -> None:
-        """Commit a batch of events in one transaction."""
+        """Commit a batch of events in one transaction.
+
+        Raises:
+            KeyError: An event with one of the batch's ``(job_id, seq)`` exists (nothing is stored).
+        """
         if not rows:
             return
         with self._lock:
@@ -178,6 +182,9 @@ class SqliteStore:
                     "INSERT INTO events (job_id, seq, type, body) VALUES (?, ?, ?, ?)",
                     [(r.job_id, r.seq, r.type, r.body) for r in rows],
                 )
+            except sqlite3.IntegrityError:
+                self.db.execute("ROLLBACK")
+                raise KeyError("an event with this (job_id, seq) exists already") from None
             except BaseException:
                 self.db.execute("ROLLBACK")
                 raise

@@ -75,6 +75,62 @@ def page_server(**overrides: Any) -> Iterator[str]:
         shutil.rmtree(data_dir, ignore_errors=True)
 
 
+# The fault page server: a scripted OpenAI-compatible model (tests/fake_openai.py) behind
+# a real summarizer server, for pages with real ``chunk.failed`` events.
+FAULT_MODELS = ("openai:fake-poison", "openai:fake-stall-2")
+
+
+@contextlib.contextmanager
+def fault_page_server(**overrides: Any) -> Iterator[tuple[str, Any]]:
+    """A page server whose models are ``tests.fake_openai`` faults; yields ``(url, fake)``.
+
+    ``openai:fake-poison`` fails (HTTP 500) every chunk whose text contains ``POISON``;
+    ``openai:fake-stall-2`` streams two words and stalls on its first two calls, so with
+    one retry and one call at a time, chunk 0 streams partial text, then fails with
+    ``model_timeout``. Call ``fake.reset()`` before each job.
+    """
+    from ..fake_openai import FakeOpenAI
+
+    with FakeOpenAI(stall_s=3.0).running() as fake:
+        values: dict[str, Any] = {
+            "model": FAULT_MODELS[0],
+            "models": list(FAULT_MODELS),
+            "base_url": fake.url,
+            "max_retries": 1,
+            "retry_base_s": 0.01,
+            "retry_max_s": 0.05,
+            "read_timeout_s": 10.0,
+            "stall_timeout_s": 0.5,
+            "concurrency": 1,
+            "chunk_size": 480,
+            "chunk_overlap": 0,
+        }
+        values.update(overrides)
+        with page_server(**values) as url:
+            yield url, fake
+
+
+def poisoned_pages(pages: int = 32, poisoned: tuple[int, ...] = (12, 13, 14, 30)) -> bytes:
+    """A text document of ``pages`` form-feed separated pages, one chunk each (chunk size 480).
+
+    The ``poisoned`` pages end with ``POISON``: ``openai:fake-poison`` fails their chunks, so
+    the summary's ``missing_pages`` are exactly those pages as ranges ([[12, 14], [30, 30]]).
+    """
+
+    def page(n: int) -> str:
+        # Every page the same length, 455 characters (463 with POISON): the chunker cuts a
+        # 480-character chunk at a paragraph break (pages are joined by one) only in the
+        # window's last 6 % (451-478), so with these lengths each chunk is one page.
+        text = " ".join(
+            f"Page {n:03d} sentence {i} tells about harbour {n:03d}{i}, its old lighthouse, the keeper's"
+            " logbook and the ships it saw then."
+            for i in range(4)
+        )
+        return text + (" POISON." if n in poisoned else "")
+
+    return "\f".join(page(n) for n in range(1, pages + 1)).encode("utf-8")
+
+
 def launch_browser(playwright: Any) -> Any:
     return playwright.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS, headless=True)
 
@@ -118,7 +174,9 @@ def open_page(context: Any, base_url: str) -> Watched:
     page = context.new_page()
     watched = watch(page)
     page.goto(base_url)
-    page.wait_for_function("document.querySelector('#server-status').dataset.status === 'ok'")
+    page.wait_for_function(
+        "() => document.querySelector('#server-status').dataset.status === 'ok'", timeout=60_000
+    )
     return watched
 
 
@@ -150,6 +208,12 @@ def drop_file(page: Any, data: bytes | Path, name: str | None = None, media_type
     page.evaluate(_DROP_JS, {"data": encoded, "name": name, "type": media_type})
 
 
+# Note for waits: pass ``page.wait_for_function`` a function (``"() => ..."``), never a
+# bare expression. Playwright polls a bare expression with ``eval``, which the page's
+# Content-Security-Policy (script-src 'self', no 'unsafe-eval') refuses; functions are
+# sent over CDP and are not subject to it.
+
+
 def wait_for_phase(page: Any, *phases: str, timeout_s: float = 60) -> str:
     """Wait until ``body[data-phase]`` is one of ``phases``; returns it."""
     page.wait_for_function(
@@ -158,10 +222,26 @@ def wait_for_phase(page: Any, *phases: str, timeout_s: float = 60) -> str:
     return str(page.evaluate("document.body.dataset.phase"))
 
 
+_CAPTURE_ON = """() => new Promise((resolve) => {
+  document.body.classList.add("capture");
+  requestAnimationFrame(() => requestAnimationFrame(() => resolve(true)));
+})"""
+
+
 def screenshot(page: Any, name: str, *, full_page: bool = True, directory: Path = ARTIFACTS) -> Path:
+    """Save a screenshot of the page in capture mode.
+
+    Capture mode (``body.capture``) turns off ``content-visibility: auto`` on the chunk
+    cards, so a full-page shot shows every card filled, as a person scrolling sees them,
+    not the empty boxes the browser leaves for cards it has not rendered.
+    """
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / name
-    page.screenshot(path=str(path), full_page=full_page, animations="disabled")
+    page.evaluate(_CAPTURE_ON)
+    try:
+        page.screenshot(path=str(path), full_page=full_page, animations="disabled")
+    finally:
+        page.evaluate("() => document.body.classList.remove('capture')")
     return path
 
 

@@ -79,6 +79,10 @@ export const FRIENDLY = {
     title: "This document is empty",
     hint: "There is no text in it to summarize.",
   },
+  password_required: {
+    title: "This PDF needs its password again",
+    hint: "The server restarted while the job was running and keeps passwords in memory only. Enter the password below and start the job again.",
+  },
   encrypted_pdf: {
     title: "This PDF is password-protected",
     hint: "Enter its password below, or save an unprotected copy (for example with “Print to PDF”) and drop that instead.",
@@ -106,6 +110,34 @@ export const FRIENDLY = {
   model_error: {
     title: "The language model failed",
     hint: "A call to the model that writes the summaries did not succeed. Try again in a moment.",
+  },
+  authentication_failed: {
+    title: "The model provider refused the server's credentials",
+    hint: "The API key the server uses is missing, wrong or not allowed to use this model. Ask the server's operator to check it, or pick another model.",
+  },
+  model_not_found: {
+    title: "The model provider does not know this model",
+    hint: "The model's name may be misspelt, or the account cannot use it. Pick another model, or ask the operator to fix its name.",
+  },
+  rate_limited: {
+    title: "The model provider is rate-limiting the server",
+    hint: "Too many requests, or the account's quota is used up. Wait a minute and try again.",
+  },
+  provider_unavailable: {
+    title: "The model provider is not answering",
+    hint: "Its service failed or could not be reached, even after several retries. Try again in a few minutes.",
+  },
+  context_too_long: {
+    title: "A part of the document is too long for the model",
+    hint: "Even split into smaller pieces it did not fit the model's context window. Try a model with a larger window, or a smaller chunk size.",
+  },
+  slow_reader: {
+    title: "The connection fell behind",
+    hint: "The page did not keep up with the server's events. The job goes on; the page reconnects and resumes where it stopped.",
+  },
+  model_timeout: {
+    title: "The model took too long to answer",
+    hint: "It did not answer, or stopped in the middle, even after several retries. Try again in a moment, or pick another model.",
   },
   cancelled: {
     title: "Cancelled",

@@ -51,3 +51,47 @@ export function pageRange(pages) {
   const [first, last] = pages;
   return first === last ? `page ${first}` : `pages ${first}–${last}`;
 }
+
+/** Words in a text (runs of non-space). */
+export function wordCount(text) {
+  const m = text.match(/\S+/g);
+  return m ? m.length : 0;
+}
+
+/** The badge for a file: "PDF", "MD" or "TXT". */
+export function fileKind(name, type) {
+  const ext = /\.([^.]+)$/.exec(name || "")?.[1]?.toLowerCase();
+  if (ext === "pdf" || type === "application/pdf") return "PDF";
+  if (ext === "md" || ext === "markdown") return "MD";
+  return "TXT";
+}
+
+/**
+ * Page ranges `[[first, last], ...]` (as in `summary.missing_pages`) in words.
+ * [[12, 14], [30, 30]] → {count: 4, text: "12–14, 30"}: `count` is the number of
+ * pages (a page in two overlapping ranges counts once); at most `max` ranges are
+ * listed, then "…".
+ * @returns {{count: number, text: string}}
+ */
+export function pageRanges(ranges, max = 12) {
+  const clean = (Array.isArray(ranges) ? ranges : [])
+    .filter((r) => Array.isArray(r) && Number.isInteger(r[0]) && Number.isInteger(r[1] ?? r[0]))
+    .map(([first, last = first]) => [Math.min(first, last), Math.max(first, last)])
+    .sort((a, b) => a[0] - b[0]);
+  const merged = [];
+  for (const [first, last] of clean) {
+    const prev = merged[merged.length - 1];
+    if (prev && first <= prev[1] + 1) prev[1] = Math.max(prev[1], last);
+    else merged.push([first, last]);
+  }
+  const count = merged.reduce((n, [first, last]) => n + last - first + 1, 0);
+  const shown = merged.slice(0, max).map(([first, last]) => (first === last ? `${first}` : `${first}–${last}`));
+  if (merged.length > max) shown.push("…");
+  return { count, text: shown.join(", ") };
+}
+
+/** [[12, 14], [30, 30]] → "4 pages: 12–14, 30"; "" for none. */
+export function pageRangesWords(ranges, max = 12) {
+  const { count, text } = pageRanges(ranges, max);
+  return count ? `${plural(count, "page")}: ${text}` : "";
+}

@@ -1,0 +1,114 @@
+"""The server on Redis: configuration, /healthz, and Redis down at start or mid-run."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from starlette.testclient import TestClient
+
+from summarizer.cli import main
+from summarizer.server import create_app
+from summarizer.settings import Settings
+
+from .redis_fixtures import REDIS_SERVER, RedisServer, free_port
+
+pytestmark = pytest.mark.skipif(REDIS_SERVER is None, reason="redis-server is not installed")
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    """A Redis of this test alone (it gets stopped and started)."""
+    pytest.importorskip("redis")
+    server = RedisServer(free_port(), tmp_path / "redis")
+    server.dir.mkdir()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def test_serve_exits_non_zero_with_a_clear_message_when_redis_is_down(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    url = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
+    status = main(["serve", "--redis-url", url, "--port", "0"])
+    err = capsys.readouterr().err
+    assert status != 0
+    assert url in err and "unreachable" in err and "did not start" in err
+
+
+def test_settings_read_redis_replica_and_lease(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SUMMARIZER_REDIS_URL", "redis://10.0.0.1:6379/2")
+    monkeypatch.setenv("SUMMARIZER_TOKENS_PER_MINUTE", "90000")
+    s = Settings()
+    assert s.redis_url == "redis://10.0.0.1:6379/2" and s.lease_s == 15.0 and s.tokens_per_minute == 90000
+    assert s.resolved_replica_id().endswith(f"-{__import__('os').getpid()}")
+    monkeypatch.setenv("SUMMARIZER_REPLICA_ID", "r7")
+    assert Settings().resolved_replica_id() == "r7"
+
+
+def test_healthz_reports_replica_and_answers_503_while_redis_is_down(own_redis: RedisServer) -> None:
+    settings = Settings(redis_url=own_redis.url, replica_id="replica-a", lease_s=3)
+    with TestClient(create_app(settings), base_url="http://127.0.0.1") as client:
+        ok = client.get("/healthz")
+        assert ok.status_code == 200
+        assert ok.json() == {"status": "ok", "replica": "replica-a", "jobs_running": 0}
+        own_redis.stop()
+        down = client.get("/healthz")
+        assert down.status_code == 503
+        assert down.json()["status"] == "unavailable" and down.json()["replica"] == "replica-a"
+        own_redis.start()
+        assert client.get("/healthz").status_code == 200
+
+
+def test_sqlite_healthz_is_unchanged_but_names_the_replica(tmp_path: Path) -> None:
+    app = create_app(Settings(data_dir=tmp_path, replica_id="solo"))
+    with TestClient(app, base_url="http://127.0.0.1") as client:
+        assert client.get("/healthz").json() == {"status": "ok", "replica": "solo", "jobs_running": 0}
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+async def test_redis_stopped_and_started_mid_job_the_job_pauses_and_completes(
+    own_redis: RedisServer, tmp_path: Path
+) -> None:
+    """Redis goes away mid-map (SIGTERM; AOF flushed) and comes back: nothing acknowledged is lost,
+    every seq arrives exactly once, the job completes, and the log in Redis holds every event."""
+    import asyncio
+
+    from summarizer.cli import running_server
+    from summarizer.client import SummarizerClient
+    from summarizer.store.redis import RedisStore
+
+    from .conftest import corpus_file
+    from .fakes import EchoModel
+
+    model = EchoModel(words=4, delay_s=0.05)
+    settings = Settings(model="echo", data_dir=tmp_path / "unused", redis_url=own_redis.url, concurrency=2)
+    events = []
+    outage = False
+    with running_server(settings, models={"echo": model}) as url:
+        client = SummarizerClient(url, reconnect_attempts=100, backoff_base_s=0.1, backoff_max_s=1.0)
+        async for event in client.summarize_file(corpus_file("pdf", "tracemonkey.pdf")):
+            events.append(event)
+            if not outage and sum(e.type == "chunk.summary" for e in events) == 3:
+                outage = True
+                await asyncio.to_thread(own_redis.stop)
+                await asyncio.sleep(2.0)
+                await asyncio.to_thread(own_redis.start)
+    assert outage
+    assert [e.seq for e in events] == list(range(1, len(events) + 1))
+    assert events[-1].type == "summary", events[-1]
+    chunks = next(e.chunks for e in events if e.type == "document")
+    print("OUTAGE", {"events": len(events), "chunks": chunks, "model_calls": len(model.prompts)})
+    store = RedisStore(own_redis.url)
+    try:
+        stored = store.events(events[0].job_id)
+        assert [r.seq for r in stored] == [e.seq for e in events]
+        record = store.job(events[0].job_id)
+        assert record is not None and record.state == "done"
+    finally:
+        store.close()

@@ -1,0 +1,110 @@
+"""The store contract: every :class:`~summarizer.store.JobStore` implementation passes these.
+
+Today the SQLite store; the shared (Redis) store of the next step joins the
+``store`` fixture's parameters and must pass the same tests.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from summarizer.store import EventRow, JobStore, SqliteStore
+
+
+@pytest.fixture(params=["sqlite"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[JobStore]:
+    s = SqliteStore(tmp_path / "data")
+    yield s
+    s.close()
+
+
+def test_it_is_a_job_store(store: JobStore) -> None:
+    assert isinstance(store, JobStore)
+
+
+def test_jobs_and_states(store: JobStore) -> None:
+    store.create_job("a" * 32, {"x": 1}, "uploading")
+    store.create_job("b" * 32, {"x": 2}, "processing")
+    with pytest.raises(KeyError):
+        store.create_job("a" * 32, {}, "uploading")
+    record = store.job("a" * 32)
+    assert record is not None and record.spec == {"x": 1} and record.state == "uploading"
+    store.set_state("a" * 32, "done")
+    assert [r.id for r in store.jobs_in_states(("uploading", "processing"))] == ["b" * 32]
+    assert store.job("c" * 32) is None
+
+
+def test_event_batches_replay_by_seq_in_pages(store: JobStore) -> None:
+    job = "a" * 32
+    store.create_job(job, {}, "uploading")
+    store.append_events([EventRow(job, seq, "ack", f'{{"seq":{seq}}}') for seq in range(1, 501)])
+    assert store.last_seq(job) == 500
+    page = store.events(job, 100, 50)
+    assert [r.seq for r in page] == list(range(101, 151))
+    assert [r.seq for r in store.events(job, 490)] == list(range(491, 501))
+    with pytest.raises(KeyError):  # a repeated seq is refused, and the batch with it
+        store.append_events([EventRow(job, 501, "ack", "{}"), EventRow(job, 500, "ack", "{}")])
+    assert store.last_seq(job) == 500
+
+
+def test_concurrent_batches_from_threads(store: JobStore) -> None:
+    jobs = [f"{i:032x}" for i in range(4)]
+    for job in jobs:
+        store.create_job(job, {}, "processing")
+
+    def write(job: str) -> None:
+        for start in range(1, 201, 20):
+            store.append_events([EventRow(job, s, "ack", "{}") for s in range(start, start + 20)])
+
+    threads = [threading.Thread(target=write, args=(job,)) for job in jobs]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert all(store.last_seq(job) == 200 for job in jobs)
+
+
+def test_upload_records_survive_and_a_torn_one_is_dropped(store: JobStore, tmp_path: Path) -> None:
+    job = "a" * 32
+    store.create_job(job, {}, "uploading")
+    store.append_upload(job, b"\x00\x01binary")
+    store.append_upload(job, b"more")
+    assert list(store.upload_records(job)) == [b"\x00\x01binary", b"more"]
+    assert list(store.upload_records(job, 1)) == [b"more"]
+    store.close_upload(job)
+    if isinstance(store, SqliteStore):  # tear the last record as a crash mid-write would
+        path = store.uploads / f"{job}.bin"
+        path.write_bytes(path.read_bytes()[:-2])
+    assert store.truncate_upload(job) == (len(b"\x00\x01binary"), 1)
+    store.append_upload(job, "text after")
+    assert list(store.upload_records(job)) == [b"\x00\x01binary", "text after"]
+
+
+def test_purge_deletes_old_finished_jobs_with_everything(store: JobStore) -> None:
+    old, new = "a" * 32, "b" * 32
+    for job in (old, new):
+        store.create_job(job, {}, "done")
+        store.append_events([EventRow(job, 1, "summary", "{}")])
+        store.append_upload(job, b"x")
+    cutoff = time.time() + 1
+    store.set_state(new, "processing")
+    assert store.purge(("done",), cutoff) == [old]
+    assert store.job(old) is None and store.events(old) == [] and list(store.upload_records(old)) == []
+    assert store.job(new) is not None
+
+
+def test_leases_grant_one_owner_at_a_time(store: JobStore) -> None:
+    job = "a" * 32
+    assert store.acquire_lease(job, "replica-1", 0.3)
+    assert not store.acquire_lease(job, "replica-2", 0.3)
+    assert store.renew_lease(job, "replica-1", 0.3)
+    time.sleep(0.4)  # lapsed: another replica may claim it
+    assert store.acquire_lease(job, "replica-2", 5)
+    assert not store.renew_lease(job, "replica-1", 5)
+    store.release_lease(job, "replica-2")
+    assert store.acquire_lease(job, "replica-1", 5)

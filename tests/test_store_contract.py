@@ -1,0 +1,182 @@
+"""One contract for every :class:`~summarizer.store.JobStore`: SQLite and Redis behave the same.
+
+Each test runs against both stores (``store`` is parametrized); the Redis one
+uses a real ``redis-server`` (``tests/redis_fixtures.py``) and is skipped when it
+is not installed.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from summarizer.store import EventRow, JobStore, SqliteStore
+
+from .redis_fixtures import RedisServer, redis_server  # noqa: F401  (fixture)
+
+Tear = Callable[[str, bytes], None]
+
+
+def _tear_sqlite(store: SqliteStore) -> Tear:
+    def tear(job_id: str, payload: bytes) -> None:
+        store.close_upload(job_id)
+        with (store.uploads / f"{job_id}.bin").open("ab") as f:  # header says 1000 bytes; 3 follow
+            f.write(b"B" + (1000).to_bytes(4, "big") + payload[:3])
+
+    return tear
+
+
+def _tear_redis(server: RedisServer, prefix: str) -> Tear:
+    """A client that dies between MULTI and EXEC while appending (what a killed replica does)."""
+
+    def tear(job_id: str, payload: bytes) -> None:
+        key = f"{prefix}{{up}}:{job_id}".encode()
+        with socket.create_connection(("127.0.0.1", server.port)) as s:
+            cmd = [b"RPUSH", key, b"B" + payload]
+            wire = b"*1\r\n$5\r\nMULTI\r\n" + b"*%d\r\n" % len(cmd)
+            wire += b"".join(b"$%d\r\n%s\r\n" % (len(p), p) for p in cmd)
+            s.sendall(wire)
+            s.recv(64)
+
+    return tear
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[JobStore, Tear]]:
+    if request.param == "sqlite":
+        sqlite = SqliteStore(tmp_path / "data")
+        yield sqlite, _tear_sqlite(sqlite)
+        sqlite.close()
+        return
+    from summarizer.store.redis import RedisStore
+
+    server: RedisServer = request.getfixturevalue("redis_server")
+    prefix = f"t{uuid.uuid4().hex[:8]}:"
+    redis_store = RedisStore(server.url, prefix=prefix)
+    yield redis_store, _tear_redis(server, prefix)
+    redis_store.close()
+
+
+@pytest.fixture
+def store(backend: tuple[JobStore, Tear]) -> JobStore:
+    return backend[0]
+
+
+def _rows(job_id: str, seqs: range) -> list[EventRow]:
+    return [EventRow(job_id, s, "progress", f'{{"seq":{s},"type":"progress"}}') for s in seqs]
+
+
+def test_create_get_state(store: JobStore) -> None:
+    assert isinstance(store, JobStore)
+    assert store.job("nope") is None
+    store.create_job("a", {"k": [1, "x"]}, "uploading")
+    with pytest.raises(KeyError):
+        store.create_job("a", {}, "uploading")
+    rec = store.job("a")
+    assert rec is not None and rec.id == "a" and rec.state == "uploading" and rec.spec == {"k": [1, "x"]}
+    assert rec.created == rec.updated and abs(rec.created - time.time()) < 60
+    time.sleep(0.01)
+    store.set_state("a", "processing")
+    after = store.job("a")
+    assert after is not None and after.state == "processing" and after.updated > rec.updated
+    store.set_state("unknown", "done")  # no effect, no error
+    assert store.job("unknown") is None
+    store.create_job("b", {}, "done")
+    store.create_job("c", {}, "processing")
+    assert [r.id for r in store.jobs_in_states(("uploading", "processing"))] == ["a", "c"]
+    assert [r.id for r in store.jobs_in_states(("done",))] == ["b"]
+
+
+def test_events_replay_after_seq_exactly_once_in_order(store: JobStore) -> None:
+    store.create_job("j", {}, "processing")
+    store.create_job("k", {}, "processing")
+    assert store.last_seq("j") == 0 and store.events("j") == []
+    store.append_events(_rows("j", range(1, 4)) + _rows("k", range(1, 3)))
+    store.append_events(_rows("j", range(4, 2600)))
+    assert store.last_seq("j") == 2599 and store.last_seq("k") == 2
+    every = store.events("j")
+    assert [r.seq for r in every] == list(range(1, 2600))
+    assert every[0] == EventRow("j", 1, "progress", '{"seq":1,"type":"progress"}')
+    assert [r.seq for r in store.events("j", 10, 5)] == [11, 12, 13, 14, 15]
+    pages: list[int] = []
+    last = 0
+    while rows := store.events("j", last, 700):
+        pages += [r.seq for r in rows]
+        last = rows[-1].seq
+    assert pages == list(range(1, 2600))
+    assert store.events("j", 2599) == []
+    assert [r.seq for r in store.events("k")] == [1, 2]
+
+
+def test_batch_is_atomic(store: JobStore) -> None:
+    store.create_job("j", {}, "processing")
+    store.create_job("k", {}, "processing")
+    store.append_events(_rows("j", range(1, 3)))
+    with pytest.raises(Exception):  # noqa: B017  (each store raises its own kind)
+        store.append_events(_rows("k", range(1, 3)) + _rows("j", range(2, 4)))  # j seq 2 again
+    assert [r.seq for r in store.events("j")] == [1, 2]
+    assert store.events("k") == []
+    store.append_events(_rows("k", range(1, 3)) + _rows("j", range(3, 4)))
+    assert store.last_seq("j") == 3 and store.last_seq("k") == 2
+
+
+def test_upload_records_and_torn_record(backend: tuple[JobStore, Tear]) -> None:
+    store, tear = backend
+    store.create_job("u", {}, "uploading")
+    assert list(store.upload_records("u")) == [] and store.truncate_upload("u") == (0, 0)
+    records: list[bytes | str] = [
+        b"\x00\x01" * 10,
+        "héllo \ud800 wörld",
+        b"",
+        *[bytes([i]) * 50 for i in range(150)],
+    ]
+    for record in records:
+        store.append_upload("u", record)
+    assert list(store.upload_records("u")) == records
+    assert list(store.upload_records("u", 100)) == records[100:]
+    size = sum(len(r.encode("utf-8", "surrogatepass") if isinstance(r, str) else r) for r in records)
+    tear("u", b"partial-record-payload")
+    assert list(store.upload_records("u")) == records
+    assert store.truncate_upload("u") == (size, len(records))
+    store.append_upload("u", b"after")
+    assert list(store.upload_records("u"))[-1] == b"after"
+    assert store.truncate_upload("u") == (size + 5, len(records) + 1)
+    store.close_upload("u")
+    assert len(list(store.upload_records("u"))) == len(records) + 1
+
+
+def test_purge(store: JobStore) -> None:
+    for job_id, state in [("old", "done"), ("run", "processing"), ("new", "failed")]:
+        store.create_job(job_id, {}, state)
+        store.append_events(_rows(job_id, range(1, 3)))
+        store.append_upload(job_id, b"data")
+    cut = time.time() + 0.001
+    time.sleep(0.01)
+    store.set_state("new", "failed")
+    assert store.purge(("done", "failed", "cancelled"), cut) == ["old"]
+    assert store.job("old") is None and store.events("old") == [] and list(store.upload_records("old")) == []
+    assert store.last_seq("run") == 2 and store.job("new") is not None
+    assert [r.id for r in store.jobs_in_states(("done", "failed", "processing"))] == ["run", "new"]
+    store.create_job("old", {}, "uploading")  # the id is free again, with an empty log and upload
+    assert store.events("old") == [] and list(store.upload_records("old")) == []
+
+
+def test_leases(store: JobStore) -> None:
+    assert store.acquire_lease("j", "r1", 30)
+    assert not store.acquire_lease("j", "r2", 30)
+    assert store.acquire_lease("j", "r1", 30)  # the owner again: renewed
+    assert store.renew_lease("j", "r1", 30)
+    assert not store.renew_lease("j", "r2", 30)
+    store.release_lease("j", "r2")  # not r2's: no effect
+    assert not store.acquire_lease("j", "r2", 30)
+    store.release_lease("j", "r1")
+    assert store.acquire_lease("j", "r2", 0.3)
+    assert store.acquire_lease("other", "r1", 30)  # leases are per job
+    time.sleep(1.0)  # r2's lease lapses
+    assert store.acquire_lease("j", "r3", 30)
+    assert not store.renew_lease("j", "r2", 30)  # r2 lapsed and r3 took it
