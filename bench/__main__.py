@@ -13,7 +13,8 @@ token, total vs critical path, vs the LangGraph recipe with its parse),
 PDF page: worker start vs bare pypdf), ``overhead`` (pure pipeline on chunks
 already in memory vs critical path), ``peers`` (LangChain / LangGraph map-reduce), ``pipelining`` (map starts
 during a text upload), ``upload`` (throughput vs a bare websockets server),
-``ingestion`` (PDF path vs bare pypdf), ``embedded`` (CLI end to end, linear
+``ingestion`` (PDF path vs bare pypdf), ``memory`` (the book's process-tree
+peak RSS at 1x / 2x / 4x and wall vs a bare pypdf loop), ``embedded`` (CLI end to end, linear
 cost), ``many_users`` (100 sessions on one server) and ``quality`` (ROUGE vs
 lead-k, :mod:`bench.quality`) and ``ocr`` (a scanned PDF: pages/s with 1 and 2
 workers, CER, memory). A benchmark that fails is reported as failed;
@@ -47,6 +48,7 @@ BENCHMARKS = (
     "pipelining",
     "upload",
     "ingestion",
+    "memory",
     "embedded",
     "many_users",
     "quality",

@@ -80,12 +80,12 @@ class _ClientLag:
             self.samples.append(time.perf_counter() - began - 0.01)
 
 
-async def _session(url: str, text: str, delays: list[float]) -> dict[str, Any]:
+async def _session(url: str, text: str, delays: list[float], model: str | None = None) -> dict[str, Any]:
     client = SummarizerClient(url, reconnect_attempts=0, open_timeout=60)
     began = time.perf_counter()
     terminal = "none"
     tokens = 0
-    async for event in client.summarize_text([text], options=StartOptions(model="latency")):
+    async for event in client.summarize_text([text], options=StartOptions(model=model)):
         if event.type in ("chunk.token", "summary.token"):
             stamp = parse_stamp(event.text)
             if stamp is not None:

@@ -168,7 +168,7 @@ async def run_ours(url: str, path: Path, concurrency: int) -> dict[str, Any]:
         "first_summary_token_s": first_summary_token,
         "chunk_pages": pages,
         "collapse_groups": groups,
-        "document": document,
+        "document_event": document,
         "calls": calls,
         "error": error,
     }

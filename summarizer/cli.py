@@ -343,6 +343,11 @@ def _reword(*, password_given: bool) -> Reword:
                     "check the password and try again."
                 )
             return "The PDF is encrypted: give its password with --password."
+        if code == "password_required" and "options.password" in message:
+            return (
+                "The server restarted, and it never stores PDF passwords: run the command again "
+                "with --password."
+            )
         return message
 
     return reword

@@ -149,10 +149,23 @@ def _endpoint(
     async def endpoint(request: Request) -> Response:
         try:
             _check_token(request)
+        except SummarizerError as exc:
+            if request.method != "POST":
+                return _error(exc)
+            # Read a short refused body to its end, so that the client (which is still
+            # sending) gets the answer rather than a reset connection.
+            with contextlib.suppress(ClientDisconnect, OSError):
+                await _drain(request.stream(), 0, request.headers.get("content-length"))
+            return _refuse_body(exc)
+        try:
             return await handler(request)
         except SummarizerError as exc:
-            # A refused POST's body was not read: close the connection after the answer.
-            return _refuse_body(exc) if request.method == "POST" else _error(exc)
+            if request.method != "POST":
+                return _error(exc)
+            # A refused POST's body was not read: drop it if short (else the client may see a
+            # reset instead of the answer), and close the connection after the answer.
+            await _drain(request.stream(), 0, request.headers.get("content-length"))
+            return _refuse_body(exc)
 
     endpoint.__name__ = handler.__name__
     endpoint.__doc__ = handler.__doc__

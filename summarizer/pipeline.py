@@ -260,6 +260,7 @@ class PipelineConfig:
             retry_max_s=settings.retry_max_s,
             read_timeout_s=settings.read_timeout_s,
             stall_timeout_s=settings.stall_timeout_s,
+            token_coalesce_s=settings.token_coalesce_s,
             prices={
                 name: {str(k): float(v) for k, v in price.items()} for name, price in settings.prices.items()
             },

@@ -237,8 +237,11 @@ class RichRenderer:
             task = self._task(event.stage)
             eta = "" if event.eta_s is None else f"ETA {_seconds(event.eta_s)}"
             total = event.total
-            if total is None and event.stage == "map":
-                total = self.chunks
+            if event.stage == "map":
+                if total is None:
+                    total = self.chunks  # known from ``document`` once the text is all cut
+                else:
+                    self.chunks = total
             self.progress.update(task, completed=event.done, total=total, eta=eta)
         elif kind == "document":
             self.chunks = event.chunks
@@ -325,7 +328,8 @@ class RichRenderer:
             if event.usage is not None:
                 line += f" \u00b7 tokens: {event.usage.input_tokens:,} in, {event.usage.output_tokens:,} out"
             if event.cost_usd is not None:
-                line += f" \u00b7 cost: {format_cost(event.cost_usd)}"
+                cost = format_cost(event.cost_usd)
+                line += f" \u00b7 {'cost ' if cost.startswith(('$', '<')) else ''}{cost}"
             self.console.print(Text(line, style="dim"))
             if event.missing_pages:
                 self.console.print(

@@ -194,6 +194,17 @@ def _page(web_dir: Path) -> Mount | Route:
     return Route("/{path:path}", missing)
 
 
+def _prewarm_model(registry: ModelRegistry) -> None:
+    """Load the default model now (SDK imports, HTTP client, TLS context), not on the first job.
+
+    A model that cannot load is left to fail its first job with the specific error.
+    """
+    try:
+        registry.load(registry.names[0])
+    except Exception as exc:  # the first job reports it with its specific error
+        log.warning("the default model did not load at start: %s", exc)
+
+
 def create_app(
     settings: Settings | None = None,
     *,
@@ -269,6 +280,7 @@ def create_app(
         )
         app.state.jobs = jobs
         await asyncio.to_thread(prewarm_pdf_worker, 1)  # the first PDF does not wait for a worker start
+        await asyncio.to_thread(_prewarm_model, registry)  # nor for the provider SDK's imports
         jobs.purge_expired()
         jobs.recover()
         jobs.start(period_s=max(0.05, min(settings.job_ttl_s / 10, settings.idle_timeout_s / 4, 60.0)))

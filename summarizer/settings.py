@@ -115,6 +115,12 @@ class Settings(BaseSettings):
     stall_timeout_s: float = Field(
         default=60.0, gt=0, description="Largest pause between two streamed pieces of an answer (s)."
     )
+    token_coalesce_s: float = Field(
+        default=0.025,
+        ge=0,
+        le=1.0,
+        description="Hold a call's streamed pieces this long to send them as one token event (s; 0: off).",
+    )
     max_retries: int = Field(
         default=4, ge=0, le=20, description="Retries of a model call on 429, 5xx, timeouts and drops."
     )

@@ -137,3 +137,14 @@ def test_readme_flag_table_lists_every_summarize_flag() -> None:
     }
     missing = sorted(flag for flag in flags if f"`{flag}" not in table)
     assert not missing, missing
+
+
+def test_password_required_after_restart_names_the_cli_flag() -> None:
+    from summarizer.cli import _reword
+
+    message = (
+        "The server restarted, and it never stores PDF passwords: start the job again with options.password."
+    )
+    shown = _reword(password_given=True)("password_required", message)
+    assert "--password" in shown and "options.password" not in shown
+    assert _reword(password_given=False)("damaged_pdf", "as is") == "as is"

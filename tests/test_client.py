@@ -132,7 +132,7 @@ async def test_drop_while_the_source_is_awaited_resumes_the_whole_document() -> 
             ]
     assert reconnects, "the proxy cut did not cause a reconnect"
     assert finished, "the caller's generator was finalized before its end"
-    assert events[-1].type == "summary"
+    assert events[-1].type == "summary", events[-1]
     assert [e.seq for e in events] == list(range(1, len(events) + 1))
     # The server committed every byte of the document (the old client sent ``end`` after half).
     assert last_received(events) == len(TEXT.encode("utf-8"))

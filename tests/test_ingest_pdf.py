@@ -213,6 +213,7 @@ def test_freeculture_chunks_and_progress(freeculture: Run) -> None:
     assert last.chunks == len(run.chunks)
     assert last.ocr_pages == [1], "the cover is an image: OCR'd (ocr='auto' is the default)"
     assert run.chunks[0].ocr and not run.chunks[-1].ocr
+    assert any("Page 1 has no text layer" in note and "read by OCR" in note for note in last.warnings)
     done = [p.pages_done for p in run.progress]
     assert done == sorted(done)
     assert all(p.pages_total == 352 for p in run.progress)

@@ -228,7 +228,7 @@ async def test_ack_never_counts_bytes_ingestion_has_not_taken(store: Any) -> Non
 
 async def test_event_log_writes_in_batches_off_the_loop_and_keeps_a_bounded_tail(store: Any) -> None:
     mgr = manager(store, tail_events=64)
-    job = await finish(mgr, TEXT * 80)
+    job = await finish(mgr, TEXT * 200)
     assert job.last_seq > 300
     assert mgr.writer.batches < job.last_seq / 2  # many events per transaction
     assert job.log.in_memory() <= 64
@@ -267,3 +267,17 @@ async def test_supervised_background_task_survives_an_exception(store: Any, capl
         assert "disk hiccup" in caplog.text
     finally:
         await mgr.shutdown()
+
+
+async def test_an_upload_nobody_feeds_is_abandoned_even_with_a_reader_attached(store: Any) -> None:
+    mgr = manager(store)
+    job = mgr.create(make_spec())
+    job.run()
+    await job.feed_text(TEXT)
+    job.readers += 1  # a second window follows the job; the uploader vanished
+    await asyncio.sleep(0.4)
+    assert mgr.expire_abandoned(0.2) == 1
+    await asyncio.sleep(0.1)
+    assert job.state is JobState.FAILED and mgr.running() == 0
+    events = await collect(job)
+    assert parsed(events[-1]).code == "idle_timeout"

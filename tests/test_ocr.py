@@ -34,10 +34,11 @@ from summarizer.ingest.ocr import (
     render_scale,
     unavailable_reason,
 )
-from summarizer.ingest.pdf import PdfPage, extract_pages
+from summarizer.ingest.pdf import PdfPage, extract_pages, live_workers
+from summarizer.ingest.pdf import unreadable_reason as unreadable_reason_of
 from summarizer.protocol import StartOptions
 
-from .test_ingest_pdf import BAD, assert_consistent, no_workers_left, workers
+from .test_ingest_pdf import BAD, assert_consistent, group_alive, no_workers_left, workers
 
 if unavailable_reason("eng") is not None:
     pytest.skip(f"OCR unavailable: {unavailable_reason('eng')}", allow_module_level=True)
@@ -160,12 +161,14 @@ def test_image_only_corpus_files_are_refused_with_a_reason(name: str) -> None:
 
 
 def _tesseract_running() -> bool:
+    """Whether a worker's Tesseract is reading a page (not just ``--version``)."""
     for group in workers():
         for stat in Path("/proc").glob("[0-9]*/stat"):
             with contextlib.suppress(OSError, ValueError, IndexError):
                 head, rest = stat.read_text().rsplit(")", 1)
                 fields = rest.split()
-                if "tesseract" in head and fields[0] != "Z" and int(fields[2]) == group:
+                mine = "tesseract" in head and fields[0] != "Z" and int(fields[2]) == group
+                if mine and b".pgm" in (stat.parent / "cmdline").read_bytes():  # reading a page
                     return True
     return False
 
@@ -189,12 +192,16 @@ async def test_cancel_stops_the_ocr_within_a_second(scan: bytes) -> None:
         assert time.monotonic() < deadline, "Tesseract never started"
         assert not task.done()
         await asyncio.sleep(0.02)
+    groups = live_workers()  # the worker's process group holds its Tesseract processes too
+    assert groups
     cancelled = time.monotonic()
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    assert await no_workers_left(1.0), "worker or Tesseract still running 1 s after cancel"
-    assert time.monotonic() - cancelled < 1.5
+    while any(group_alive(group) for group in groups):
+        assert time.monotonic() - cancelled < 1.0, "worker or Tesseract still running 1 s after cancel"
+        await asyncio.sleep(0.02)
+    assert await no_workers_left(1.0)
 
 
 async def test_the_page_time_limit_stops_tesseract(scan: bytes) -> None:
@@ -294,3 +301,31 @@ def test_clean_ocr_text(raw: str, clean: str) -> None:
 def test_page_ranges() -> None:
     assert page_ranges([7, 1, 2, 3, 3]) == [(1, 3), (7, 7)]
     assert page_ranges([]) == []
+
+
+def test_force_reads_a_pdf_whose_text_layer_is_garbage() -> None:
+    """garbled-glyph-names.pdf: unreadable_text names the option; with it, OCR reads the pages."""
+    from pypdf import PdfReader, PdfWriter
+
+    path = BAD / "garbled-glyph-names.pdf"
+    if not path.exists():
+        pytest.skip(f"{path} not available")
+    writer = PdfWriter()
+    for page in PdfReader(path).pages[1:3]:
+        writer.add_page(page)
+    out = io.BytesIO()
+    writer.write(out)
+    with pytest.raises(NoTextError) as info:
+        ingest_text(out.getvalue(), ocr="auto")
+    assert info.value.code == ErrorCode.UNREADABLE_TEXT
+    assert '"force"' in info.value.message and "--ocr force" in info.value.message
+    forced = ingest_text(out.getvalue(), ocr="force")
+    assert forced["progress"].ocr_pages == [1, 2]
+    assert "TAM" in forced["text"] and unreadable_reason_of(forced["text"]) is None
+
+
+async def test_ocr_runs_under_the_worker_memory_limit(scan: bytes) -> None:
+    """64 MiB above the worker's start-up size is too little for the OCR libraries: said, not crashed."""
+    message = await _no_text_message(scan, ocr="auto", parse_memory_bytes=64 * 1024 * 1024)
+    assert "memory limit" in message and "parse_memory_bytes" in message
+    assert await no_workers_left()

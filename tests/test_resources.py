@@ -107,6 +107,7 @@ async def test_a_reader_that_never_reads_is_disconnected_and_the_server_stays_bo
         send_buffer_bytes=65536,
         chunk_size=300,
         chunk_overlap=10,
+        token_coalesce_s=0,  # one event per streamed piece: thousands of events
     )
     text = PARAGRAPH * 200
     with running_server(settings, models={"echo": model}) as url:

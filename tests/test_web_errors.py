@@ -11,6 +11,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
+
 from summarizer.errors import ErrorCode
 
 ERRORS_JS = Path(__file__).resolve().parent.parent / "web" / "js" / "errors.js"
@@ -103,6 +105,7 @@ def top_level_entries(literal: str) -> dict[str, str]:
                 rest = literal[ident.end() :].lstrip()
                 if rest.startswith(":"):
                     key = ident.group()
+                    assert key not in entries, f"`{key}` is defined twice (the last one wins in JavaScript)"
                     value_start = literal.index(":", ident.end()) + 1
                     i = value_start
                     continue
@@ -131,6 +134,8 @@ def test_scanner_reads_a_known_shape() -> None:
     )
     entries = top_level_entries(object_literal(text, "FRIENDLY"))
     assert entries == {"one": "SHARED", "two": "{ title: 'x', hint: `y` }"}
+    with pytest.raises(AssertionError, match="`one` is defined twice"):
+        top_level_entries("{ one: 1, two: 2, one: 3 }")
     assert top_level_entries(object_literal(text, "SHARED")) == {
         "title": '"T, with {braces}"',
         "hint": '"H: colon"',

@@ -63,12 +63,23 @@ def unavailable_reason(languages: str) -> str | None:
     Returns:
         A sentence fragment such as ``"the OCR packages are not installed (...)"``, or ``None``.
     """
+    missing_packages = [name for name in ("pytesseract", "pypdfium2", "PIL") if not _installed(name)]
+    if missing_packages:
+        names = ", ".join("Pillow" if name == "PIL" else name for name in missing_packages)
+        return f"the OCR packages are not installed on the server ({names} missing): {INSTALL_HINT}"
     try:
         import PIL.Image  # noqa: F401
         import pypdfium2  # noqa: F401
         import pytesseract
-    except ImportError as exc:
-        return f"the OCR packages are not installed on the server ({exc.name} is missing): {INSTALL_HINT}"
+    except ImportError as exc:  # installed, but its library cannot be loaded
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        detail = (lines[-1] if lines else type(exc).__name__)[:200]
+        if "map segment" in detail or "memory" in detail.lower():
+            return (
+                "the OCR libraries do not fit in the worker's memory limit "
+                f"(options.parse_memory_bytes; loading failed: {detail})"
+            )
+        return f"the OCR packages cannot be loaded ({detail}): {INSTALL_HINT}"
     try:
         pytesseract.get_tesseract_version()
         installed = set(pytesseract.get_languages(config=""))
@@ -83,6 +94,16 @@ def unavailable_reason(languages: str) -> str | None:
             f"(installed: {', '.join(sorted(installed - {'osd'})) or 'none'})"
         )
     return None
+
+
+def _installed(name: str) -> bool:
+    """Whether a top-level package can be found (without importing it)."""
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
 
 
 def render_scale(width_pt: float, height_pt: float, *, dpi: int, max_pixels: int) -> float:

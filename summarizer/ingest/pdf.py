@@ -233,6 +233,7 @@ def _worker_env() -> dict[str, str]:
     root = str(Path(__file__).resolve().parent.parent.parent)
     env["PYTHONPATH"] = os.pathsep.join(part for part in (root, env.get("PYTHONPATH", "")) if part)
     env["OMP_THREAD_LIMIT"] = "1"
+    env["OPENBLAS_NUM_THREADS"] = "1"  # numpy (imported by pytesseract) reserves less memory
     env.setdefault("PYTHONDONTWRITEBYTECODE", "1")
     return env
 

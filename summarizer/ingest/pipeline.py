@@ -258,6 +258,7 @@ class _PdfReport:
     ocr_ran: bool = False
     ocr_unavailable: str | None = None
     ocr_failed: dict[int, str] = dataclasses.field(default_factory=dict)
+    first_ocr_page: int | None = None
     _rendered: tuple[tuple[int, ...], list[str]] | None = dataclasses.field(default=None, repr=False)
 
     def warnings(self) -> list[str]:
@@ -268,6 +269,7 @@ class _PdfReport:
             len(self.images_only),
             self.repaired is None,
             len(self.ocr_failed),
+            self.first_ocr_page is None,
         )
         if self._rendered is None or self._rendered[0] != key:
             self._rendered = (key, self._render())
@@ -303,6 +305,13 @@ class _PdfReport:
             notes.append(
                 f"{_pages(scanned)} {_were(scanned, 'has', 'have')} no text layer "
                 f"(scanned images?) and {_were(scanned)} skipped; {self.ocr_hint(len(scanned))}"
+            )
+        if self.first_ocr_page is not None:
+            notes.append(
+                f"Page {self.first_ocr_page} has no text layer (a scan?): its text was read by OCR, "
+                "which can misread words. The document event lists every page read by OCR."
+                if self.ocr != "force"
+                else "Pages are read by OCR (ocr: force), which can misread words."
             )
         return notes
 
@@ -407,6 +416,8 @@ async def _pdf_chunks(
             elif isinstance(event, PdfPage):
                 _note_page(event, report)
                 if event.ocr:
+                    if report.first_ocr_page is None:
+                        report.first_ocr_page = event.number
                     ocr_pages.add(event.number)
                     progress.ocr_pages.append(event.number)
                 if event.ocr or event.number in report.ocr_failed:

@@ -445,7 +445,8 @@ class _Ocr:
             del image
         except MemoryError:
             gc.collect()
-            return (number, text, has_images, blank, "OCR ran out of memory on this page", False)
+            reason = "OCR ran out of memory on this page (options.parse_memory_bytes)"
+            return (number, text, has_images, blank, reason, False)
         except Exception as exc:
             if text.strip():  # force on a page with text: keep its text layer
                 return fallback

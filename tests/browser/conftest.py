@@ -102,7 +102,7 @@ def fault_page_server(**overrides: Any) -> Iterator[tuple[str, Any]]:
             "read_timeout_s": 10.0,
             "stall_timeout_s": 0.5,
             "concurrency": 1,
-            "chunk_size": 520,
+            "chunk_size": 480,
             "chunk_overlap": 0,
         }
         values.update(overrides)
@@ -111,16 +111,20 @@ def fault_page_server(**overrides: Any) -> Iterator[tuple[str, Any]]:
 
 
 def poisoned_pages(pages: int = 32, poisoned: tuple[int, ...] = (12, 13, 14, 30)) -> bytes:
-    """A text document of ``pages`` form-feed separated pages, one chunk each (chunk size 520).
+    """A text document of ``pages`` form-feed separated pages, one chunk each (chunk size 480).
 
     The ``poisoned`` pages end with ``POISON``: ``openai:fake-poison`` fails their chunks, so
     the summary's ``missing_pages`` are exactly those pages as ranges ([[12, 14], [30, 30]]).
     """
 
     def page(n: int) -> str:
+        # Every page the same length, 455 characters (463 with POISON): the chunker cuts a
+        # 480-character chunk at a paragraph break (pages are joined by one) only in the
+        # window's last 6 % (451-478), so with these lengths each chunk is one page.
         text = " ".join(
-            f"Page {n} sentence {i} tells about harbour number {n}{i} and its old lighthouse."
-            for i in range(6)
+            f"Page {n:03d} sentence {i} tells about harbour {n:03d}{i}, its old lighthouse, the keeper's"
+            " logbook and the ships it saw then."
+            for i in range(4)
         )
         return text + (" POISON." if n in poisoned else "")
 

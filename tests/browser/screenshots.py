@@ -24,7 +24,7 @@ Chromium (the same helpers as the browser tests) and saves:
 
 The failed chunks are real: the server's model is the scripted OpenAI-compatible fake of
 ``tests/fake_openai.py``. The OCR stage comes from a real server when it can OCR (the
-``ocr`` option and setting exist, ``tesseract`` and ``pypdfium2`` are installed): pages 1–4 of
+``ocr`` option and setting exist, ``tesseract`` and ``pypdfium2`` are installed): pages 1–8 of
 ``squality-63833-jinx-ship.pdf`` rendered at 200 dpi into a PDF with no text layer.
 Until then it comes from a scripted event stream (``tests/browser/stub.py``); force
 either with ``--ocr-source server|stub``. ``--only NAME ...`` takes some of the shots,
@@ -34,6 +34,7 @@ e.g. ``--only ocr`` once OCR has landed.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from pathlib import Path
 from typing import Any
@@ -223,18 +224,28 @@ def scanned_pdf(source: Path, pages: range, dpi: int = 200) -> bytes:
     return buffer.getvalue()
 
 
+_OCR_ACTIVE = (
+    "document.querySelector('#stages li[data-stage=ocr]').dataset.status === 'active' &&"
+    " parseInt(document.querySelector('#stages li[data-stage=ocr] .stage-detail').textContent, 10) >= 1"
+)
+
+
 def _ocr_wait_and_shoot(page: Any, out: Path) -> Path:
-    page.wait_for_function(
-        "() => document.querySelector('#stages li[data-stage=ocr]').dataset.status === 'active' &&"
-        " parseInt(document.querySelector('#stages li[data-stage=ocr] .stage-detail').textContent, 10) >= 1",
-        timeout=120_000,
-        polling=50,
-    )
+    """Shoot during the OCR stage: at best once a chunk made from OCR'd text streams, else as it goes."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    page.wait_for_function(f"() => {_OCR_ACTIVE}", timeout=120_000, polling=50)
+    with contextlib.suppress(PlaywrightTimeout):
+        page.wait_for_function(
+            f"() => !({_OCR_ACTIVE}) || document.querySelector('#cards .chunk-ocr:not([hidden])')",
+            timeout=60_000,
+            polling=50,
+        )
     return screenshot(page, "ocr-stage.png", full_page=False, directory=out)
 
 
 def _ocr_server(browser: Any, out: Path) -> list[Path]:
-    data = scanned_pdf(CORPUS_DIR / "pdf" / "squality-63833-jinx-ship.pdf", range(4))
+    data = scanned_pdf(CORPUS_DIR / "pdf" / "squality-63833-jinx-ship.pdf", range(8))
     with page_server() as url:
         context = browser.new_context(viewport={"width": 1280, "height": 900})
         try:

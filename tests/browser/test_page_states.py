@@ -219,3 +219,29 @@ def test_full_page_screenshots_show_every_card_filled(watched: Watched, tmp_path
     assert dark_pixels(page, path.read_bytes(), box) > 50
     # The helper leaves the page as it was.
     assert page.evaluate("() => document.body.classList.contains('capture')") is False
+
+
+def test_ocr_of_a_scanned_pdf_on_a_real_server(context: Any, base_url: str) -> None:
+    """Once the server can OCR (issue 14): a real scan shows the stage, the pages and the badges."""
+    from .screenshots import scanned_pdf, server_can_ocr
+
+    if not server_can_ocr():
+        pytest.skip("this server cannot OCR yet (no `ocr` setting, tesseract or pypdfium2)")
+    watched = open_page(context, base_url)
+    page = watched.page
+    data = scanned_pdf(corpus_file("pdf", "squality-63833-jinx-ship.pdf"), range(3))
+    drop_file(page, data, name="jinx-ship-scanned.pdf")
+    assert wait_for_phase(page, "done", "error", "cancelled", timeout_s=300) == "done"
+    assert watched.events("progress") and any(e["stage"] == "ocr" for e in watched.events("progress"))
+    (document,) = watched.events("document")
+    assert document["ocr_pages"] == [[1, 3]]
+    assert page.locator("#stages li[data-stage='ocr']").get_attribute("data-status") == "done"
+    assert "OCR: pages 1–3" in page.inner_text("#file-meta")
+    assert stat(page, "OCR") == "3 pages: 1–3"
+    ocr_chunks = [e["index"] for e in watched.events("chunk.started") if e.get("ocr")]
+    assert ocr_chunks
+    shown = page.locator("#cards .chunk-ocr:visible").evaluate_all(
+        "badges => badges.map(b => Number(b.closest('.chunk-card').dataset.index))"
+    )
+    assert sorted(shown) == sorted(set(ocr_chunks))
+    assert watched.console_errors == []

@@ -55,14 +55,6 @@ export const FRIENDLY = {
     title: "This server needs an access token",
     hint: "Enter the token the server's operator gave you.",
   },
-  slow_reader: {
-    title: "This page did not keep up with the server",
-    hint: "The browser stopped reading the job's updates for too long, so the server closed the connection. The job goes on: open it again from Recent jobs.",
-  },
-  password_required: {
-    title: "This job needs the PDF's password again",
-    hint: "The server restarted while summarizing it and does not keep passwords. Enter the password below to start it again.",
-  },
   unknown_job: {
     title: "The server no longer knows this job",
     hint: "It may have expired. Start again.",
