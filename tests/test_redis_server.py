@@ -112,3 +112,49 @@ async def test_redis_stopped_and_started_mid_job_the_job_pauses_and_completes(
         assert record is not None and record.state == "done"
     finally:
         store.close()
+
+
+async def test_a_follower_replica_replays_cancels_and_refuses_upload_data(own_redis: RedisServer) -> None:
+    """RemoteJob (what a non-owner replica serves): replay + tail from the shared log, cancel as a
+    request the owner polls, upload data refused with a retryable 1013."""
+    import asyncio
+
+    from summarizer.errors import LimitExceeded
+    from summarizer.jobs.lease import RemoteJob
+    from summarizer.store import EventRow
+    from summarizer.store.redis import RedisStore
+
+    from .test_jobs import make_spec
+
+    store = RedisStore(own_redis.url)
+    try:
+        spec = make_spec().to_json()
+        store.create_job("j1", spec, "uploading")
+        store.append_events([EventRow("j1", 1, "accepted", '{"type":"accepted","seq":1}')])
+        record = store.job("j1")
+        assert record is not None
+        remote = RemoteJob(record, store, poll_s=0.05)
+        seen: list[int] = []
+
+        async def follow() -> None:
+            async for stored in remote.events(0):
+                seen.append(stored.seq)
+
+        task = asyncio.create_task(follow())
+        await asyncio.sleep(0.3)
+        assert seen == [1]
+        store.append_events([EventRow("j1", 2, "progress", '{"type":"progress","seq":2}')])
+        store.append_events([EventRow("j1", 3, "cancelled", '{"type":"cancelled","seq":3}')])
+        await asyncio.wait_for(task, 10)
+        assert seen == [1, 2, 3] and remote.finished
+        with pytest.raises(LimitExceeded) as refused:
+            await remote.feed_bytes(b"x")
+        assert refused.value.code == "server_busy" and refused.value.retryable
+        assert int(refused.value.close_code) == 1013
+        store.create_job("j2", record.spec, "processing")
+        record2 = store.job("j2")
+        assert record2 is not None
+        RemoteJob(record2, store).cancel()
+        assert store.cancel_requested(["j1", "j2"]) == ["j2"]
+    finally:
+        store.close()

@@ -15,7 +15,10 @@ lease (``SUMMARIZER_LEASE_S``):
   ``cancel_poll_s``.
 * :class:`RemoteJob` is what a replica hands a client that follows a job running
   elsewhere: replay from the shared log, then tail it by polling, until the
-  terminal event; ``cancel`` becomes a request in the store.
+  terminal event; ``cancel`` becomes a request in the store. Upload data sent to a
+  replica that does not own the job is refused with ``server_busy`` (close 1013, retryable):
+  the client reconnects through the balancer until it reaches the owner (or, once the
+  owner is gone, the replica that took the job over).
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import time
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
+from ..errors import CloseCode, ErrorCode, LimitExceeded
 from ..protocol import TERMINAL_TYPES
 from ..store import JobRecord, JobStore
 from .eventlog import REPLAY_PAGE, StoredEvent
@@ -93,6 +97,40 @@ class RemoteJob(Job):
                 if await asyncio.to_thread(store.job, self.job_id) is None:
                     return
                 await asyncio.sleep(self.poll_s)
+
+    def _elsewhere(self) -> LimitExceeded:
+        err = LimitExceeded(
+            f"Job {self.job_id} is uploading on another replica; reconnect (through the load balancer) "
+            "and resume to continue the upload there.",
+            code=ErrorCode.SERVER_BUSY,
+            retryable=True,
+        )
+        err.close_code = CloseCode.TRY_AGAIN_LATER
+        return err
+
+    async def feed_bytes(self, data: bytes) -> None:
+        """Refused: the upload is assembled by the replica that owns the job.
+
+        Raises:
+            LimitExceeded: ``server_busy``, retryable, close 1013 (the client reconnects).
+        """
+        raise self._elsewhere()
+
+    async def feed_text(self, text: str) -> None:
+        """Refused, as :meth:`feed_bytes`.
+
+        Raises:
+            LimitExceeded: ``server_busy``, retryable, close 1013.
+        """
+        raise self._elsewhere()
+
+    async def end(self, sha256: str | None) -> None:
+        """Refused, as :meth:`feed_bytes`.
+
+        Raises:
+            LimitExceeded: ``server_busy``, retryable, close 1013.
+        """
+        raise self._elsewhere()
 
     def cancel(self) -> None:
         """Ask the owner (whichever replica it is) to cancel the job."""

@@ -5,6 +5,7 @@ job's events, continue its upload, and take over its execution when the owner's
 lease lapses. Layout (``P`` is the key prefix, default ``summarizer:``)::
 
     P{jobs}                 sorted set: job id -> created (Unix s); "oldest first"
+    P{state}:<state>        sorted set per state: job id -> created (what recovery scans)
     P{job}:<id>             hash: created, updated, state, spec (JSON), received, messages
     P{ev}:<id>              stream: one entry per event, entry id ``<seq>-0``,
                             fields ``t`` (type) and ``b`` (wire JSON)
@@ -58,13 +59,21 @@ if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 redis.call('HSET', KEYS[1], 'created', ARGV[2], 'updated', ARGV[2], 'state', ARGV[3],
            'spec', ARGV[4], 'received', 0, 'messages', 0)
 redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
+redis.call('ZADD', KEYS[5], ARGV[2], ARGV[1])
 redis.call('DEL', KEYS[3], KEYS[4])
 return 1
 """
 
+# ARGV: new state, now, state-index key prefix, job id. Moves the id between state indexes.
 _SET_STATE = """
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local old = redis.call('HGET', KEYS[1], 'state')
+if old == false then return 0 end
+local created = redis.call('HGET', KEYS[1], 'created')
 redis.call('HSET', KEYS[1], 'state', ARGV[1], 'updated', ARGV[2])
+if old ~= ARGV[1] then
+  redis.call('ZREM', ARGV[3] .. old, ARGV[4])
+  redis.call('ZADD', ARGV[3] .. ARGV[1], created, ARGV[4])
+end
 return 1
 """
 
@@ -193,35 +202,52 @@ class RedisStore:
         Raises:
             KeyError: The id exists already.
         """
-        keys = [self._k("job", job_id), self._k("jobs"), self._k("ev", job_id), self._k("up", job_id)]
+        keys = [
+            self._k("job", job_id),
+            self._k("jobs"),
+            self._k("ev", job_id),
+            self._k("up", job_id),
+            self._k("state", state),
+        ]
         created = self._create(keys=keys, args=[job_id, repr(time.time()), state, json.dumps(spec)])
         if not created:
             raise KeyError(job_id)
 
     def set_state(self, job_id: str, state: str) -> None:
         """Record a state change (nothing happens for an unknown job)."""
-        self._set_state(keys=[self._k("job", job_id)], args=[state, repr(time.time())])
+        self._set_state(
+            keys=[self._k("job", job_id)], args=[state, repr(time.time()), self._k("state", ""), job_id]
+        )
 
     def job(self, job_id: str) -> JobRecord | None:
         """The job, or ``None`` if unknown or purged."""
         fields = self.r.hgetall(self._k("job", job_id))
         return None if not fields else _record(job_id, fields)
 
-    def _all(self) -> list[JobRecord]:
-        ids = [i.decode() for i in self.r.zrange(self._k("jobs"), 0, -1)]
+    def _in_states(self, states: tuple[str, ...]) -> list[JobRecord]:
+        """The jobs indexed under ``states`` (one sorted set per state, by creation time)."""
+        found: list[tuple[float, str]] = []
+        for state in dict.fromkeys(states):
+            found += [
+                (score, i.decode())
+                for i, score in self.r.zrange(self._k("state", state), 0, -1, withscores=True)
+            ]
+        found.sort()
         pipe = self.r.pipeline(transaction=False)
-        for job_id in ids:
+        for _, job_id in found:
             pipe.hgetall(self._k("job", job_id))
-        return [_record(job_id, f) for job_id, f in zip(ids, pipe.execute(), strict=True) if f]
+        records = [_record(job_id, f) for (_, job_id), f in zip(found, pipe.execute(), strict=True) if f]
+        return [r for r in records if r.state in states]
 
     def jobs_in_states(self, states: tuple[str, ...]) -> list[JobRecord]:
-        """Every job whose state is one of ``states``, oldest first."""
-        return [record for record in self._all() if record.state in states]
+        """Every job whose state is one of ``states``, oldest first (reads only those states' index)."""
+        return self._in_states(states)
 
     def purge(self, states: tuple[str, ...], older_than: float) -> list[str]:
         """Delete jobs in ``states`` last updated before ``older_than`` (Unix s), with their
         events, upload and lease; returns their ids."""
-        ids = [r.id for r in self._all() if r.state in states and r.updated < older_than]
+        expired = [r for r in self._in_states(states) if r.updated < older_than]
+        ids = [r.id for r in expired]
         for job_id in ids:
             pipe = self.r.pipeline(transaction=True)
             pipe.delete(
@@ -232,6 +258,8 @@ class RedisStore:
                 self._k("cancel", job_id),
             )
             pipe.zrem(self._k("jobs"), job_id)
+            for state in states:
+                pipe.zrem(self._k("state", state), job_id)
             pipe.execute()
         return ids
 
