@@ -569,7 +569,7 @@ def test_cli_usage_and_cost(
         ["summarize", str(document), "--url", summarizer_url, "--format", "bullets", "--language", "French"]
     )
     err = capsys.readouterr().err
-    assert status == 0 and "tokens:" in err and "cost: $0.0" in err
+    assert status == 0 and "tokens:" in err and "cost $0.0" in err
     reduce_prompt = fake.requests[-1].prompt
     assert 'starting with "- "' in reduce_prompt and "Write the summary in French." in reduce_prompt
 
