@@ -511,6 +511,14 @@ thread; cProfile inflates every figure alike, read them as shares):
 def _quality(r: dict[str, Any]) -> tuple[str, list[Goal]]:
     from bench.quality import format_table
 
+    if "margins" not in r:  # a result of the earlier quality benchmark (SQuALITY and lead-k only)
+        text = """## 8. Quality of the embedded default
+
+Not measured in this run: the stored result comes from the earlier benchmark
+(SQuALITY against lead-k only). Run `python -m bench --only quality --merge` for
+the current one (both sets, lead-k and sumy's LSA, LexRank and TextRank).
+"""
+        return text, [["8", "ROUGE ahead of every baseline on both sets", "> 0", "–", "not run"]]
     margins = "; ".join(
         f"{name}: " + ", ".join(f"{m} {v:+.2f}" for m, v in per.items()) for name, per in r["margins"].items()
     )
