@@ -32,7 +32,14 @@ async def test_tracemonkey_pdf(live_server: str) -> None:
     summaries = {e.index: e for e in events if e.type == "chunk.summary"}
     assert sorted(summaries) == list(range(document.chunks))
     assert all(s.text.strip() for s in summaries.values())
-    assert summaries[document.chunks - 1].pages[1] == 14
+    # The last chunk ends where the skipped back matter begins (tracemonkey: the
+    # acknowledgements start part-way down page 13, the references follow), else on page 14.
+    last_page = summaries[document.chunks - 1].pages[1]
+    if document.skipped:
+        back = min(r.first for r in document.skipped if r.first > 1)
+        assert back - 1 <= last_page <= back
+    else:
+        assert last_page == 14
     final = events[-1]
     assert final.type == "summary" and len(final.text.split()) > 50
     assert final.calls["map"] == document.chunks

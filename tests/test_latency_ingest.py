@@ -52,7 +52,15 @@ async def test_chunks_leave_as_soon_as_their_pages_are_extracted(name: str) -> N
     # The old pipeline held 8 pages in the cleaner and 3 x chunk_size in the
     # chunker: tracemonkey's first chunk (page 1) left after page 11.
     assert pages_done <= first.last_page + 1, (first.pages, pages_done)
-    late = [(chunk.index, chunk.pages, done) for chunk, done in timeline if done > chunk.last_page + 1]
+    # Later chunks may wait one page more: the structure filter holds one page back to
+    # join a word hyphenated across the page break. The last chunk waits for the end of
+    # the document when only skipped back matter follows it (freeculture: pp. 313-352).
+    last = timeline[-1][0]
+    late = [
+        (chunk.index, chunk.pages, done)
+        for chunk, done in timeline
+        if done > chunk.last_page + 2 and chunk is not last
+    ]
     assert late == []
 
 
