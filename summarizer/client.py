@@ -549,7 +549,9 @@ class SummarizerClient:
     def resume(self, job_id: str, last_seq: int = 0) -> AsyncIterator[ServerEvent]:
         """Re-open a job (running or finished, until it expires) and yield its events after ``last_seq``.
 
-        The job's upload must be complete (a job resumed this way cannot be fed).
+        The job's upload must be complete (a job resumed this way cannot be fed);
+        while it is not, this only follows the job (``resume.upload`` false) and
+        leaves the upload to its uploader.
 
         Raises:
             TransportError: The server is unreachable, or the job is unknown.
@@ -588,12 +590,16 @@ class SummarizerClient:
                 window: _Window | None = None
                 self._ws = ws
                 reason = "the connection closed"
+                refused: str | None = None  # the server refused this connection's upload
                 try:
                     if job_id is None:
                         assert start is not None
                         await ws.send(dump(start))
                     else:
-                        await ws.send(dump(Resume(job_id=job_id, last_seq=last_seq, token=self.token)))
+                        resume = Resume(
+                            job_id=job_id, last_seq=last_seq, token=self.token, upload=upload is not None
+                        )
+                        await ws.send(dump(resume))
                     async for raw in ws:
                         if upload is not None and upload.failure is not None:
                             break  # the upload failed: raised below
@@ -610,6 +616,11 @@ class SummarizerClient:
                                     )
                             continue
                         if event.type == "error" and event.job_id is None:
+                            if event.code == "superseded":
+                                # Another connection took our upload over (say, ours was cut
+                                # and its buffered frames arrived late): resume to take it back.
+                                refused = f"the server refused this connection's upload ({event.message})"
+                                break
                             if job_id is not None and event.code == "unknown_job":
                                 raise TransportError(
                                     f"The server no longer has job {job_id}: {event.message}"
@@ -631,7 +642,7 @@ class SummarizerClient:
                         yield event
                         if event.type in TERMINAL_TYPES:
                             return
-                    reason = f"the server closed the connection (code {ws.close_code})"
+                    reason = refused or f"the server closed the connection (code {ws.close_code})"
                 except ConnectionClosed as exc:
                     reason = f"the connection was lost ({exc})"
                 finally:

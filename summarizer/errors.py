@@ -24,6 +24,8 @@ Exception hierarchy (after httpx's ``_exceptions.py``)::
     │       ├── ContextTooLong         the prompt exceeds the model's context window
     │       └── ModelTimeout           connect/read timeout or a stalled stream
     ├── JobCancelled           the client cancelled the job
+    ├── Superseded             another connection took over the job's upload
+    ├── StorageError           the server could not store the job's data (disk full)
     └── TransportError         (client side) the connection failed or closed early
 """
 
@@ -49,7 +51,9 @@ __all__ = [
     "ProtocolError",
     "ProviderUnavailable",
     "RateLimited",
+    "StorageError",
     "SummarizerError",
+    "Superseded",
     "TransportError",
     "UnsupportedDocument",
 ]
@@ -105,6 +109,10 @@ class ErrorCode(enum.StrEnum):
     PASSWORD_REQUIRED = "password_required"
     """A job recovered after a server restart needs the PDF password, which the
     server keeps in memory only: start the job again with ``options.password`` (retryable)."""
+    SUPERSEDED = "superseded"
+    """A newer connection took over this job's upload (it sent ``resume`` or the same
+    ``start.job_id``): this connection's upload messages are refused, not stored
+    (``job_id`` null; closes with 1008, reason ``superseded``; the job goes on)."""
 
     # -- the document -----------------------------------------------------------
     UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
@@ -148,6 +156,9 @@ class ErrorCode(enum.StrEnum):
     MODEL_TIMEOUT = "model_timeout"
     """A model call timed out (connect or read) or its stream stalled, after every
     retry (retryable)."""
+    STORAGE_ERROR = "storage_error"
+    """The server could not store the job's events or upload (say, its disk is full):
+    the job fails rather than send what it could not keep (retryable: start it again)."""
     CANCELLED = "cancelled"
     """The client cancelled the job."""
     INTERNAL_ERROR = "internal_error"
@@ -327,6 +338,23 @@ class JobCancelled(SummarizerError):
     """The job was cancelled by its client."""
 
     code = ErrorCode.CANCELLED
+
+
+class Superseded(SummarizerError):
+    """A newer connection took over the job's upload; this one may not feed it any more.
+
+    The job is not affected. The connection is closed with 1008 (reason ``superseded``).
+    """
+
+    code = ErrorCode.SUPERSEDED
+    close_code = CloseCode.POLICY_VIOLATION
+
+
+class StorageError(SummarizerError):
+    """The store failed to keep the job's data (disk full, database locked, I/O error)."""
+
+    code = ErrorCode.STORAGE_ERROR
+    retryable = True
 
 
 class TransportError(SummarizerError):

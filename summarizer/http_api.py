@@ -38,7 +38,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import Message, Send
 
-from .errors import ErrorCode, LimitExceeded, ProtocolError, SummarizerError
+from .errors import ErrorCode, LimitExceeded, ProtocolError, SummarizerError, Superseded
 from .jobs import Job, JobManager
 from .jobs.eventlog import StoredEvent
 from .protocol import ServerEvent, Start, StartOptions
@@ -77,6 +77,7 @@ _STATUS: dict[ErrorCode, int] = {
     ErrorCode.UNAUTHORIZED: 401,
     ErrorCode.IDLE_TIMEOUT: 408,
     ErrorCode.UNKNOWN_JOB: 404,
+    ErrorCode.SUPERSEDED: 409,
     ErrorCode.DOCUMENT_TOO_LARGE: 413,
     ErrorCode.UNSUPPORTED_MEDIA_TYPE: 415,
     ErrorCode.SERVER_BUSY: 503,
@@ -317,7 +318,12 @@ def _media_type(part: _Part) -> str:
 
 
 class _Upload:
-    """Feeds the file part into a new job in slices of at most ``_SLICE_BYTES``."""
+    """Feeds the file part into a new job in slices of at most ``_SLICE_BYTES``.
+
+    It is the job's one feeder (:meth:`Job.take_over`): should a WebSocket
+    ``resume`` take the upload over, the rest of this body is refused
+    (``superseded``, 409) and the job goes on with the new uploader.
+    """
 
     def __init__(self, job: Job, slice_bytes: int) -> None:
         self.job = job
@@ -333,6 +339,7 @@ class _Upload:
         while self.buffer and not self.job.finished:
             piece = bytes(self.buffer[: self.slice_bytes])
             del self.buffer[: self.slice_bytes]
+            self.job.check_feeder(self)
             await self.job.feed_bytes(piece)
         self.buffer.clear()
 
@@ -415,6 +422,7 @@ async def create_job(request: Request) -> Response:
                     job = jobs.create(build_job_spec(start, settings=settings, models=models))
                     job.readers += 1
                     upload = _Upload(job, min(_SLICE_BYTES, settings.max_frame_bytes))
+                    job.take_over(upload)
                     job.run()
                 else:
                     raise ProtocolError(
@@ -438,6 +446,8 @@ async def create_job(request: Request) -> Response:
         if job is None:
             raise ProtocolError("The form has no 'file' part.", code=ErrorCode.INVALID_MESSAGE)
         if not job.finished:
+            assert upload is not None
+            job.check_feeder(upload)
             await job.end(None)
     except ClientDisconnect:
         if job is not None:
@@ -449,7 +459,7 @@ async def create_job(request: Request) -> Response:
             )
         return Response(status_code=400)
     except SummarizerError as exc:
-        if job is not None:
+        if job is not None and not isinstance(exc, Superseded):  # superseded: the job goes on
             job.fail(exc)
         if exc.code is not ErrorCode.IDLE_TIMEOUT:  # a stalled body is not waited for again
             await _drain(body, form.received, declared)

@@ -209,12 +209,17 @@ class Resume(_Message):
         job_id: The job's id from ``accepted``.
         last_seq: The last ``seq`` the client has (0 for all).
         token: The server's shared token, if it requires one.
+        upload: ``True`` (default): this connection continues the upload if it
+            is unfinished, and takes it over (the previous uploader's later
+            upload messages are refused with ``superseded``); ``False``: it
+            only follows the job and leaves the upload to its uploader.
     """
 
     type: Literal["resume"] = "resume"
     job_id: str = Field(pattern=r"^[0-9a-f]{32}$")
     last_seq: int = Field(default=0, ge=0)
     token: str | None = Field(default=None, max_length=1024)
+    upload: bool = True
 
 
 ClientMessage = Annotated[Start | Text | End | Cancel | Resume, Field(discriminator="type")]

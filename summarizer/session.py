@@ -8,6 +8,11 @@ at a time (several one after the other), and may re-attach to any job with
 
 Errors a client causes become an ``error`` event; protocol and limit violations
 then close the socket with the matching :class:`~summarizer.errors.CloseCode`.
+
+A job is fed by one session at a time: the one that started it, or the latest
+that resumed it (or re-sent its ``start.job_id``). The session that is taken
+over gets ``superseded`` (no job, close 1008) for its next upload message,
+which is not stored; it may still have been following the job's events.
 """
 
 from __future__ import annotations
@@ -184,6 +189,7 @@ class Session:
                 raise _too_big(len(data), self.settings.max_frame_bytes)
             self.check_authenticated()
             if job := self.current_job("binary frame"):
+                job.check_feeder(self)
                 await job.feed_bytes(data)
             return
         raw = message.get("text") or ""
@@ -200,9 +206,11 @@ class Session:
             await self.resume(msg)
         elif isinstance(msg, Text):
             if job := self.current_job("'text'"):
+                job.check_feeder(self)
                 await job.feed_text(msg.text)
         elif isinstance(msg, End):
             if job := self.current_job("'end'"):
+                job.check_feeder(self)
                 await job.end(msg.sha256)
         elif isinstance(msg, Cancel) and (job := self.current_job("'cancel'")):
             job.cancel()
@@ -262,6 +270,7 @@ class Session:
             await self.resume(Resume(job_id=job.job_id, last_seq=0), job=job)
             return
         self.started_jobs += 1
+        job.take_over(self)
         await self.attach(job, after_seq=0)
         job.run()
 
@@ -275,6 +284,11 @@ class Session:
             raise SummarizerError(
                 f"No job {msg.job_id}: it never existed or has expired.", code=ErrorCode.UNKNOWN_JOB
             )
+        if msg.upload:
+            # Take the upload over before reading its counts: from here on nothing another
+            # connection still sends (say, frames it had buffered) is committed after them.
+            job.take_over(self)
+            await job.settled()  # an 'end' being checked: report its outcome, not 'uploading'
         await self.stop_sender()
         await self.ws.send_text(
             dump(

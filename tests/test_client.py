@@ -102,13 +102,6 @@ def last_received(events: list[Any]) -> int:
 # -- the caller's iterator is never finalized by a reconnect ---------------------------------
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="server race (issue 9 follow-up): text frames the replaced connection had buffered are "
-    "still committed after 'resumed' reported the counts, so one piece is stored twice and the "
-    "checksum refuses the upload (checksum_mismatch). The client side is fixed; a job must be fed "
-    "by one session at a time.",
-)
 async def test_drop_while_the_source_is_awaited_resumes_the_whole_document() -> None:
     """Old code: the cut cancelled ``anext()``, finalized the generator, and sent ``end`` early."""
     pieces = [TEXT[i : i + 500] for i in range(0, len(TEXT), 500)]

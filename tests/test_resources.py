@@ -152,7 +152,8 @@ async def test_several_connections_follow_one_job_each_seeing_every_seq_once(tmp
 
             async def follow(after: int) -> list[Any]:
                 async with websockets.connect(url) as ws:
-                    resume = {"type": "resume", "job_id": accepted.job_id, "last_seq": after}
+                    # A follower leaves the upload to ``up`` (a plain resume would take it over).
+                    resume = {"type": "resume", "job_id": accepted.job_id, "last_seq": after, "upload": False}
                     await ws.send(json.dumps(resume))
                     assert (await recv_event(ws)).type == "resumed"
                     return await until_terminal(ws)

@@ -9,6 +9,15 @@ takes whatever events of all jobs are pending and commits them in one
 transaction, then tells each log how far it is durable. Readers only ever see
 committed events, so a client never holds an event a crash could lose.
 
+A failed commit (the disk is full, the database locked) is never silent: the
+events of the failed transaction were not stored, so they are not shown
+either. Each job of the batch is retried alone; a job whose events still
+cannot be stored has its uncommitted events dropped, unseen, and is told
+(``on_lost``), and the job then ends with ``storage_error`` under the first
+``seq`` that was lost: a reader sees every ``seq`` once, without a gap. If
+even that one event cannot be stored, it is delivered from memory (readers
+must learn that the job ended); it is the only event ever sent unstored.
+
 Memory per job is bounded: a log keeps the last ``tail_events`` events for live
 readers; a reader further behind (a ``resume`` from seq 0, a re-opened finished
 job) pages through the store. Nothing of a finished job stays in memory once
@@ -23,7 +32,7 @@ import contextlib
 import logging
 import queue
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 from ..protocol import TERMINAL_TYPES, ServerEvent, dump, parse_server
@@ -112,8 +121,23 @@ class EventWriter:
             try:
                 self.store.append_events([row for _, rows in batch for row in rows])
                 self.batches += 1
-            except Exception:  # disk full, database locked...: readers must not wait forever
-                log.exception("could not commit %d events; they are sent without being stored", len(batch))
+            except Exception:  # disk full, database locked...: retry each job alone
+                log.warning("could not commit a batch of %d jobs' events; retrying job by job", len(batch))
+                for item, rows in batch:
+                    try:
+                        self.store.append_events(rows)
+                        self.batches += 1
+                    except Exception as exc:
+                        log.exception(
+                            "could not store %d events of job %s (from seq %d)",
+                            len(rows),
+                            item.job_id,
+                            rows[0].seq,
+                        )
+                        item._lost_from_thread(rows[0].seq, exc)
+                    else:
+                        item._committed_from_thread(rows[-1].seq)
+                continue
             for item, rows in batch:
                 item._committed_from_thread(rows[-1].seq)
 
@@ -128,6 +152,10 @@ class EventLog:
         last_seq: The highest ``seq`` already committed (0 for a new job).
         ended: Whether the committed log already ends with a terminal event.
         tail_events: Events kept in memory for live readers (at least 1).
+        on_lost: Called on the event loop with the store's exception when events
+            could not be committed; they are already dropped (and ``seq`` rewound
+            to the first of them), so the next :meth:`append` reuses that ``seq``.
+            The job appends its terminal ``storage_error`` there.
     """
 
     def __init__(
@@ -139,6 +167,7 @@ class EventLog:
         last_seq: int = 0,
         ended: bool = False,
         tail_events: int = 512,
+        on_lost: Callable[[Exception], None] | None = None,
     ) -> None:
         self.job_id = job_id
         self.store = store
@@ -154,6 +183,12 @@ class EventLog:
         self._lock = threading.Lock()
         self._changed = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._on_lost = on_lost
+        self._broken = False  # a commit failed: the writer takes nothing until the loop has rewound
+        self.storage_failed = False
+        """Whether events could not be stored (the log then ends with ``storage_error``)."""
+        self.unstored_seq: int | None = None
+        """The ``seq`` of the one event delivered without being stored, if any."""
 
     @property
     def durable_end(self) -> bool:
@@ -193,8 +228,42 @@ class EventLog:
 
     def _take(self) -> list[EventRow]:
         with self._lock:
+            if self._broken:
+                return []
             rows, self._pending = self._pending, []
         return rows
+
+    def _lost_from_thread(self, first_seq: int, exc: Exception) -> None:
+        with self._lock:
+            self._broken = True
+            self._pending = []
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                loop.call_soon_threadsafe(self._lost, first_seq, exc)
+
+    def _lost(self, first_seq: int, exc: Exception) -> None:
+        """Events from ``first_seq`` on were not stored (and never shown): forget them."""
+        if self.storage_failed:
+            # Not even the terminal storage_error could be stored: deliver it from memory, so
+            # that readers learn the job ended (after a restart it is recovered again).
+            log.error("job %s: its storage_error event is sent without being stored", self.job_id)
+            self.unstored_seq = self.last_seq
+            self.committed_seq = self.last_seq
+            self._wake()
+            return
+        self.storage_failed = True
+        with self._lock:
+            self._broken = False
+            self._pending = []
+        self.last_seq = first_seq - 1
+        self.committed_seq = min(self.committed_seq, self.last_seq)
+        while self._tail and self._tail[-1].seq > self.last_seq:
+            self._tail.pop()
+        self.ended = False
+        if self._on_lost is not None:
+            self._on_lost(exc)
+        self._wake()
 
     def _committed_from_thread(self, seq: int) -> None:
         loop = self._loop

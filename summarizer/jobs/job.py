@@ -25,7 +25,7 @@ from typing import Any
 
 from langchain_core.language_models import BaseChatModel
 
-from ..errors import ErrorCode, SummarizerError
+from ..errors import ErrorCode, StorageError, SummarizerError
 from ..ingest import iter_chunks
 from ..ingest.types import IngestOptions
 from ..pipeline import IngestEvents, PipelineConfig, summarize_into
@@ -192,8 +192,15 @@ class Job:
         self._on_finish = on_finish
         self._task: asyncio.Task[None] | None = None
         self._cancel_requested = False
+        self._finishing = False
         self.log = EventLog(
-            job_id, store, writer, last_seq=last_seq, ended=self.finished, tail_events=tail_events
+            job_id,
+            store,
+            writer,
+            last_seq=last_seq,
+            ended=self.finished,
+            tail_events=tail_events,
+            on_lost=self._storage_lost,
         )
         self.upload = Upload(
             job_id,
@@ -264,8 +271,30 @@ class Job:
         if stored is not None and stored.type in _TERMINAL_STATE:
             self._set_state(_TERMINAL_STATE[stored.type])
             self.upload.abort()
-            asyncio.get_running_loop().create_task(self._finish(), name=f"job-{self.job_id}-finish")
+            self._schedule_finish()
         return stored
+
+    def _schedule_finish(self) -> None:
+        if not self._finishing:
+            self._finishing = True
+            asyncio.get_running_loop().create_task(self._finish(), name=f"job-{self.job_id}-finish")
+
+    def _storage_lost(self, exc: Exception) -> None:
+        """The store could not commit some events (already dropped, unseen): fail with ``storage_error``.
+
+        Whatever the job had reached (even a ``summary`` among the lost events),
+        it ends ``failed``; the error takes the ``seq`` of the first lost event.
+        """
+        error = StorageError(
+            f"The server could not store this job's events ({exc}); the job is stopped rather "
+            "than send what it could not keep. Try again once the server has room."
+        )
+        self.state = JobState.FAILED
+        self.upload.abort()
+        self.log.append(Error(code=error.code, message=error.message, retryable=error.retryable))
+        if self._task is not None and not self._task.done() and self._task is not asyncio.current_task():
+            self._task.cancel()
+        self._schedule_finish()
 
     def _sink(self, event: ServerEvent) -> None:
         """:meth:`emit` as an :data:`~summarizer.pipeline.EventSink`."""
@@ -274,7 +303,10 @@ class Job:
     async def _finish(self) -> None:
         """Once the terminal event is durable: record the final state, tell the manager."""
         await self.log.flushed()
-        self._store.set_state(self.job_id, self.state.value)
+        try:
+            self._store.set_state(self.job_id, self.state.value)
+        except Exception:  # a full disk: the job is recovered (and ends again) after a restart
+            log.exception("could not record the final state of job %s", self.job_id)
         if self._on_finish is not None:
             self._on_finish(self)
 
@@ -293,14 +325,38 @@ class Job:
 
     # -- upload ------------------------------------------------------------------------------
 
+    def take_over(self, feeder: object) -> None:
+        """Make ``feeder`` (a session) the job's one uploader; see :meth:`Upload.take_over`.
+
+        Call it before reading :attr:`received` / :attr:`messages` for a client
+        that will continue the upload: nothing another feeder sends can then be
+        committed after those counts.
+        """
+        self.upload.take_over(feeder)
+
+    def check_feeder(self, feeder: object) -> None:
+        """Raise :class:`~summarizer.errors.Superseded` unless ``feeder`` is the job's uploader."""
+        self.upload.check_feeder(feeder)
+
+    async def settled(self) -> None:
+        """Wait until an ``end`` being checked has its outcome (state and counts are final)."""
+        await self.upload.settled()
+
     async def feed_bytes(self, data: bytes) -> None:
         """Accept one binary frame of the file (waits while the upload queue is full).
 
         Raises:
             ProtocolError: Data after ``end``, mixed with ``text``, or more than ``start.size``.
             LimitExceeded: Over the document size limit.
+            Superseded: Another feeder took the upload over while this frame waited.
+
+        A frame the store cannot keep (a full disk) fails the job with ``storage_error``.
         """
-        await self.upload.feed(bytes(data))
+        try:
+            await self.upload.feed(bytes(data))
+        except StorageError as exc:
+            log.exception("job %s: could not store its upload", self.job_id)
+            self.fail(exc)
 
     async def feed_text(self, text: str) -> None:
         """Accept one ``text`` message (a piece of the document).
@@ -309,8 +365,13 @@ class Job:
             ProtocolError: As for :meth:`feed_bytes`.
             LimitExceeded: Over the document size limit.
             UnsupportedDocument: ``bad_encoding`` (a lone surrogate).
+            Superseded: As for :meth:`feed_bytes`.
         """
-        await self.upload.feed(text)
+        try:
+            await self.upload.feed(text)
+        except StorageError as exc:
+            log.exception("job %s: could not store its upload", self.job_id)
+            self.fail(exc)
 
     async def end(self, sha256: str | None) -> None:
         """The upload is complete: check size and checksum, then let parsing finish.

@@ -19,7 +19,7 @@ from typing import Any
 
 from langchain_core.language_models import BaseChatModel
 
-from ..errors import CloseCode, ErrorCode, LimitExceeded, SummarizerError
+from ..errors import CloseCode, ErrorCode, LimitExceeded, StorageError, SummarizerError
 from ..protocol import TERMINAL_TYPES, Accepted, Error, parse_server
 from ..recovery import Recovery
 from ..store import JobRecord, JobStore
@@ -122,6 +122,7 @@ class JobManager:
             LimitExceeded: ``server_busy`` (close 1013) if ``max_jobs`` are running;
                 ``job_exists`` if the client's ``job_id`` is taken (use :meth:`open`).
             ModelError: The job's model cannot be loaded.
+            StorageError: ``storage_error``: the store could not keep the new job.
         """
         if self.running() >= self.max_jobs:
             err = LimitExceeded(
@@ -143,6 +144,9 @@ class JobManager:
                 f"A job {job_id} exists already; send 'resume' to follow it.",
                 code=ErrorCode.UNEXPECTED_MESSAGE,
             ) from None
+        except Exception as exc:  # a full disk, a locked database
+            log.exception("could not create job %s", job_id)
+            raise StorageError(f"The server could not store a new job ({exc}); try again later.") from exc
         job = self._job(job_id, stored, model=model, reduce_model=reduce_model)
         self._jobs[job_id] = job
         job.emit(

@@ -13,6 +13,13 @@ Ack cadence: after every ``text`` message; after binary frames at least every
 everything received so far (so a client with any window of at least one frame
 never stalls); for the byte that completes ``start.size``; and at ``end``.
 
+One feeder at a time: :meth:`Upload.take_over` names the one source (a
+session) whose messages are accepted; the transport checks it with
+:meth:`Upload.check_feeder` before each message, and a message that was
+waiting for room in the queue when another source took over is refused
+(``superseded``) instead of committed. So once a new connection has been told
+the committed counts (``resumed``), nothing but what it sends lands after them.
+
 States (transitions are atomic: each is checked and made without awaiting)::
 
     open ──end()──► ending ──checks ok──► ended
@@ -30,7 +37,7 @@ import itertools
 import time
 from collections.abc import AsyncIterator, Callable
 
-from ..errors import ErrorCode, LimitExceeded, ProtocolError, UnsupportedDocument
+from ..errors import ErrorCode, LimitExceeded, ProtocolError, StorageError, Superseded, UnsupportedDocument
 from ..protocol import Ack
 from ..store import JobStore, UploadRecord
 
@@ -107,6 +114,41 @@ class Upload:
         self._changed = asyncio.Event()
         self.last_activity = clock()
         """Clock reading of the last record received or acknowledgement sent."""
+        self._feeder: object | None = None
+        self._takeovers = 0
+        self._settled = asyncio.Event()
+        if self.state is not UploadState.ENDING:
+            self._settled.set()
+
+    # -- the one feeder ----------------------------------------------------------------------
+
+    def take_over(self, feeder: object) -> None:
+        """Make ``feeder`` the only source whose messages are accepted from now on.
+
+        Synchronous, so that counts read right after it are final for every other
+        source: a message of the previous feeder still waiting in :meth:`feed`
+        is refused with ``superseded``, and its later ones by :meth:`check_feeder`.
+        """
+        if feeder is not self._feeder:
+            self._feeder = feeder
+            self._takeovers += 1
+            self._wake()
+
+    def check_feeder(self, feeder: object) -> None:
+        """Refuse a message from a source that is not (any longer) the feeder.
+
+        An upload nobody took over (a job fed directly, in tests) accepts anyone.
+
+        Raises:
+            Superseded: Another source took the upload over.
+        """
+        if self._feeder is not None and feeder is not self._feeder:
+            raise _superseded(self.job_id)
+
+    async def settled(self) -> None:
+        """Wait while an ``end`` is being checked (its SHA-256 computed): then the
+        upload is open, ended or aborted, and its counts and the job's state are final."""
+        await self._settled.wait()
 
     # -- feeding -----------------------------------------------------------------------------
 
@@ -123,6 +165,8 @@ class Upload:
             LimitExceeded: ``document_too_large``.
             UnsupportedDocument: ``bad_encoding``: text that cannot be UTF-8
                 (a lone surrogate such as ``"\\ud800"``).
+            Superseded: Another feeder took the upload over while this one waited.
+            StorageError: The store could not keep the record (it is not counted).
         """
         if self.state is not UploadState.OPEN:
             raise ProtocolError(
@@ -158,13 +202,22 @@ class Upload:
                 code=ErrorCode.SIZE_MISMATCH,
             )
         # Bounded queue: a client that ignores the ack window waits here (its socket is not read).
+        takeovers = self._takeovers
         while self._queued_bytes and self._queued_bytes + size > self.window:
-            if self.state is not UploadState.OPEN:
+            if self.state is not UploadState.OPEN or self._takeovers != takeovers:
                 break
             await self._changed.wait()
         if self.state is not UploadState.OPEN:
             return  # aborted while waiting: the job ended, the data is not needed
-        self.store.append_upload(self.job_id, record)  # committed before it is counted or acked
+        if self._takeovers != takeovers:
+            # Another connection took over (and was told the counts) while this waited.
+            raise _superseded(self.job_id)
+        try:
+            self.store.append_upload(self.job_id, record)  # committed before it is counted or acked
+        except Exception as exc:  # a full disk, an I/O error
+            raise StorageError(
+                f"The server could not store the upload of job {self.job_id} ({exc}); the job is stopped."
+            ) from exc
         self._kind = type(record)
         self.received = total
         self.messages += 1
@@ -193,30 +246,37 @@ class Upload:
                 code=ErrorCode.SIZE_MISMATCH,
             )
         self.state = UploadState.ENDING
+        self._settled.clear()
         self._wake()
-        if sha256 is not None:
-            digest = await asyncio.to_thread(self.sha256)
+        try:
+            if sha256 is not None:
+                digest = await asyncio.to_thread(self.sha256)
+                if self.state is not UploadState.ENDING:
+                    return False
+                if sha256.lower() != digest:
+                    self.state = UploadState.ABORTED
+                    self._wake()
+                    raise ProtocolError(
+                        f"SHA-256 mismatch: the client sent {sha256.lower()}, the server received bytes "
+                        f"hashing to {digest}; the upload is discarded.",
+                        code=ErrorCode.CHECKSUM_MISMATCH,
+                    )
             if self.state is not UploadState.ENDING:
                 return False
-            if sha256.lower() != digest:
-                self.state = UploadState.ABORTED
-                self._wake()
-                raise ProtocolError(
-                    f"SHA-256 mismatch: the client sent {sha256.lower()}, the server received bytes "
-                    f"hashing to {digest}; the upload is discarded.",
-                    code=ErrorCode.CHECKSUM_MISMATCH,
-                )
-        if self.state is not UploadState.ENDING:
-            return False
-        self.state = UploadState.ENDED
-        self.store.close_upload(self.job_id)
-        self._wake()
-        return True
+            self.state = UploadState.ENDED
+            self.store.close_upload(self.job_id)
+            self._wake()
+            return True
+        finally:
+            if self.state is UploadState.ENDING:  # cancelled while hashing: the end did not happen
+                self.state = UploadState.OPEN
+            self._settled.set()
 
     def abort(self) -> None:
         """Stop accepting data and end :meth:`stream` (the job ended). Idempotent."""
         if self.state is not UploadState.ENDED:
             self.state = UploadState.ABORTED
+        self._settled.set()
         self._queue.clear()
         self._queued_bytes = 0
         self.store.close_upload(self.job_id)
@@ -287,3 +347,11 @@ class Upload:
                 self._ack(force=True)
                 return
             await self._changed.wait()
+
+
+def _superseded(job_id: str) -> Superseded:
+    return Superseded(
+        f"Another connection took over the upload of job {job_id} (it sent 'resume' or the same "
+        "'start.job_id'); this connection's upload messages are refused, not stored. Resume to "
+        "continue the upload."
+    )

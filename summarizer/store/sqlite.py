@@ -172,6 +172,7 @@ class SqliteStore:
 
         Raises:
             KeyError: An event with one of the batch's ``(job_id, seq)`` exists (nothing is stored).
+            sqlite3.OperationalError: E.g. ``database or disk is full`` (nothing is stored).
         """
         if not rows:
             return
@@ -182,13 +183,17 @@ class SqliteStore:
                     "INSERT INTO events (job_id, seq, type, body) VALUES (?, ?, ?, ?)",
                     [(r.job_id, r.seq, r.type, r.body) for r in rows],
                 )
+                self.db.execute("COMMIT")
             except sqlite3.IntegrityError:
-                self.db.execute("ROLLBACK")
+                self._rollback()
                 raise KeyError("an event with this (job_id, seq) exists already") from None
             except BaseException:
-                self.db.execute("ROLLBACK")
+                self._rollback()  # SQLITE_FULL ("database or disk is full") has rolled back already
                 raise
-            self.db.execute("COMMIT")
+
+    def _rollback(self) -> None:
+        if self.db.in_transaction:
+            self.db.execute("ROLLBACK")
 
     def append_event(self, job_id: str, seq: int, kind: str, body: str) -> None:
         """Commit one event (a batch of one)."""

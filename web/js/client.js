@@ -121,6 +121,7 @@ export class SummaryJob {
       if (this.jobId) {
         const resume = { type: "resume", job_id: this.jobId, last_seq: Math.max(0, this.lastSeq - (this.attempt ? reconnectPolicy.rewind : 0)) };
         if (this.token) resume.token = this.token;
+        if (!this.file) resume.upload = false; // following a job: leave its upload to its uploader
         this.hello = "resume";
         ws.send(JSON.stringify(resume));
         if (this.cancelRequested) this.sendCancel();
@@ -181,6 +182,9 @@ export class SummaryJob {
   }
 
   handle(ev) {
+    if (ev.type === "error" && !ev.job_id && ev.code === "superseded") {
+      return; // another connection took our upload over; the server closes this one and we resume
+    }
     if (ev.type === "resumed") {
       this.resumed(ev);
       return;

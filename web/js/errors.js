@@ -135,6 +135,14 @@ export const FRIENDLY = {
     title: "The connection fell behind",
     hint: "The page did not keep up with the server's events. The job goes on; the page reconnects and resumes where it stopped.",
   },
+  superseded: {
+    title: "Another window took over this upload",
+    hint: "The same job was resumed from another connection, which now sends the document. Keep that window open, or resume the job here to send it from this page.",
+  },
+  storage_error: {
+    title: "The server could not store this job",
+    hint: "Its disk may be full. Nothing that was not stored was shown as done. Try again later, or tell the server's operator.",
+  },
   model_timeout: {
     title: "The model took too long to answer",
     hint: "It did not answer, or stopped in the middle, even after several retries. Try again in a moment, or pick another model.",

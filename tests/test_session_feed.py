@@ -1,0 +1,170 @@
+"""One feeder per job: a connection replaced by a resume cannot commit upload data after the
+new connection was told the counts (issue 9 follow-up: the resume-mid-upload race)."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import secrets
+from pathlib import Path
+from typing import Any
+
+import pytest
+import websockets
+
+from summarizer.cli import running_server
+from summarizer.jobs import JobManager
+from summarizer.protocol import TERMINAL_TYPES, parse_server
+from summarizer.settings import Settings
+from summarizer.storage import Storage
+
+from .fakes import EchoModel
+from .test_jobs import collect, make_spec
+
+PARAGRAPH = (
+    "The committee met on Tuesday to review the budget. Costs rose by ten percent over the year. "
+    "Members agreed to cut travel and to delay the new building. The chair thanked the staff.\n\n"
+)
+PIECES = [f"Item {i}. {PARAGRAPH}" for i in range(8)]
+DOCUMENT = "".join(PIECES).encode()
+
+
+async def recv_event(ws: Any, timeout: float = 10.0) -> Any:
+    return parse_server(await asyncio.wait_for(ws.recv(), timeout))
+
+
+async def until(ws: Any, done: Any, timeout: float = 10.0) -> list[Any]:
+    out = []
+    while True:
+        event = await recv_event(ws, timeout)
+        out.append(event)
+        if done(event):
+            return out
+
+
+def text(piece: str) -> str:
+    return json.dumps({"type": "text", "text": piece})
+
+
+def start_message(job_id: str) -> str:
+    return json.dumps(
+        {"type": "start", "protocol": 1, "filename": "a.txt", "media_type": "text/plain", "job_id": job_id}
+    )
+
+
+def stored_upload(data_dir: Path, job_id: str) -> bytes:
+    store = Storage(data_dir)
+    try:
+        return b"".join(r.encode("utf-8") if isinstance(r, str) else r for r in store.upload_records(job_id))
+    finally:
+        store.close()
+
+
+@pytest.mark.e2e
+async def test_frames_of_a_replaced_connection_arriving_after_resumed_are_refused(tmp_path: Path) -> None:
+    """Old code: A's late piece was committed after B's ``resumed`` had reported the counts,
+    B sent it again from those counts, and the upload ended in ``checksum_mismatch``."""
+    job_id = secrets.token_hex(16)
+    settings = Settings(data_dir=tmp_path, model="echo", chunk_size=300, chunk_overlap=20)
+    with running_server(settings, models={"echo": EchoModel(words=4)}) as url:
+        a = await websockets.connect(url)
+        await a.send(start_message(job_id))
+        assert (await recv_event(a)).type == "accepted"
+        for piece in PIECES[:3]:
+            await a.send(text(piece))
+        await until(a, lambda e: e.type == "ack" and e.messages == 3)
+
+        # A's connection looks dead to its client, which resumes on B ...
+        b = await websockets.connect(url)
+        await b.send(json.dumps({"type": "resume", "job_id": job_id, "last_seq": 0}))
+        resumed = await recv_event(b)
+        assert resumed.type == "resumed" and resumed.state == "uploading"
+        assert (resumed.received, resumed.messages) == (len("".join(PIECES[:3]).encode()), 3)
+
+        # ... while a piece A had in flight reaches the server only now.
+        await a.send(text(PIECES[3]))
+        seen_by_a: list[Any] = []
+        try:
+            while True:  # the old server committed and acked it, and kept A open: stop there
+                event = await recv_event(a)
+                seen_by_a.append(event)
+                if event.type == "ack" and event.messages == 4:
+                    break
+        except websockets.ConnectionClosed:
+            pass
+
+        # B continues from the counts it was given; every byte is stored exactly once.
+        for piece in PIECES[resumed.messages :]:
+            await b.send(text(piece))
+        await b.send(json.dumps({"type": "end", "sha256": hashlib.sha256(DOCUMENT).hexdigest()}))
+        events = await until(b, lambda e: e.type in TERMINAL_TYPES, timeout=30)
+        await b.close()
+        await a.close()
+    assert events[-1].type == "summary", events[-1]
+    assert [e.seq for e in events] == list(range(1, len(events) + 1))
+    assert max(e.received for e in events if e.type == "ack") == len(DOCUMENT)
+    assert stored_upload(tmp_path, job_id) == DOCUMENT
+    # A was told, in-band, that its piece was refused, and closed.
+    refusals = [e for e in seen_by_a if e.type == "error"]
+    assert [(e.code, e.job_id, e.seq) for e in refusals] == [("superseded", None, 0)]
+    assert a.close_code == 1008 and a.close_reason == "superseded"
+
+
+@pytest.mark.e2e
+async def test_a_follower_that_resumes_with_upload_false_leaves_the_upload_alone(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path, model="echo", chunk_size=300, chunk_overlap=20)
+    job_id = secrets.token_hex(16)
+    with running_server(settings, models={"echo": EchoModel(words=4)}) as url:
+        async with websockets.connect(url) as up, websockets.connect(url) as viewer:
+            await up.send(start_message(job_id))
+            assert (await recv_event(up)).type == "accepted"
+            await up.send(text(PIECES[0]))
+            await until(up, lambda e: e.type == "ack")
+            await viewer.send(json.dumps({"type": "resume", "job_id": job_id, "upload": False}))
+            assert (await recv_event(viewer)).type == "resumed"
+            for piece in PIECES[1:]:
+                await up.send(text(piece))
+            await up.send(json.dumps({"type": "end", "sha256": hashlib.sha256(DOCUMENT).hexdigest()}))
+            mine = await until(up, lambda e: e.type in TERMINAL_TYPES, timeout=30)
+            theirs = await until(viewer, lambda e: e.type in TERMINAL_TYPES, timeout=30)
+    assert mine[-1].type == theirs[-1].type == "summary"
+    assert [e.seq for e in theirs] == list(range(1, len(theirs) + 1))
+
+
+async def test_a_frame_waiting_for_room_when_another_feeder_takes_over_is_not_committed(
+    tmp_path: Path,
+) -> None:
+    """The frame of the old feeder was already read from its socket and waits for queue room
+    (nothing consumes the upload yet); the take-over refuses it instead of committing it later."""
+    from summarizer.errors import Superseded
+
+    store = Storage(tmp_path / "data")
+    mgr = JobManager(store, lambda name: EchoModel(words=4))
+    try:
+        job = mgr.create(make_spec(window=len(PIECES[0].encode()) + 10))
+        old, new = object(), object()
+        job.take_over(old)
+        job.check_feeder(old)
+        await job.feed_text(PIECES[0])  # committed; the queue is now full (no ingestion yet)
+        waiting = asyncio.create_task(job.feed_text(PIECES[1]))
+        await asyncio.sleep(0.05)
+        assert not waiting.done() and job.messages == 1
+        job.take_over(new)
+        counts = (job.received, job.messages)  # what 'resumed' reports
+        with pytest.raises(Superseded):
+            await waiting
+        with pytest.raises(Superseded):
+            job.check_feeder(old)
+        assert (job.received, job.messages) == counts == (len(PIECES[0].encode()), 1)
+        job.run()
+        for piece in PIECES[counts[1] :]:
+            job.check_feeder(new)
+            await job.feed_text(piece)
+        await job.end(hashlib.sha256(DOCUMENT).hexdigest())
+        events = await collect(job)
+        assert events[-1].type == "summary", events[-1]
+    finally:
+        await mgr.shutdown()
+        store.close()
+    assert stored_upload(tmp_path / "data", job.job_id) == DOCUMENT
