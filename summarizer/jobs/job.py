@@ -25,7 +25,7 @@ from typing import Any
 
 from langchain_core.language_models import BaseChatModel
 
-from ..errors import ErrorCode, SummarizerError
+from ..errors import CloseCode, ErrorCode, LimitExceeded, SummarizerError
 from ..ingest import iter_chunks
 from ..ingest.types import IngestOptions
 from ..pipeline import IngestEvents, PipelineConfig, summarize_into
@@ -192,6 +192,8 @@ class Job:
         self._on_finish = on_finish
         self._task: asyncio.Task[None] | None = None
         self._cancel_requested = False
+        self.moved = False
+        """Handed over to another replica (:meth:`hand_over`): upload data is refused here."""
         self.log = EventLog(
             job_id, store, writer, last_seq=last_seq, ended=self.finished, tail_events=tail_events
         )
@@ -293,13 +295,25 @@ class Job:
 
     # -- upload ------------------------------------------------------------------------------
 
+    def _check_here(self) -> None:
+        """Raise ``server_busy`` (retryable, close 1013) once the job moved to another replica."""
+        if self.moved:
+            err = LimitExceeded(
+                f"Job {self.job_id} moved to another replica; reconnect and resume to continue the upload.",
+                code=ErrorCode.SERVER_BUSY,
+                retryable=True,
+            )
+            err.close_code = CloseCode.TRY_AGAIN_LATER
+            raise err
+
     async def feed_bytes(self, data: bytes) -> None:
         """Accept one binary frame of the file (waits while the upload queue is full).
 
         Raises:
             ProtocolError: Data after ``end``, mixed with ``text``, or more than ``start.size``.
-            LimitExceeded: Over the document size limit.
+            LimitExceeded: Over the document size limit; ``server_busy`` once the job moved.
         """
+        self._check_here()
         await self.upload.feed(bytes(data))
 
     async def feed_text(self, text: str) -> None:
@@ -310,6 +324,7 @@ class Job:
             LimitExceeded: Over the document size limit.
             UnsupportedDocument: ``bad_encoding`` (a lone surrogate).
         """
+        self._check_here()
         await self.upload.feed(text)
 
     async def end(self, sha256: str | None) -> None:
@@ -320,7 +335,9 @@ class Job:
 
         Raises:
             ProtocolError: ``end`` twice, ``size_mismatch`` or ``checksum_mismatch``.
+            LimitExceeded: ``server_busy`` once the job moved to another replica.
         """
+        self._check_here()
         if await self.upload.end(sha256):
             self._set_state(JobState.PROCESSING)
 
@@ -393,6 +410,22 @@ class Job:
         if self._task is not None:
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.shield(self._task)
+
+    async def hand_over(self) -> None:
+        """Stop here for another replica to continue the job (its upload): no terminal event.
+
+        Before the first await the task is cancelled and the upload closed, so no upload
+        record is committed here afterwards (one feeder at a time); later upload data is
+        refused with ``server_busy`` (the client reconnects and reaches the new owner).
+        """
+        self.moved = True
+        task = self._task
+        if task is not None and not task.done():
+            task.cancel()
+        self.upload.abort()
+        if task is not None:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
 
     async def stop(self) -> None:
         """Stop the task without a terminal event (server shutdown: resumable later)."""
