@@ -12,6 +12,8 @@ lease lapses. Layout (``P`` is the key prefix, default ``summarizer:``)::
     P{up}:<id>              list: one element per upload message, b"B"/b"T" + payload
     P{lease}:<id>           string: the owner replica id, with a TTL (``PX``)
     P{cancel}:<id>          string: a client asked (on any replica) to cancel the job
+    P{handoff}:<id>         string: the replica that asks the owner for the job (its upload
+                            continues there), with a TTL
 
 Exactly-once replay: an event's stream id is derived from its ``seq``
 (``<seq>-0``), so replay after ``seq`` is ``XRANGE (<seq>-0 +`` and a repeated
@@ -112,6 +114,14 @@ end
 return 0
 """
 
+# KEYS: lease, handoff request; ARGV: owner, new owner, ttl (ms). Compare-and-set of the lease.
+_TRANSFER = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+redis.call('DEL', KEYS[2])
+return 1
+"""
+
 _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
@@ -162,6 +172,7 @@ class RedisStore:
         self._append = self.r.register_script(_APPEND)
         self._acquire = self.r.register_script(_ACQUIRE)
         self._release = self.r.register_script(_RELEASE)
+        self._transfer = self.r.register_script(_TRANSFER)
         self._closed = False
 
     # -- keys ------------------------------------------------------------------------------
@@ -256,6 +267,7 @@ class RedisStore:
                 self._k("up", job_id),
                 self._k("lease", job_id),
                 self._k("cancel", job_id),
+                self._k("handoff", job_id),
             )
             pipe.zrem(self._k("jobs"), job_id)
             for state in states:
@@ -386,6 +398,31 @@ class RedisStore:
         for job_id in job_ids:
             pipe.exists(self._k("cancel", job_id))
         return [job_id for job_id, hit in zip(job_ids, pipe.execute(), strict=True) if hit]
+
+    def request_handoff(self, job_id: str, requester: str, ttl_s: float) -> None:
+        """Ask the job's owner to hand it (its lease) to ``requester``; the request lasts ``ttl_s``."""
+        self.r.set(self._k("handoff", job_id), requester.encode(), px=max(1, int(ttl_s * 1000)))
+
+    def handoff_requests(self, job_ids: Sequence[str]) -> dict[str, str]:
+        """Those of ``job_ids`` another replica asked for, with the asking replica."""
+        pipe = self.r.pipeline(transaction=False)
+        for job_id in job_ids:
+            pipe.get(self._k("handoff", job_id))
+        return {
+            job_id: bytes(who).decode()
+            for job_id, who in zip(job_ids, pipe.execute(), strict=True)
+            if who is not None
+        }
+
+    def transfer_lease(self, job_id: str, owner: str, new_owner: str, ttl_s: float) -> bool:
+        """Give ``owner``'s lease of ``job_id`` to ``new_owner`` (atomically; clears the request).
+
+        Returns:
+            ``False`` if ``owner`` does not hold the lease (nothing changes).
+        """
+        ms = max(1, int(ttl_s * 1000))
+        keys = [self._k("lease", job_id), self._k("handoff", job_id)]
+        return bool(self._transfer(keys=keys, args=[owner, new_owner, ms]))
 
     def lease_owner(self, job_id: str) -> str | None:
         """Who holds the job's lease now, or ``None``."""
