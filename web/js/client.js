@@ -121,7 +121,6 @@ export class SummaryJob {
       if (this.jobId) {
         const resume = { type: "resume", job_id: this.jobId, last_seq: Math.max(0, this.lastSeq - (this.attempt ? reconnectPolicy.rewind : 0)) };
         if (this.token) resume.token = this.token;
-        if (!this.file) resume.upload = false; // following a job: leave its upload to its uploader
         this.hello = "resume";
         ws.send(JSON.stringify(resume));
         if (this.cancelRequested) this.sendCancel();
