@@ -47,7 +47,7 @@ import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from .base import EventRow, JobRecord, UploadRecord
+from .base import EventGap, EventRow, JobRecord, UploadRecord
 
 __all__ = ["UPLOAD_PAGE", "RedisStore", "StoreUnavailable"]
 
@@ -79,7 +79,8 @@ end
 return 1
 """
 
-# KEYS: one stream per row; ARGV: seq, type, body per row. Check all, then add all.
+# KEYS: one stream per row; ARGV: seq, type, body per row. Check all (each seq right after the
+# previous one of its stream), then add all.
 _APPEND = """
 local last = {}
 for i, key in ipairs(KEYS) do
@@ -92,6 +93,9 @@ for i, key in ipairs(KEYS) do
   end
   if seq <= prev then
     return redis.error_reply('DUPSEQ ' .. key .. ' seq ' .. seq .. ' is not after ' .. prev)
+  end
+  if seq > prev + 1 then
+    return redis.error_reply('GAPSEQ ' .. i .. ' ' .. prev)
   end
   last[key] = seq
 end
@@ -282,6 +286,8 @@ class RedisStore:
 
         Raises:
             redis.ResponseError: A ``seq`` is not after its job's last one (nothing is added).
+            EventGap: A job's first ``seq`` is beyond its last stored one + 1: Redis lost
+                acknowledged events (nothing is added; the writer repairs the log).
         """
         if not rows:
             return
@@ -309,6 +315,9 @@ class RedisStore:
                 # A retry after a lost reply: the first attempt may have been applied.
                 if retried and "DUPSEQ" in str(exc) and self._already_appended(rows):
                     return
+                if str(exc).startswith("GAPSEQ"):
+                    _, index, last = str(exc).split()
+                    raise EventGap(rows[int(index) - 1].job_id, int(last)) from None
                 raise
 
     def _already_appended(self, rows: Sequence[EventRow]) -> bool:
