@@ -54,6 +54,7 @@ from summarizer.errors import (
     LimitExceeded,
     SummarizerError,
 )
+from summarizer.ingest.structure import OutlineEntry, PdfOutline
 from summarizer.ingest.worker import EXIT_OUT_OF_MEMORY, FRAME_HEADER, PYPDF_LIMITS, WorkerConfig, write_frame
 
 __all__ = [
@@ -65,6 +66,7 @@ __all__ = [
     "PdfOcrPlan",
     "PdfOcrUnavailable",
     "PdfOpened",
+    "PdfOutlineRead",
     "PdfPage",
     "extract_pages",
     "live_workers",
@@ -323,8 +325,43 @@ class PdfOcrUnavailable:
     reason: str
 
 
-PdfEvent = PdfOpened | PdfPage | PdfNotice | PdfOcrPlan | PdfOcrUnavailable
+@dataclass(frozen=True, slots=True)
+class PdfOutlineRead:
+    """The PDF's metadata title and outline (bookmarks), sent after :class:`PdfOpened`, before the pages.
+
+    Attributes:
+        outline: What :func:`summarizer.ingest.structure.pdf_outline` read
+            (without page labels).
+    """
+
+    outline: PdfOutline
+
+
+PdfEvent = PdfOpened | PdfOutlineRead | PdfPage | PdfNotice | PdfOcrPlan | PdfOcrUnavailable
 """What :func:`extract_pages` yields."""
+
+
+_MAX_OUTLINE_ENTRIES: Final = 2000
+_MAX_OUTLINE_TITLE_CHARS: Final = 1000
+
+
+def _parse_outline(message: Sequence[Any]) -> PdfOutline:
+    """The worker's ``["outline", title, entries]`` message as a :class:`PdfOutline`.
+
+    The strings come from the (possibly hostile) file: wrong types are dropped,
+    titles are capped at 1,000 characters and the outline at 2,000 entries.
+    """
+    title = message[1] if len(message) > 1 and isinstance(message[1], str) else None
+    raw = message[2] if len(message) > 2 and isinstance(message[2], list) else []
+    entries = tuple(
+        OutlineEntry(item[0][:_MAX_OUTLINE_TITLE_CHARS], item[1], item[2])
+        for item in raw[:_MAX_OUTLINE_ENTRIES]
+        if isinstance(item, list)
+        and len(item) == 3
+        and isinstance(item[0], str)
+        and all(isinstance(n, int) and not isinstance(n, bool) for n in item[1:])
+    )
+    return PdfOutline(title=title[:_MAX_OUTLINE_TITLE_CHARS] if title else None, entries=entries)
 
 
 async def extract_pages(
@@ -414,6 +451,8 @@ async def extract_pages(
             if kind == "opened":
                 pages_total = message[1]
                 yield PdfOpened(pages=message[1])
+            elif kind == "outline":
+                yield PdfOutlineRead(_parse_outline(message))
             elif kind == "page":
                 _, number, text, has_images, blank, error, from_ocr = message
                 pages_done += 1
