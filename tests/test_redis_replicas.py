@@ -297,7 +297,14 @@ async def test_resume_and_cancel_through_a_replica_that_does_not_own_the_job(clu
         took = time.monotonic() - cancel_at
     assert [m["seq"] for m in got] == list(range(1, len(got) + 1))
     assert got[-1]["type"] == "cancelled", got[-1]
-    print("CANCEL", json.dumps({"via": other.name, "owner": owner, "cancel_to_cancelled_s": round(took, 3)}))
+    report = {
+        "via": other.name,
+        "owner": owner,
+        "cancel_to_cancelled_s": round(took, 3),
+        "events": len(got),
+        "model_calls": dict(cluster.calls_count()),
+    }
+    print("CANCEL", json.dumps(report))
     assert took < 1.0 + 2.0  # 1 s goal: 0.25 s poll + 0.2 s tail poll; margin for load
     assert await asyncio.to_thread(cluster.owner, job_id) in (owner, None)
 
