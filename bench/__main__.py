@@ -17,7 +17,8 @@ during a text upload), ``upload`` (throughput vs a bare websockets server),
 peak RSS at 1x / 2x / 4x and wall vs a bare pypdf loop), ``embedded`` (CLI end to end, linear
 cost), ``many_users`` (100 sessions on one server) and ``quality`` (ROUGE vs
 lead-k, :mod:`bench.quality`) and ``ocr`` (a scanned PDF: pages/s with 1 and 2
-workers, CER, memory). A benchmark that fails is reported as failed;
+workers, CER, memory), ``scaleout`` (one replica on Redis vs one on SQLite, takeover
+after SIGKILL; needs ``redis-server``). A benchmark that fails is reported as failed;
 the others still run. Only 127.0.0.1 is used; every loop and process is bounded.
 """
 
@@ -52,6 +53,7 @@ BENCHMARKS = (
     "many_users",
     "quality",
     "ocr",
+    "scaleout",
 )
 """Benchmark names in running order (each ``bench/<name>.py`` has ``run(ctx)``; quality is below)."""
 

@@ -835,6 +835,53 @@ Growth of the memory above baseline, {r["largest_times"]}x / 1x = {_num(r["growt
     return text, goals
 
 
+_TAKEOVER_KEYS = ("lease_s", "claimed_after_s", "next_event_after_s", "goal_s")
+
+
+def _scaleout(r: dict[str, Any]) -> tuple[str, list[Goal]]:
+    jt = r["job_time"]
+    rows = [
+        [label, _num(jt[kind]["median_s"]), ", ".join(map(_num, jt[kind]["runs_s"]))]
+        for kind, label in (("sqlite", "one replica on SQLite"), ("redis", "one replica on Redis (AOF)"))
+    ]
+    times = _table(["", "median job time (s)", "runs (s)"], rows, "lrl")
+    take = _table(
+        ["lease (s)", "other replica holds the lease after (s)", "job's next event after (s)", "goal (s)"],
+        [
+            [_num(t[k], 1 if k in ("lease_s", "goal_s") else 2) for k in _TAKEOVER_KEYS]
+            for t in r["takeover"]
+        ],
+    )
+    ratio = _num(jt["ratio_redis_over_sqlite"], 2)
+    pairs = ", ".join(map(_num, jt.get("pairwise_ratios", [])))
+    worst = max((t["next_event_after_s"] or math.inf) for t in r["takeover"])
+    text = f"""## Scale-out: Redis vs SQLite, takeover after SIGKILL
+
+`bench/scaleout.py`: {r["document"]} summarized with the embedded model by one `summarizer serve`
+on SQLite and one on a local Redis (`appendonly yes`, `appendfsync everysec`), both running,
+the runs alternating. Then two replicas on one Redis (`tests/slow_server.py`), a job on the
+first, SIGKILL after 3 chunk summaries: seconds until the other replica holds the job's lease
+and until it commits the job's next event.
+
+{times}
+
+Redis / SQLite job time (medians) = **{ratio}** (run by run: {pairs}).
+
+{take}
+"""
+    goals = [
+        ["", "Redis / SQLite job time, one replica", "–", ratio, "–"],
+        [
+            "",
+            "takeover after SIGKILL (next event)",
+            f"≤ {_num(r['goal_s'], 1)} s",
+            _num(worst),
+            _status(r["passed"]),
+        ],
+    ]
+    return text, goals
+
+
 _SECTIONS: dict[str, Callable[[dict[str, Any]], tuple[str, list[Goal]]]] = {
     "user_path": _user_path,
     "packing": _packing,
@@ -849,6 +896,7 @@ _SECTIONS: dict[str, Callable[[dict[str, Any]], tuple[str, list[Goal]]]] = {
     "many_users": _many_users,
     "quality": _quality,
     "ocr": _ocr,
+    "scaleout": _scaleout,
 }
 
 

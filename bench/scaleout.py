@@ -1,7 +1,8 @@
 """Scale-out on Redis: one replica on Redis vs one on SQLite (job time), and takeover after SIGKILL.
 
-``python -m bench.scaleout`` (needs ``redis-server`` and the ``redis`` extra) prints one JSON
-object; :func:`run` returns it for ``python -m bench``.
+``python -m bench.scaleout [REPEATS]`` (needs ``redis-server`` and the ``redis`` extra) prints
+one JSON object; :func:`run` returns it for ``python -m bench`` (section "Scale-out", ``--only
+scaleout``; ``--quick``: 2 runs each and one takeover).
 
 * **Job time**: the same PDF summarized by ``summarizer serve`` with the embedded model,
   ``repeats`` times each on SQLite and on Redis (a local ``redis-server``, AOF on,
@@ -79,38 +80,41 @@ async def _summarize(url: str) -> float:
     return time.perf_counter() - start
 
 
+def _serve(kind: str, flags: list[str]) -> tuple[subprocess.Popen[bytes], str]:
+    port = _port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "summarizer", "serve", "--port", str(port), "--log-level", "warning", *flags],
+        cwd=ROOT,
+        env=_env(SUMMARIZER_REPLICA_ID=f"bench-{kind}"),
+    )
+    _wait_port(port)
+    return proc, f"ws://127.0.0.1:{port}/ws"
+
+
 def job_times(tmp: Path, redis_url: str, repeats: int) -> dict[str, Any]:
-    """Median job time of one ``summarizer serve`` on SQLite and on Redis."""
-    out: dict[str, Any] = {}
-    for kind, flags in (
-        ("sqlite", ["--data-dir", str(tmp / "sqlite")]),
-        ("redis", ["--redis-url", redis_url]),
-    ):
-        port = _port()
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "summarizer",
-                "serve",
-                "--port",
-                str(port),
-                "--log-level",
-                "warning",
-                *flags,
-            ],
-            cwd=ROOT,
-            env=_env(SUMMARIZER_REPLICA_ID=f"bench-{kind}"),
-        )
-        try:
-            _wait_port(port)
-            asyncio.run(_summarize(f"ws://127.0.0.1:{port}/ws"))  # warm-up
-            times = [asyncio.run(_summarize(f"ws://127.0.0.1:{port}/ws")) for _ in range(repeats)]
-        finally:
+    """Median job time of one ``summarizer serve`` on SQLite and one on Redis, both running,
+    the runs alternating (SQLite, Redis, SQLite, ...) so that load changes hit both alike."""
+    servers = {
+        "sqlite": _serve("sqlite", ["--data-dir", str(tmp / "sqlite")]),
+        "redis": _serve("redis", ["--redis-url", redis_url]),
+    }
+    times: dict[str, list[float]] = {kind: [] for kind in servers}
+    try:
+        for _, url in servers.values():
+            asyncio.run(_summarize(url))  # warm-up
+        for _ in range(repeats):
+            for kind, (_, url) in servers.items():
+                times[kind].append(asyncio.run(_summarize(url)))
+    finally:
+        for proc, _ in servers.values():
             proc.terminate()
             proc.wait(timeout=30)
-        out[kind] = {"median_s": round(statistics.median(times), 3), "runs_s": [round(t, 3) for t in times]}
+    out: dict[str, Any] = {
+        kind: {"median_s": round(statistics.median(t), 3), "runs_s": [round(x, 3) for x in t]}
+        for kind, t in times.items()
+    }
     out["ratio_redis_over_sqlite"] = round(out["redis"]["median_s"] / out["sqlite"]["median_s"], 3)
+    out["pairwise_ratios"] = [round(r / q, 3) for q, r in zip(times["sqlite"], times["redis"], strict=True)]
     return out
 
 
@@ -175,7 +179,7 @@ def takeover(tmp: Path, redis_url: str, lease_s: float, kill_after: int = 3) -> 
 
 
 def run(ctx: Any = None, *, repeats: int | None = None, lease_s: float = 3.0) -> dict[str, Any]:
-    """Both measurements (``ctx.quick``: 2 repeats, else 5)."""
+    """Both measurements (``ctx.quick``: 2 alternating runs each and one takeover, else 5 and 3)."""
     quick = bool(getattr(ctx, "quick", False))
     n = repeats or (2 if quick else 5)
     with tempfile.TemporaryDirectory(prefix="bench-scaleout-") as name:
@@ -183,10 +187,14 @@ def run(ctx: Any = None, *, repeats: int | None = None, lease_s: float = 3.0) ->
         (tmp / "redis").mkdir()
         redis_proc, url = _redis(tmp / "redis")
         try:
+            takeovers = [takeover(tmp / f"t{i}", url, lease_s) for i in range(1 if quick else 3)]
+            resumed = [t["next_event_after_s"] for t in takeovers]
             return {
                 "document": PDF.name,
                 "job_time": job_times(tmp, url, n),
-                "takeover": [takeover(tmp / f"t{i}", url, lease_s) for i in range(1 if quick else 3)],
+                "takeover": takeovers,
+                "goal_s": lease_s + 2,
+                "passed": all(t is not None and t <= lease_s + 2 for t in resumed),
             }
         finally:
             redis_proc.terminate()

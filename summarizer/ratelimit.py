@@ -14,7 +14,16 @@ combined rate of the setting, not three times it.
   ``SUMMARIZER_REQUESTS_PER_SECOND``, spaced evenly (a burst of at most 2 lets a late
   waiter catch up; over any window of *t* seconds at most ``rate * t + 2`` requests).
 * :meth:`RedisRateLimiter.acquire_tokens` / :meth:`~RedisRateLimiter.aacquire_tokens`
-  take ``SUMMARIZER_TOKENS_PER_MINUTE`` budget (bursts up to one minute's budget).
+  take ``SUMMARIZER_TOKENS_PER_MINUTE`` budget (bursts up to one minute's budget);
+  :meth:`~RedisRateLimiter.charge_tokens` adds (or refunds) tokens without waiting.
+* :class:`LocalTokenBucket` is the same token budget in one process (no Redis).
+
+Both token budgets follow one rule (:class:`TokenBudget`): a take waits until it
+fits in the budget (the budget refills at ``tokens_per_minute / 60`` a second and
+holds at most one minute's worth); a take larger than a whole minute's budget
+waits until the budget is full, goes, and leaves the rest as a debt that later
+takes wait out. Nothing is ever refused, so no call can deadlock; the long-run
+rate is the setting. :mod:`summarizer.models.tokenlimit` applies it to model calls.
 
 ``redis`` is imported lazily (the ``redis`` extra).
 """
@@ -22,12 +31,38 @@ combined rate of the setting, not three times it.
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Protocol, runtime_checkable
 
 from langchain_core.rate_limiters import BaseRateLimiter
 
-__all__ = ["RedisRateLimiter"]
+__all__ = ["LocalTokenBucket", "RedisRateLimiter", "TokenBudget"]
+
+
+@runtime_checkable
+class TokenBudget(Protocol):
+    """A tokens-per-minute budget (Redis-shared or local); see the module docstring.
+
+    Attributes:
+        tokens_per_minute: The budget's rate (tokens per minute), or ``None`` for unlimited.
+    """
+
+    tokens_per_minute: float | None
+
+    def acquire_tokens(self, tokens: float, *, blocking: bool = True) -> bool:
+        """Take ``tokens`` (waits until they fit unless ``blocking`` is false)."""
+        ...
+
+    async def aacquire_tokens(self, tokens: float, *, blocking: bool = True) -> bool:
+        """:meth:`acquire_tokens` for the event loop."""
+        ...
+
+    def charge_tokens(self, tokens: float) -> None:
+        """Add ``tokens`` at once, without waiting (a debt if over budget); negative refunds."""
+        ...
+
 
 _GCRA = """
 local interval = tonumber(ARGV[1])
@@ -42,6 +77,20 @@ local allow_at = new_tat - tolerance
 if allow_at > now then return math.ceil(allow_at - now) end
 redis.call('SET', KEYS[1], string.format('%.0f', new_tat), 'PX', math.ceil((new_tat - now) / 1000) + 1000)
 return 0
+"""
+
+# Unconditional charge (ARGV: interval, cost; a negative cost refunds, never below "now").
+_CHARGE = """
+local interval = tonumber(ARGV[1])
+local cost = tonumber(ARGV[2])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
+if tat < now then tat = now end
+local new_tat = tat + interval * cost
+if new_tat <= now then redis.call('DEL', KEYS[1]) return 0 end
+redis.call('SET', KEYS[1], string.format('%.0f', new_tat), 'PX', math.ceil((new_tat - now) / 1000) + 1000)
+return 1
 """
 
 
@@ -81,6 +130,7 @@ class RedisRateLimiter(BaseRateLimiter):
         self.max_wait_step_s = max_wait_step_s
         self._r: Any = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
         self._script = self._r.register_script(_GCRA)
+        self._charge = self._r.register_script(_CHARGE)
         self._requests_key = f"{prefix}{{rl}}:requests"
         self._tokens_key = f"{prefix}{{rl}}:tokens"
 
@@ -164,6 +214,94 @@ class RedisRateLimiter(BaseRateLimiter):
                 return False
             await asyncio.sleep(min(wait, self.max_wait_step_s))
 
+    def charge_tokens(self, tokens: float) -> None:
+        """Add ``tokens`` to the budget's use at once, without waiting (the part of a call beyond
+        what was taken ahead: a debt that later takes wait out); a negative number refunds."""
+        if self.tokens_per_minute is None or tokens == 0:
+            return
+        interval = 60e6 / self.tokens_per_minute
+        self._charge(keys=[self._tokens_key], args=[repr(interval), repr(float(tokens))])
+
     def close(self) -> None:
         """Close the connection pool."""
         self._r.close()
+
+
+class LocalTokenBucket:
+    """A tokens-per-minute budget for one process, with the semantics of the Redis one.
+
+    The same GCRA as :class:`RedisRateLimiter` on the monotonic clock, guarded by a
+    lock (thread- and task-safe).
+
+    Args:
+        tokens_per_minute: Tokens per minute (> 0).
+        max_wait_step_s: Longest single sleep while waiting (seconds, default 0.5 s).
+        clock: Monotonic clock in seconds (injectable for tests).
+
+    Raises:
+        ValueError: The rate is not positive.
+    """
+
+    def __init__(
+        self,
+        tokens_per_minute: float,
+        *,
+        max_wait_step_s: float = 0.5,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if tokens_per_minute <= 0:
+            raise ValueError(f"rates must be positive, got {tokens_per_minute}")
+        self.tokens_per_minute: float | None = tokens_per_minute
+        self.max_wait_step_s = max_wait_step_s
+        self._clock = clock
+        self._interval = 60.0 / tokens_per_minute
+        self._tat = 0.0
+        self._lock = threading.Lock()
+
+    def try_take(self, tokens: float) -> float:
+        """Take ``tokens`` (at most one minute's budget) if they fit now.
+
+        Returns:
+            0 if taken, else the seconds to wait before they would fit.
+        """
+        assert self.tokens_per_minute is not None
+        cost = min(tokens, self.tokens_per_minute)
+        with self._lock:
+            now = float(self._clock())
+            tat = max(self._tat, now)
+            new_tat = tat + self._interval * cost
+            allow_at = new_tat - 60.0
+            if allow_at > now:
+                return allow_at - now
+            self._tat = new_tat
+            return 0.0
+
+    def acquire_tokens(self, tokens: float, *, blocking: bool = True) -> bool:
+        """Take ``tokens`` of the per-minute budget (a take larger than the budget takes all of it).
+
+        Returns:
+            Whether they were taken (always, when blocking).
+        """
+        if tokens <= 0:
+            return True
+        while (wait := self.try_take(tokens)) > 0:
+            if not blocking:
+                return False
+            time.sleep(min(wait, self.max_wait_step_s))
+        return True
+
+    async def aacquire_tokens(self, tokens: float, *, blocking: bool = True) -> bool:
+        """:meth:`acquire_tokens` for the event loop."""
+        if tokens <= 0:
+            return True
+        while (wait := self.try_take(tokens)) > 0:
+            if not blocking:
+                return False
+            await asyncio.sleep(min(wait, self.max_wait_step_s))
+        return True
+
+    def charge_tokens(self, tokens: float) -> None:
+        """Add ``tokens`` at once, without waiting (a debt if over budget); negative refunds."""
+        with self._lock:
+            now = self._clock()
+            self._tat = max(now, max(self._tat, now) + self._interval * tokens)

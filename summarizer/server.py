@@ -34,7 +34,9 @@ from .jobs import JobManager
 from .jobs.lease import LeaseKeeper, is_shared
 from .models import load_model
 from .models.loader import rate_limiter
+from .models.tokenlimit import limit_tokens
 from .protocol import PROTOCOL_VERSION
+from .ratelimit import LocalTokenBucket, TokenBudget
 from .session import ABORT_SCOPE_KEY, Session
 from .settings import Settings
 from .store import JobStore, SqliteStore
@@ -71,10 +73,19 @@ class ModelRegistry:
     def __init__(self, settings: Settings, preloaded: Mapping[str, BaseChatModel] | None = None) -> None:
         self.settings = settings
         self.names = settings.allowed_models()
-        self._loaded: dict[str, BaseChatModel] = dict(preloaded or {})
+        self.limiter = _limiter(settings)
+        self.budget = _token_budget(settings, self.limiter)
+        self._loaded: dict[str, BaseChatModel] = {
+            name: self._limit_tokens(model) for name, model in (preloaded or {}).items()
+        }
         self.names += [name for name in self._loaded if name not in self.names]
         self.reduce_name: str | None = settings.reduce_model or None
-        self.limiter = _limiter(settings)
+
+    def _limit_tokens(self, model: BaseChatModel) -> BaseChatModel:
+        """``model`` taking each call's tokens from :attr:`budget` first, if a budget is set."""
+        if self.budget is None:
+            return model
+        return limit_tokens(model, self.budget, requests=self.limiter)
 
     def get(self, name: str | None) -> tuple[str, BaseChatModel]:
         """The model called ``name`` (``None``: the default).
@@ -103,13 +114,14 @@ class ModelRegistry:
             )
         if name not in self._loaded:
             s = self.settings
-            self._loaded[name] = load_model(
+            model = load_model(
                 name,
                 base_url=s.base_url,
                 connect_timeout_s=s.connect_timeout_s,
                 read_timeout_s=s.read_timeout_s,
-                limiter=self.limiter,
+                limiter=None if self.budget is not None else self.limiter,
             )
+            self._loaded[name] = self._limit_tokens(model)
         return self._loaded[name]
 
 
@@ -153,14 +165,25 @@ class _ConnectionControl:
 
 def _limiter(settings: Settings) -> BaseRateLimiter | None:
     """The request limiter: shared through Redis by every replica when ``redis_url`` is set,
-    else one in memory (see :mod:`summarizer.ratelimit`)."""
-    if settings.redis_url and settings.requests_per_second is not None:
+    else one in memory (see :mod:`summarizer.ratelimit`). With Redis and a token limit, the
+    limiter also holds the shared token budget (even without a request limit)."""
+    if settings.redis_url and (settings.requests_per_second is not None or settings.tokens_per_minute):
         from .ratelimit import RedisRateLimiter
 
         return RedisRateLimiter(
             settings.redis_url, settings.requests_per_second, tokens_per_minute=settings.tokens_per_minute
         )
     return rate_limiter(settings.requests_per_second)
+
+
+def _token_budget(settings: Settings, limiter: BaseRateLimiter | None) -> TokenBudget | None:
+    """The ``tokens_per_minute`` budget: the Redis limiter's (shared by every replica), else a
+    local one; ``None`` when unset."""
+    if settings.tokens_per_minute is None:
+        return None
+    if isinstance(limiter, TokenBudget):
+        return limiter
+    return LocalTokenBucket(settings.tokens_per_minute)
 
 
 def open_store(settings: Settings) -> JobStore:

@@ -279,7 +279,7 @@ class Session:
             raise ProtocolError(
                 "'resume' while another job is running on this connection.", code=ErrorCode.UNEXPECTED_MESSAGE
             )
-        job = job or self.jobs.get(msg.job_id)
+        job = job or await self.jobs.get_for_resume(msg.job_id)
         if job is None:
             raise SummarizerError(
                 f"No job {msg.job_id}: it never existed or has expired.", code=ErrorCode.UNKNOWN_JOB

@@ -69,6 +69,8 @@ class Recorded:
         include_usage: ``stream_options.include_usage``.
         at: ``time.monotonic()`` on arrival (seconds).
         authorization: The ``Authorization`` header.
+        chars: Characters of every message's content together.
+        max_tokens: ``max_completion_tokens`` (or ``max_tokens``) asked for, if any.
     """
 
     model: str
@@ -77,6 +79,8 @@ class Recorded:
     include_usage: bool
     at: float
     authorization: str
+    chars: int = 0
+    max_tokens: int | None = None
 
 
 class FakeOpenAI:
@@ -119,6 +123,8 @@ class FakeOpenAI:
             include_usage=bool((body.get("stream_options") or {}).get("include_usage")),
             at=time.monotonic(),
             authorization=request.headers.get("authorization", ""),
+            chars=sum(len(str(m.get("content", ""))) for m in body.get("messages", [])),
+            max_tokens=body.get("max_completion_tokens") or body.get("max_tokens"),
         )
         with self._lock:
             self.requests.append(record)

@@ -119,6 +119,23 @@ def test_dehyphenate(text: str, expected: str) -> None:
 
 
 @pytest.mark.parametrize(
+    ("text", "context", "expected"),
+    [
+        # the parts are written apart nearby and never joined: a compound modifier
+        ("our trace-\ncompilation based approach", "trace compilation works", "our trace-compilation based"),
+        ("a file-\nsharing service", "peer-to-peer file-sharing", "a file-sharing service"),
+        # the joined word is seen nearby: a syllable break, whatever else is there
+        ("a some-\nthing else", "some thing; something", "a something else"),
+        # no evidence: a syllable break
+        ("it is shor-\nter", "short and tall", "it is shorter"),
+        ("a re-\nport", "re port", "a report"),  # a part too short to count as a word
+    ],
+)
+def test_dehyphenate_uses_the_spelling_of_nearby_pages(text: str, context: str, expected: str) -> None:
+    assert dehyphenate(text, context=lambda: context).startswith(expected)
+
+
+@pytest.mark.parametrize(
     ("text", "expected"),
     [
         ("Introduction ........ 3", "Introduction"),
@@ -288,6 +305,11 @@ def test_tracemonkey_words_split_at_line_ends_are_whole() -> None:
     assert "Trace-\nMonkey" not in text
     assert text.count("TraceMonkey") >= 20
     assert "Spi-\nderMonkey" not in text and "SpiderMonkey" in text
+    # "trace-\ncompilation" (page 2) is a compound, "trace compilation" elsewhere in the paper
+    assert sum(page.text.count("trace-\ncompilation") for page in raw) == 1
+    assert "tracecompilation" not in text and "trace-compilation" in text
+    # SunSpider's benchmark names keep their hyphens ("access-fannkuch", "math-spectral-norm")
+    assert "accessfannkuch" not in text and "mathspectral" not in text
 
 
 def test_corpus_has_no_split_words_after_cleaning_and_page_joins() -> None:

@@ -400,3 +400,19 @@ def test_transcript_markup_and_fillers_are_not_summaries() -> None:
     chosen = summarize_text(text, 40)
     assert chosen and all("{" not in s for s in chosen)
     assert all("remote control" in s for s in chosen), chosen
+
+
+def test_a_line_ending_in_a_function_word_is_wrapped_not_a_heading() -> None:
+    """freeculture.pdf p. 235: a short line ending in "for" before a capital is not a line of its own."""
+    text = (
+        "In this context, copyright is not an engine of free expression. Copyright is a brake.\n"
+        "You may well ask, \u201cBut if digital technologies lower the costs for\n"
+        "Brewster Kahle, then they will lower the costs for Random House, too.\n"
+        "So won\u2019t Random House do as well as Brewster Kahle in spreading\n"
+        "culture widely?\u201d\n"
+    )
+    sentences = [s.text for s in split_sentences(text)]
+    assert not any(s.startswith(("Brewster", "So won")) for s in sentences)
+    assert sentences[-1].startswith("You may well ask") and sentences[-1].endswith("widely?\u201d")
+    heading = "Introduction\nThe first line of text that is long enough to set the width."
+    assert split_paragraphs(heading)[0] == "Introduction"

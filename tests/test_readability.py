@@ -34,13 +34,7 @@ from summarizer.protocol import Summary
 from .conftest import corpus_file
 
 PDFS = (
-    pytest.param(
-        "freeculture.pdf",
-        marks=pytest.mark.xfail(
-            reason="one 'So ...' sentence whose predecessor the check splits differently (open, see report)",
-            strict=False,
-        ),
-    ),
+    "freeculture.pdf",
     "tracemonkey.pdf",
     "Seige_of_Vicksburg_Sample_OCR.pdf",
     "GeoBase_NHNC1_Data_Model_UML_EN.pdf",

@@ -232,3 +232,65 @@ def test_ingestion_reports_skipped_pages_title_and_a_warning() -> None:
     assert not any("Dynamo: A transparent dynamic" in " ".join(c.text.split()) for c in chunks)
     kept = read_document(corpus_pdf("tracemonkey.pdf"), options=IngestOptions(include_back_matter=True))
     assert any("Dynamo: A transparent dynamic" in " ".join(c.text.split()) for c in kept)
+
+
+# -- the PDF worker's outline message --------------------------------------------------------
+
+
+async def test_the_pdf_worker_sends_the_metadata_title_and_outline_before_the_pages() -> None:
+    from summarizer.ingest.pdf import PdfOpened, PdfOutlineRead, PdfPage, extract_pages
+
+    kinds: list[type] = []
+    outlines: list[PdfOutlineRead] = []
+    async for event in extract_pages(corpus_pdf("freeculture.pdf").read_bytes()):
+        kinds.append(type(event))
+        if isinstance(event, PdfOutlineRead):
+            outlines.append(event)
+    assert kinds.index(PdfOpened) < kinds.index(PdfOutlineRead) < kinds.index(PdfPage)
+    assert kinds.count(PdfOutlineRead) == 1
+    outline = outlines[0].outline
+    assert outline.title == "Free Culture"
+    assert len(outline.entries) >= 50
+    index = [e for e in outline.entries if e.title.strip().upper() == "INDEX"]
+    assert index and index[0].page == 339 and index[0].depth == 0
+
+
+def test_a_hostile_outline_message_is_cut_to_plain_values() -> None:
+    from summarizer.ingest.pdf import _parse_outline
+
+    entries = [["Intro", 1, 0], ["bad", "2", 0], ["x", True, 0], "junk", ["Index", 9, 1], ["short", 1]]
+    outline = _parse_outline(["outline", "T" * 5000, entries])
+    assert outline.title == "T" * 1000
+    assert [(e.title, e.page, e.depth) for e in outline.entries] == [("Intro", 1, 0), ("Index", 9, 1)]
+    assert _parse_outline(["outline", 7, {"a": 1}]).title is None
+    assert len(_parse_outline(["outline", None, [["a", 1, 0]] * 5000]).entries) == 2000
+
+
+@pytest.mark.parametrize(
+    ("name", "title", "index_from"),
+    [
+        # metadata titles: pdf_outline gives them, the first page has a subtitle or a longer heading
+        ("freeculture.pdf", "Free Culture", 339),
+        ("GeoTopo-komprimiert.pdf", "Geometrie und Topologie", 114),  # the outline's "Index" bookmark
+    ],
+)
+def test_pdf_ingestion_uses_the_metadata_title_and_the_outline(
+    name: str, title: str, index_from: int
+) -> None:
+    progress: list[IngestProgress] = []
+    chunks = read_document(corpus_pdf(name), on_progress=progress.append)
+    assert {chunk.title for chunk in chunks} == {title}
+    assert progress[-1].title == title
+    index = [s for s in progress[-1].skipped if s.reason == "index"]
+    assert index and index[0].first == index_from
+
+
+def test_a_placeholder_metadata_title_leaves_the_heading() -> None:
+    from summarizer.ingest.structure import PdfOutline
+
+    structure = StructureFilter(total_pages=3, filename="scan.pdf")
+    structure.use_outline(PdfOutline(title="Binder1.pdf"))
+    assert structure.title is None
+    structure.push(Page(1, "The Siege of Vicksburg\n\n" + PROSE))
+    structure.finish()
+    assert structure.title == "The Siege of Vicksburg"

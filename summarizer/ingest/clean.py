@@ -80,20 +80,21 @@ _MAX_EDGE_DEPTH = 6  # furniture lines removed at most from each edge of a page
 _OUTSIDE_LINES = 3  # short lines between an edge and a running line dropped with it
 _OUTSIDE_LINE = 60  # longest such line (characters)
 
-_LIGATURES = str.maketrans(
-    {
-        "\ufb00": "ff",
-        "\ufb01": "fi",
-        "\ufb02": "fl",
-        "\ufb03": "ffi",
-        "\ufb04": "ffl",
-        "\ufb05": "st",
-        "\ufb06": "st",
-        "\u00a0": " ",
-        "\u2007": " ",
-        "\u202f": " ",
-    }
-)
+LIGATURE_MAP: dict[str, str] = {
+    "\ufb00": "ff",
+    "\ufb01": "fi",
+    "\ufb02": "fl",
+    "\ufb03": "ffi",
+    "\ufb04": "ffl",
+    "\ufb05": "st",
+    "\ufb06": "st",
+    "\u00a0": " ",
+    "\u2007": " ",
+    "\u202f": " ",
+}
+"""Typographic ligatures and non-breaking spaces -> plain letters and spaces; shared with
+:mod:`summarizer.ingest.ocr`, which adds its own OCR-specific replacements."""
+_LIGATURES = str.maketrans(LIGATURE_MAP)
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\u200b\ufeff]")
 _SPACES = re.compile(r"[ \t\u2000-\u2006\u2008-\u200a\u3000]+")
 _BLANK_RUNS = re.compile(r"\n{3,}")
@@ -199,16 +200,33 @@ def _word_forms(text: str) -> tuple[frozenset[str], frozenset[str]]:
 
 
 def _join_hyphenated(
-    before: str, after: str, words: frozenset[str], compounds: frozenset[str]
+    before: str,
+    after: str,
+    words: frozenset[str],
+    compounds: frozenset[str],
+    context: Callable[[], str] | None = None,
 ) -> str:
     """How a word cut as ``before-`` | ``after`` at a line break is written again.
 
     ``before`` and ``after`` are the whole word parts (letters or digits) on
     both sides of the hyphen. The text's own spelling decides when it has one:
     a compound seen with its hyphen elsewhere (``"mixed-mode"``) keeps it, a
-    word seen joined (``"TraceMonkey"``) is joined. Otherwise a lowercase
-    continuation is a syllable break (``"impor-tant"`` becomes ``"important"``)
-    and a capital or a digit is a real hyphen (``"Anglo-Saxon"``, ``"IEEE-754"``).
+    word seen joined (``"TraceMonkey"``) is joined, and two words seen apart
+    (``"trace compilation"``) but never joined keep the hyphen
+    (``"trace-compilation"``: a compound modifier, not a syllable break).
+    Otherwise a lowercase continuation is a syllable break (``"impor-tant"``
+    becomes ``"important"``) and a capital or a digit is a real hyphen
+    (``"Anglo-Saxon"``, ``"IEEE-754"``).
+
+    Args:
+        before: The part before the hyphen.
+        after: The part after the line break.
+        words: Lowercased words of the text.
+        compounds: Lowercased hyphenated compounds of the text.
+        context: Returns the text and its neighbourhood (nearby pages), searched
+            for the joined, hyphenated or separate spelling when the text
+            alone leaves a lowercase continuation undecided; called only then
+            (``None``: a syllable break).
     """
     joined, hyphenated = (before + after).lower(), f"{before}-{after}".lower()
     if hyphenated in compounds and joined not in words:
@@ -216,11 +234,34 @@ def _join_hyphenated(
     if joined in words:
         return before + after
     if after[0].islower() and before[-1].isalpha():
+        if context is not None and _keeps_hyphen(before, after, context()):
+            return f"{before}-{after}"
         return before + after
     return f"{before}-{after}"
 
 
-def dehyphenate(text: str) -> str:
+_MIN_APART_LETTERS = 3
+"""Shortest part (letters) for which two words seen apart keep a line-end hyphen."""
+
+
+def _keeps_hyphen(before: str, after: str, text: str) -> bool:
+    """Whether ``text`` (a wider neighbourhood) spells ``before``/``after`` as a compound.
+
+    Yes when it never has the joined word but has the hyphenated compound, or
+    the two parts as consecutive words (each at least :data:`_MIN_APART_LETTERS`
+    letters). Case-insensitive.
+    """
+    b, a = re.escape(before), re.escape(after)
+    if re.search(rf"(?<![^\W_]){b}{a}(?![^\W_])", text, re.IGNORECASE):
+        return False
+    if re.search(rf"(?<![^\W_]){b}-{a}(?![^\W_])", text, re.IGNORECASE):
+        return True
+    if min(len(before), len(after)) < _MIN_APART_LETTERS:
+        return False
+    return re.search(rf"(?<![^\W_]){b}[ \t\n]+{a}(?![^\W_])", text, re.IGNORECASE) is not None
+
+
+def dehyphenate(text: str, *, context: Callable[[], str] | None = None) -> str:
     """Join words hyphenated across a line break.
 
     The two parts are written as one word, never with a space or a line break
@@ -235,10 +276,16 @@ def dehyphenate(text: str) -> str:
     a range) is left alone. Inside a line, ``"mova- ble"`` (OCR that lost the
     line break) is joined too, unless the next word is a conjunction
     (``"pre- and post-war"``: a suspended hyphen, see
-    :data:`SUSPENDED_HYPHEN_WORDS`).
+    :data:`SUSPENDED_HYPHEN_WORDS`). A lowercase continuation whose two parts
+    the text (or ``context``) writes apart and never joined keeps its hyphen:
+    ``"trace-\\ncompilation"`` becomes ``"trace-compilation"`` next to
+    ``"trace compilation"``.
 
     Args:
         text: Text with newlines (one page, or more).
+        context: Returns more text of the same document (nearby pages) whose
+            spelling counts too; called at most once, only when a break needs
+            it (default ``None``: the text alone).
 
     Returns:
         The text with hyphenated words joined: the continuation line follows
@@ -248,6 +295,13 @@ def dehyphenate(text: str) -> str:
     if "-" not in text and "\u2010" not in text:
         return text
     forms: list[tuple[frozenset[str], frozenset[str]]] = []  # computed on the first match only
+
+    whole: list[str] = []
+
+    def neighbourhood() -> str:
+        if not whole:
+            whole.append(text if context is None else text + "\n" + context())
+        return whole[0]
 
     def spelling() -> tuple[frozenset[str], frozenset[str]]:
         if not forms:
@@ -260,7 +314,7 @@ def dehyphenate(text: str) -> str:
             return match.group(0)  # a range of numbers, "10-\n12"
         if match.start() and match.string[match.start() - 1] in "-\u2010":
             return f"{before}-{after}"  # the last part of a compound: "well-known-\nfoo"
-        return _join_hyphenated(before, after, *spelling())
+        return _join_hyphenated(before, after, *spelling(), neighbourhood)
 
     text = _HYPHEN_BREAK.sub(join, text)
     if "- " not in text:
@@ -300,16 +354,16 @@ def join_across_pages(previous: str, following: str) -> tuple[str, str]:
     if before[-1].isdigit() and after[0].isdigit():
         return previous, following
     words, compounds = _word_forms(previous + "\n" + following)
-    word = _join_hyphenated(before, after, words, compounds)
+    word = _join_hyphenated(before, after, words, compounds, lambda: previous + "\n" + following)
     rest = following.lstrip()[head.end() :]
     return previous.rstrip()[: tail.start()].rstrip(), word + rest
 
 
-def _finish(lines: Sequence[str]) -> str:
-    """Join kept lines and apply the in-text repairs."""
+def _finish(lines: Sequence[str], context: Callable[[], str] | None = None) -> str:
+    """Join kept lines and apply the in-text repairs (``context``: nearby pages, for spelling)."""
     text = "\n".join(lines)
     text = remove_dot_leaders(text)
-    text = dehyphenate(text)
+    text = dehyphenate(text, context=context)
     text = "\n".join(line.rstrip() for line in text.split("\n"))
     return _BLANK_RUNS.sub("\n\n", text).strip()
 
@@ -406,7 +460,10 @@ def _clean_in_window(page: _PreparedPage, window: Sequence[_PreparedPage]) -> st
             drop[i] = True
             removed += 1
     _drop_outside_furniture(lines, drop, repeated, elsewhere)
-    return _finish([line for line, dropped in zip(lines, drop, strict=True) if not dropped])
+    return _finish(
+        [line for line, dropped in zip(lines, drop, strict=True) if not dropped],
+        lambda: "\n".join(line for other in others for line in other.lines),
+    )
 
 
 def _drop_outside_furniture(

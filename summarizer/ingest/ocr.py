@@ -32,6 +32,8 @@ import tempfile
 import threading
 from typing import TYPE_CHECKING, Final
 
+from summarizer.ingest.clean import LIGATURE_MAP
+
 if TYPE_CHECKING:
     from PIL.Image import Image
 
@@ -215,17 +217,10 @@ def recognize(image: Image, *, languages: str = "eng", timeout_s: float = 60.0) 
 
 _LIGATURES: Final = str.maketrans(
     {
-        "\ufb00": "ff",
-        "\ufb01": "fi",
-        "\ufb02": "fl",
-        "\ufb03": "ffi",
-        "\ufb04": "ffl",
-        "\ufb05": "st",
-        "\ufb06": "st",
+        **LIGATURE_MAP,
         "\u00ad": "",  # soft hyphen
         "\u2010": "-",  # hyphen
         "\u2011": "-",  # non-breaking hyphen
-        "\u00a0": " ",
         "\x0c": "\n",  # Tesseract's page separator
     }
 )

@@ -54,6 +54,7 @@ from summarizer.errors import (
     LimitExceeded,
     SummarizerError,
 )
+from summarizer.ingest.structure import OutlineEntry, PdfOutline
 from summarizer.ingest.worker import EXIT_OUT_OF_MEMORY, FRAME_HEADER, PYPDF_LIMITS, WorkerConfig, write_frame
 
 __all__ = [
@@ -65,6 +66,7 @@ __all__ = [
     "PdfOcrPlan",
     "PdfOcrUnavailable",
     "PdfOpened",
+    "PdfOutlineRead",
     "PdfPage",
     "extract_pages",
     "live_workers",
@@ -108,7 +110,8 @@ def live_workers() -> list[int]:
 
 
 _spare_lock = threading.Lock()
-_spares: list[tuple[subprocess.Popen[bytes], IO[bytes]]] = []  # idle started workers and their stderr
+# Idle started workers, their stderr and the environment they were started with.
+_spares: list[tuple[subprocess.Popen[bytes], IO[bytes], dict[str, str]]] = []
 _spare_target = 0
 
 
@@ -143,7 +146,7 @@ def stop_prewarmed() -> None:
         _spare_target = 0
         spares = list(_spares)
         _spares.clear()
-    for process, stderr in spares:
+    for process, stderr, _ in spares:
         _kill_group(process)
         with contextlib.suppress(Exception):
             process.wait(5.0)
@@ -151,13 +154,15 @@ def stop_prewarmed() -> None:
         stderr.close()
 
 
-def _spawn(command: list[str], stderr: IO[bytes]) -> subprocess.Popen[bytes]:
+def _spawn(
+    command: list[str], stderr: IO[bytes], env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         command,
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=stderr,
-        env=_worker_env(),
+        env=env if env is not None else _worker_env(),
         start_new_session=True,  # its own process group, killed as a whole
         close_fds=True,
     )
@@ -170,15 +175,16 @@ def _replenish() -> None:
             if len(_spares) >= _spare_target:
                 return
         stderr = tempfile.TemporaryFile()  # noqa: SIM115 - kept open with the spare
+        env = _worker_env()
         try:
-            process = _spawn(worker_command(), stderr)
+            process = _spawn(worker_command(), stderr, env)
         except (OSError, ValueError, subprocess.SubprocessError) as exc:
             stderr.close()
             logger.warning("cannot prewarm a PDF worker: %s", exc)
             return
         with _spare_lock:
             if len(_spares) < _spare_target:
-                _spares.append((process, stderr))
+                _spares.append((process, stderr, env))
                 continue
         _kill_group(process)  # the target went down meanwhile
         with contextlib.suppress(Exception):
@@ -189,19 +195,30 @@ def _replenish() -> None:
 
 
 def _take_spare(command: list[str]) -> tuple[subprocess.Popen[bytes], IO[bytes]] | None:
-    """An idle prewarmed worker for ``command`` (and start its replacement), or ``None``."""
+    """An idle prewarmed worker for ``command`` (and start its replacement), or ``None``.
+
+    A spare started under another environment than today's (``PATH``, say, which
+    decides whether Tesseract is found) is not the worker asked for: it is ended.
+    """
     if command != worker_command():
         return None
     taken = None
+    env = _worker_env()
+    stale: list[tuple[subprocess.Popen[bytes], IO[bytes]]] = []
     with _spare_lock:
         while _spares and taken is None:
-            process, stderr = _spares.pop(0)
-            if process.poll() is None:
+            process, stderr, started_with = _spares.pop(0)
+            if process.poll() is None and started_with == env:
                 taken = (process, stderr)
             else:
-                _close_pipes(process)
-                stderr.close()
+                stale.append((process, stderr))
         wanted = _spare_target > 0
+    for process, stderr in stale:
+        _kill_group(process)
+        with contextlib.suppress(Exception):
+            process.wait(5.0)
+        _close_pipes(process)
+        stderr.close()
     if wanted:
         threading.Thread(target=_replenish, name=PROCESS_NAME + "-prewarm", daemon=True).start()
     return taken
@@ -308,8 +325,43 @@ class PdfOcrUnavailable:
     reason: str
 
 
-PdfEvent = PdfOpened | PdfPage | PdfNotice | PdfOcrPlan | PdfOcrUnavailable
+@dataclass(frozen=True, slots=True)
+class PdfOutlineRead:
+    """The PDF's metadata title and outline (bookmarks), sent after :class:`PdfOpened`, before the pages.
+
+    Attributes:
+        outline: What :func:`summarizer.ingest.structure.pdf_outline` read
+            (without page labels).
+    """
+
+    outline: PdfOutline
+
+
+PdfEvent = PdfOpened | PdfOutlineRead | PdfPage | PdfNotice | PdfOcrPlan | PdfOcrUnavailable
 """What :func:`extract_pages` yields."""
+
+
+_MAX_OUTLINE_ENTRIES: Final = 2000
+_MAX_OUTLINE_TITLE_CHARS: Final = 1000
+
+
+def _parse_outline(message: Sequence[Any]) -> PdfOutline:
+    """The worker's ``["outline", title, entries]`` message as a :class:`PdfOutline`.
+
+    The strings come from the (possibly hostile) file: wrong types are dropped,
+    titles are capped at 1,000 characters and the outline at 2,000 entries.
+    """
+    title = message[1] if len(message) > 1 and isinstance(message[1], str) else None
+    raw = message[2] if len(message) > 2 and isinstance(message[2], list) else []
+    entries = tuple(
+        OutlineEntry(item[0][:_MAX_OUTLINE_TITLE_CHARS], item[1], item[2])
+        for item in raw[:_MAX_OUTLINE_ENTRIES]
+        if isinstance(item, list)
+        and len(item) == 3
+        and isinstance(item[0], str)
+        and all(isinstance(n, int) and not isinstance(n, bool) for n in item[1:])
+    )
+    return PdfOutline(title=title[:_MAX_OUTLINE_TITLE_CHARS] if title else None, entries=entries)
 
 
 async def extract_pages(
@@ -399,6 +451,8 @@ async def extract_pages(
             if kind == "opened":
                 pages_total = message[1]
                 yield PdfOpened(pages=message[1])
+            elif kind == "outline":
+                yield PdfOutlineRead(_parse_outline(message))
             elif kind == "page":
                 _, number, text, has_images, blank, error, from_ocr = message
                 pages_done += 1

@@ -41,6 +41,7 @@ from summarizer.ingest.pdf import (
     PdfOcrPlan,
     PdfOcrUnavailable,
     PdfOpened,
+    PdfOutlineRead,
     PdfPage,
     extract_pages,
     unreadable_reason,
@@ -420,6 +421,8 @@ async def _pdf_chunks(
                 _check_page_limit(event.pages, options)
                 progress.pages_total = structure.total_pages = event.pages
                 _report(on_progress, progress)
+            elif isinstance(event, PdfOutlineRead):
+                structure.use_outline(event.outline)  # its metadata title, when plausible, is the title
             elif isinstance(event, PdfNotice):
                 logger.debug("pypdf (%s): %s", event.source, event.message)
                 if event.source == "pypdf._reader" and report.repaired is None:

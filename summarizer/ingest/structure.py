@@ -434,7 +434,7 @@ def text_title(opening: str, filename: str = "") -> str | None:
 # -- the PDF outline -----------------------------------------------------------------------
 
 
-def pdf_outline(reader: Any) -> PdfOutline:
+def pdf_outline(reader: Any, *, page_labels: bool = True) -> PdfOutline:
     """Read a PDF's metadata title, outline and page labels with pypdf.
 
     For the PDF worker: call it once after opening the document and send the
@@ -443,6 +443,8 @@ def pdf_outline(reader: Any) -> PdfOutline:
 
     Args:
         reader: A ``pypdf.PdfReader`` (decrypted).
+        page_labels: Read the page labels too (default ``True``); they cost a
+            walk of the page tree (0.26 s on the 352 pages of freeculture.pdf).
 
     Returns:
         The :class:`PdfOutline`.
@@ -475,7 +477,7 @@ def pdf_outline(reader: Any) -> PdfOutline:
         entries = []
     labels: tuple[str, ...] = ()
     try:
-        labels = tuple(str(label) for label in reader.page_labels)
+        labels = tuple(str(label) for label in reader.page_labels) if page_labels else ()
     except Exception:
         labels = ()
     return PdfOutline(title=title, entries=tuple(entries), page_labels=labels)
@@ -571,6 +573,20 @@ class StructureFilter:
         if self.outline is not None:
             self.title = clean_title(self.outline.title)
             self._title_done = self.title is not None
+
+    def use_outline(self, outline: PdfOutline) -> None:
+        """Take the PDF's outline and metadata title, known only once the PDF is open.
+
+        Call it before the first :meth:`push`. A plausible metadata title (see
+        :func:`clean_title`) becomes :attr:`title`; a placeholder one
+        (``"Binder1.pdf"``) leaves the title to the first page's heading.
+
+        Args:
+            outline: What :func:`pdf_outline` read.
+        """
+        self.outline = outline
+        if not self._title_done:
+            self.__post_init__()
 
     # -- public --------------------------------------------------------------------------
 

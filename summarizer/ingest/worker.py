@@ -14,6 +14,8 @@ the payload.
   kills its process group (itself and any Tesseract it started).
 * worker → parent (stdout): JSON arrays, first ``["ready"]`` (the module
   imported and the worker runs), then ``["opened", pages]``,
+  ``["outline", title, [[bookmark, page, depth], ...]]`` (the metadata title
+  or ``null`` and the outline, see :func:`summarizer.ingest.structure.pdf_outline`),
   ``["page", number, text, has_images, blank, error, ocr]`` in page order,
   ``["notice", logger, message]``, ``["ocr_plan", pages]``,
   ``["ocr_unavailable", reason]`` and finally ``["done"]`` or
@@ -327,6 +329,7 @@ def _extract(data: bytes, config: WorkerConfig, channel: _Channel) -> None:
         send("failed", "damaged", f"its page tree is broken: {_describe(exc)}")
         return
     send("opened", count)
+    _send_outline(reader, channel)
     ocr = _Ocr.create(data, config, channel, pages, count)
     window: deque[Future[_PageMessage]] = deque()
 
@@ -344,6 +347,19 @@ def _extract(data: bytes, config: WorkerConfig, channel: _Channel) -> None:
         if ocr:
             ocr.close()
     send("done")
+
+
+def _send_outline(reader: Any, channel: _Channel) -> None:
+    """Send the metadata title and the outline (bookmarks), before the pages."""
+    from summarizer.ingest.structure import pdf_outline
+
+    try:
+        outline = pdf_outline(reader, page_labels=False)  # the labels are not used downstream
+    except MemoryError:
+        raise
+    except Exception:  # pragma: no cover - pdf_outline does not raise
+        return
+    channel.send("outline", outline.title, [[e.title, e.page, e.depth] for e in outline.entries])
 
 
 def _read_page(pages: Any, index: int, ocr: _Ocr | None) -> Future[_PageMessage]:

@@ -36,7 +36,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 from ..protocol import TERMINAL_TYPES, ServerEvent, dump, parse_server
-from ..store import EventRow, JobStore
+from ..store import EventGap, EventRow, JobStore
 
 __all__ = ["EventLog", "EventWriter", "StoredEvent"]
 
@@ -82,6 +82,8 @@ class EventWriter:
         self._lock = threading.Lock()
         self.batches = 0
         """Transactions committed (for tests and benchmarks)."""
+        self.refilled = 0
+        """Events re-written because the store had lost them (see :class:`~summarizer.store.EventGap`)."""
 
     def submit(self, event_log: EventLog) -> None:
         """Schedule ``event_log``'s pending events for the next batch."""
@@ -119,7 +121,13 @@ class EventWriter:
             if not batch:
                 continue
             try:
-                self.store.append_events([row for _, rows in batch for row in rows])
+                try:
+                    self.store.append_events([row for _, rows in batch for row in rows])
+                except EventGap:
+                    # The store lost events it had acknowledged (Redis killed before its AOF was
+                    # written): put back the ones still in memory, then commit the batch.
+                    batch = [(item, self._refill(item, rows)) for item, rows in batch]
+                    self.store.append_events([row for _, rows in batch for row in rows])
                 self.batches += 1
             except Exception:  # disk full, database locked...: retry each job alone
                 log.warning("could not commit a batch of %d jobs' events; retrying job by job", len(batch))
@@ -140,6 +148,25 @@ class EventWriter:
                 continue
             for item, rows in batch:
                 item._committed_from_thread(rows[-1].seq)
+
+    def _refill(self, item: EventLog, rows: list[EventRow]) -> list[EventRow]:
+        """``rows`` preceded by the events of ``item`` the store lost (from its in-memory tail).
+
+        Raises:
+            EventGap: The tail no longer holds every lost event (the log keeps a gap).
+        """
+        last = self.store.last_seq(item.job_id)
+        first = rows[0].seq
+        if first <= last + 1:
+            return rows
+        lost = [e for e in list(item._tail) if last < e.seq < first]
+        if [e.seq for e in lost] != list(range(last + 1, first)):
+            raise EventGap(item.job_id, last)
+        log.warning(
+            "re-writing %d events of job %s lost by the store (after seq %d)", len(lost), item.job_id, last
+        )
+        self.refilled += len(lost)
+        return [EventRow(e.job_id, e.seq, e.type, e.body) for e in lost] + rows
 
 
 class EventLog:

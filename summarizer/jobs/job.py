@@ -25,7 +25,7 @@ from typing import Any
 
 from langchain_core.language_models import BaseChatModel
 
-from ..errors import ErrorCode, StorageError, SummarizerError
+from ..errors import CloseCode, ErrorCode, LimitExceeded, StorageError, SummarizerError
 from ..ingest import iter_chunks
 from ..ingest.types import IngestOptions
 from ..pipeline import IngestEvents, PipelineConfig, summarize_into
@@ -193,6 +193,8 @@ class Job:
         self._task: asyncio.Task[None] | None = None
         self._cancel_requested = False
         self._finishing = False
+        self.moved = False
+        """Handed over to another replica (:meth:`hand_over`): upload data is refused here."""
         self.log = EventLog(
             job_id,
             store,
@@ -342,16 +344,28 @@ class Job:
         """Wait until an ``end`` being checked has its outcome (state and counts are final)."""
         await self.upload.settled()
 
+    def _check_here(self) -> None:
+        """Raise ``server_busy`` (retryable, close 1013) once the job moved to another replica."""
+        if self.moved:
+            err = LimitExceeded(
+                f"Job {self.job_id} moved to another replica; reconnect and resume to continue the upload.",
+                code=ErrorCode.SERVER_BUSY,
+                retryable=True,
+            )
+            err.close_code = CloseCode.TRY_AGAIN_LATER
+            raise err
+
     async def feed_bytes(self, data: bytes) -> None:
         """Accept one binary frame of the file (waits while the upload queue is full).
 
         Raises:
             ProtocolError: Data after ``end``, mixed with ``text``, or more than ``start.size``.
-            LimitExceeded: Over the document size limit.
+            LimitExceeded: Over the document size limit; ``server_busy`` once the job moved.
             Superseded: Another feeder took the upload over while this frame waited.
 
         A frame the store cannot keep (a full disk) fails the job with ``storage_error``.
         """
+        self._check_here()
         try:
             await self.upload.feed(bytes(data))
         except StorageError as exc:
@@ -367,6 +381,7 @@ class Job:
             UnsupportedDocument: ``bad_encoding`` (a lone surrogate).
             Superseded: As for :meth:`feed_bytes`.
         """
+        self._check_here()
         try:
             await self.upload.feed(text)
         except StorageError as exc:
@@ -381,7 +396,9 @@ class Job:
 
         Raises:
             ProtocolError: ``end`` twice, ``size_mismatch`` or ``checksum_mismatch``.
+            LimitExceeded: ``server_busy`` once the job moved to another replica.
         """
+        self._check_here()
         if await self.upload.end(sha256):
             self._set_state(JobState.PROCESSING)
 
@@ -454,6 +471,22 @@ class Job:
         if self._task is not None:
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.shield(self._task)
+
+    async def hand_over(self) -> None:
+        """Stop here for another replica to continue the job (its upload): no terminal event.
+
+        Before the first await the task is cancelled and the upload closed, so no upload
+        record is committed here afterwards (one feeder at a time); later upload data is
+        refused with ``server_busy`` (the client reconnects and reaches the new owner).
+        """
+        self.moved = True
+        task = self._task
+        if task is not None and not task.done():
+            task.cancel()
+        self.upload.abort()
+        if task is not None:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
 
     async def stop(self) -> None:
         """Stop the task without a terminal event (server shutdown: resumable later)."""

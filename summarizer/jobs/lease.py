@@ -15,10 +15,17 @@ lease (``SUMMARIZER_LEASE_S``):
   ``cancel_poll_s``.
 * :class:`RemoteJob` is what a replica hands a client that follows a job running
   elsewhere: replay from the shared log, then tail it by polling, until the
-  terminal event; ``cancel`` becomes a request in the store. Upload data sent to a
-  replica that does not own the job is refused with ``server_busy`` (close 1013, retryable):
-  the client reconnects through the balancer until it reaches the owner (or, once the
-  owner is gone, the replica that took the job over).
+  terminal event; ``cancel`` becomes a request in the store.
+* **An upload continues on any replica**: a ``resume`` of a job still uploading that
+  reaches a replica that does not own it makes that replica ask for the job
+  (:meth:`JobManager.take_over_upload`): the owner's keeper sees the request within
+  ``cancel_poll_s``, stops its copy before its next await (no upload record is
+  committed there afterwards: one feeder at a time) and hands its lease over
+  atomically (compare-and-set); the asking replica then restores the job from the
+  store, through the same recovery path as a takeover, and the client goes on from
+  ``resumed.received``. If the owner is dead the lease lapses first (at most
+  ``lease_s``). Only if neither happens in time is upload data there refused with
+  ``server_busy`` (close 1013, retryable) and the client reconnects.
 """
 
 from __future__ import annotations
@@ -165,6 +172,8 @@ class LeaseKeeper:
         self._task: asyncio.Task[None] | None = None
         self.claimed = 0
         """Jobs this replica took over (for logs and tests)."""
+        self.handed_over = 0
+        """Uploading jobs this replica handed to another one that asked."""
 
     def start(self) -> None:
         """Start the heartbeat task."""
@@ -188,6 +197,7 @@ class LeaseKeeper:
                     next_renew = now + renew_every
                     await self.renew()
                 await self.poll_cancels()
+                await self.poll_handoffs()
                 if now >= next_claim:
                     next_claim = now + self.claim_every_s
                     claimed = self.jobs.recover()
@@ -209,6 +219,32 @@ class LeaseKeeper:
                 log.warning("lost the lease of job %s to another replica; stopping it here", job.job_id)
                 self.jobs.forget(job)
                 await job.stop()
+
+    async def poll_handoffs(self) -> None:
+        """Hand the uploading jobs another replica asked for over to it (module docstring)."""
+        requests = getattr(self.jobs.store, "handoff_requests", None)
+        uploading = [j for j in self.jobs.held() if j.state is JobState.UPLOADING and not j.finished]
+        if requests is None or not uploading:
+            return
+        wanted = await asyncio.to_thread(requests, [job.job_id for job in uploading])
+        for job in uploading:
+            requester = wanted.get(job.job_id)
+            if requester is None or requester == self.jobs.owner or job.state is not JobState.UPLOADING:
+                continue
+            await job.hand_over()
+            self.jobs.forget(job)
+            store = self.jobs.store
+            moved = await asyncio.to_thread(
+                store.transfer_lease,  # type: ignore[attr-defined]
+                job.job_id,
+                self.jobs.owner,
+                requester,
+                self.jobs.lease_s,
+            )
+            self.handed_over += 1
+            log.info(
+                "replica %s handed uploading job %s to %s (%s)", self.jobs.owner, job.job_id, requester, moved
+            )
 
     async def poll_cancels(self) -> None:
         """Cancel the jobs here that a client asked, on any replica, to cancel."""

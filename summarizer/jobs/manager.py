@@ -209,6 +209,61 @@ class JobManager:
             clock=self._clock,
         )
 
+    async def get_for_resume(self, job_id: str, *, wait_s: float | None = None) -> Job | None:
+        """:meth:`get`, except that a job still uploading on another replica is taken over here
+        (:meth:`take_over_upload`) so that its upload continues on this connection."""
+        job = self.get(job_id)
+        if isinstance(job, RemoteJob) and job.state is JobState.UPLOADING:
+            return await self.take_over_upload(job, wait_s=wait_s)
+        return job
+
+    async def take_over_upload(self, remote: RemoteJob, *, wait_s: float | None = None) -> Job:
+        """Ask the owner of an uploading job for it and run it here once its lease is ours.
+
+        The owner hands the lease over when its keeper sees the request (see
+        :mod:`summarizer.jobs.lease`); a dead owner's lease is taken when it lapses.
+        The job is restored from the store as in :meth:`recover` (every committed
+        upload record is kept; the client continues from ``resumed.received``).
+
+        Args:
+            remote: The job as followed from here.
+            wait_s: Seconds to wait for the lease (default: ``lease_s`` + 2 s).
+
+        Returns:
+            The job, now run by this replica; or ``remote`` if the lease did not come
+            in time (upload data is then refused with a retryable 1013).
+        """
+        store = self.store
+        request = getattr(store, "request_handoff", None)
+        if request is None or self.running() >= self.max_jobs or remote.spec.password_withheld:
+            return remote  # a PDF password is never stored: the job cannot continue elsewhere
+        wait = self.lease_s + 2.0 if wait_s is None else wait_s
+        job_id = remote.job_id
+        await asyncio.to_thread(request, job_id, self.owner, wait)
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            held = self._jobs.get(job_id)
+            if held is not None:  # claimed meanwhile by this replica's keeper
+                return held
+            owner = await asyncio.to_thread(store.lease_owner, job_id)  # type: ignore[attr-defined]
+            mine = owner == self.owner or (
+                owner is None
+                and await asyncio.to_thread(store.acquire_lease, job_id, self.owner, self.lease_s)
+            )
+            if mine:
+                record = await asyncio.to_thread(store.job, job_id)
+                if record is None or record.state in FINISHED_STATES:
+                    store.release_lease(job_id, self.owner)
+                    return remote
+                job = self._restore(record)
+                if job is None or job.finished:
+                    return remote if job is None else job
+                job.run()
+                log.info("replica %s took over uploading job %s", self.owner, job_id)
+                return job
+            await asyncio.sleep(0.05)
+        return remote
+
     # -- lifetimes ---------------------------------------------------------------------------------
 
     def _finished(self, job: Job) -> None:

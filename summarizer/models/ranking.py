@@ -168,7 +168,13 @@ SPEAKER = re.compile(r"^[A-Z][\w.'\u2019-]*(?: [A-Z0-9][\w.'\u2019-]*){0,3}: ")
 """A transcript's speaker label at the start of a turn (``"Project Manager: "``)."""
 _HEADING = re.compile(r"#{1,6}\s")
 _HYPHEN_END = re.compile(r"[a-z]-$")
-_SOFT_END = re.compile(r"[,;\-\u2013\u2014]$")
+_SOFT_END = re.compile(
+    r"[,;\-\u2013\u2014\u201c(]$|(?<![\w.])(?:a|an|the|of|for|to|in|on|at|by|with|from|into|and|or|nor|but"
+    r"|that|which|whose|than|as|if|is|are|was|were|be|been|has|have|had|will|would|can|could|not|its|their"
+    r"|his|her|our|your|my|this|these|those|very|such)$"
+)
+"""How a wrapped line ends: a comma, dash or opening quote, or a lowercase function word
+(no heading or paragraph ends with "for" or "the")."""
 _WS = re.compile(r"\s+")
 # A lowercase word (not an abbreviation), sentence punctuation, maybe a closing
 # quote, space, maybe an opening quote and a capital: outside quotes and brackets

@@ -33,7 +33,24 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
-__all__ = ["EventRow", "JobRecord", "JobStore", "UploadRecord"]
+__all__ = ["EventGap", "EventRow", "JobRecord", "JobStore", "UploadRecord"]
+
+
+class EventGap(ValueError):
+    """A batch's first ``seq`` of a job is not right after the job's last stored one: the store
+    lost events it had acknowledged (Redis killed before its AOF was written). Nothing of the
+    batch was added; the writer re-sends the missing events it still holds, then the batch.
+
+    Attributes:
+        job_id: The job.
+        last_seq: The job's last stored ``seq``.
+    """
+
+    def __init__(self, job_id: str, last_seq: int) -> None:
+        super().__init__(f"the event log of job {job_id} ends at seq {last_seq}: events were lost")
+        self.job_id = job_id
+        self.last_seq = last_seq
+
 
 UploadRecord = bytes | str
 """One upload message: a binary frame's bytes or a ``text`` message's text."""

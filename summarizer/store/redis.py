@@ -12,6 +12,8 @@ lease lapses. Layout (``P`` is the key prefix, default ``summarizer:``)::
     P{up}:<id>              list: one element per upload message, b"B"/b"T" + payload
     P{lease}:<id>           string: the owner replica id, with a TTL (``PX``)
     P{cancel}:<id>          string: a client asked (on any replica) to cancel the job
+    P{handoff}:<id>         string: the replica that asks the owner for the job (its upload
+                            continues there), with a TTL
 
 Exactly-once replay: an event's stream id is derived from its ``seq``
 (``<seq>-0``), so replay after ``seq`` is ``XRANGE (<seq>-0 +`` and a repeated
@@ -45,7 +47,7 @@ import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from .base import EventRow, JobRecord, UploadRecord
+from .base import EventGap, EventRow, JobRecord, UploadRecord
 
 __all__ = ["UPLOAD_PAGE", "RedisStore", "StoreUnavailable"]
 
@@ -77,7 +79,8 @@ end
 return 1
 """
 
-# KEYS: one stream per row; ARGV: seq, type, body per row. Check all, then add all.
+# KEYS: one stream per row; ARGV: seq, type, body per row. Check all (each seq right after the
+# previous one of its stream), then add all.
 _APPEND = """
 local last = {}
 for i, key in ipairs(KEYS) do
@@ -90,6 +93,9 @@ for i, key in ipairs(KEYS) do
   end
   if seq <= prev then
     return redis.error_reply('DUPSEQ ' .. key .. ' seq ' .. seq .. ' is not after ' .. prev)
+  end
+  if seq > prev + 1 then
+    return redis.error_reply('GAPSEQ ' .. i .. ' ' .. prev)
   end
   last[key] = seq
 end
@@ -110,6 +116,14 @@ if held == ARGV[1] then
   return 1
 end
 return 0
+"""
+
+# KEYS: lease, handoff request; ARGV: owner, new owner, ttl (ms). Compare-and-set of the lease.
+_TRANSFER = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+redis.call('DEL', KEYS[2])
+return 1
 """
 
 _RELEASE = """
@@ -162,6 +176,7 @@ class RedisStore:
         self._append = self.r.register_script(_APPEND)
         self._acquire = self.r.register_script(_ACQUIRE)
         self._release = self.r.register_script(_RELEASE)
+        self._transfer = self.r.register_script(_TRANSFER)
         self._closed = False
 
     # -- keys ------------------------------------------------------------------------------
@@ -256,6 +271,7 @@ class RedisStore:
                 self._k("up", job_id),
                 self._k("lease", job_id),
                 self._k("cancel", job_id),
+                self._k("handoff", job_id),
             )
             pipe.zrem(self._k("jobs"), job_id)
             for state in states:
@@ -270,6 +286,8 @@ class RedisStore:
 
         Raises:
             redis.ResponseError: A ``seq`` is not after its job's last one (nothing is added).
+            EventGap: A job's first ``seq`` is beyond its last stored one + 1: Redis lost
+                acknowledged events (nothing is added; the writer repairs the log).
         """
         if not rows:
             return
@@ -297,6 +315,9 @@ class RedisStore:
                 # A retry after a lost reply: the first attempt may have been applied.
                 if retried and "DUPSEQ" in str(exc) and self._already_appended(rows):
                     return
+                if str(exc).startswith("GAPSEQ"):
+                    _, index, last = str(exc).split()
+                    raise EventGap(rows[int(index) - 1].job_id, int(last)) from None
                 raise
 
     def _already_appended(self, rows: Sequence[EventRow]) -> bool:
@@ -386,6 +407,31 @@ class RedisStore:
         for job_id in job_ids:
             pipe.exists(self._k("cancel", job_id))
         return [job_id for job_id, hit in zip(job_ids, pipe.execute(), strict=True) if hit]
+
+    def request_handoff(self, job_id: str, requester: str, ttl_s: float) -> None:
+        """Ask the job's owner to hand it (its lease) to ``requester``; the request lasts ``ttl_s``."""
+        self.r.set(self._k("handoff", job_id), requester.encode(), px=max(1, int(ttl_s * 1000)))
+
+    def handoff_requests(self, job_ids: Sequence[str]) -> dict[str, str]:
+        """Those of ``job_ids`` another replica asked for, with the asking replica."""
+        pipe = self.r.pipeline(transaction=False)
+        for job_id in job_ids:
+            pipe.get(self._k("handoff", job_id))
+        return {
+            job_id: bytes(who).decode()
+            for job_id, who in zip(job_ids, pipe.execute(), strict=True)
+            if who is not None
+        }
+
+    def transfer_lease(self, job_id: str, owner: str, new_owner: str, ttl_s: float) -> bool:
+        """Give ``owner``'s lease of ``job_id`` to ``new_owner`` (atomically; clears the request).
+
+        Returns:
+            ``False`` if ``owner`` does not hold the lease (nothing changes).
+        """
+        ms = max(1, int(ttl_s * 1000))
+        keys = [self._k("lease", job_id), self._k("handoff", job_id)]
+        return bool(self._transfer(keys=keys, args=[owner, new_owner, ms]))
 
     def lease_owner(self, job_id: str) -> str | None:
         """Who holds the job's lease now, or ``None``."""
