@@ -105,8 +105,34 @@ def _error(exc: SummarizerError, **extra: Any) -> JSONResponse:
     return _JSON(body, status_code=status, headers=headers)
 
 
-def _refuse_body(exc: SummarizerError, **extra: Any) -> JSONResponse:
-    """An error answered before the request body was read to its end: close the connection after it."""
+async def _refuse_body(
+    request: Request,
+    exc: SummarizerError,
+    *,
+    body: AsyncIterator[bytes] | None = None,
+    received: int = 0,
+    drain: bool = True,
+    **extra: Any,
+) -> JSONResponse:
+    """Answer ``exc`` before the request body was read to its end: the one path of every early refusal.
+
+    The rest of a short body (at most ``_DRAIN_BYTES`` more, for at most
+    ``_DRAIN_S``) is read and dropped first, so that a client still sending
+    reads the answer instead of a reset connection; a longer one is not
+    waited for. The connection is closed after the answer either way.
+
+    Args:
+        request: The refused request.
+        exc: What to answer (its code gives the HTTP status).
+        body: The body stream if the handler has started reading it (default: ``request.stream()``).
+        received: Body bytes already read (counted against ``Content-Length``).
+        drain: ``False`` to skip reading the rest (a body that stalled).
+        **extra: More fields of the JSON answer (``job_id``).
+    """
+    if drain:
+        with contextlib.suppress(ClientDisconnect, OSError):
+            stream = request.stream() if body is None else body
+            await _drain(stream, received, request.headers.get("content-length"))
     response = _error(exc, **extra)
     response.headers["Connection"] = "close"
     return response
@@ -150,23 +176,11 @@ def _endpoint(
     async def endpoint(request: Request) -> Response:
         try:
             _check_token(request)
-        except SummarizerError as exc:
-            if request.method != "POST":
-                return _error(exc)
-            # Read a short refused body to its end, so that the client (which is still
-            # sending) gets the answer rather than a reset connection.
-            with contextlib.suppress(ClientDisconnect, OSError):
-                await _drain(request.stream(), 0, request.headers.get("content-length"))
-            return _refuse_body(exc)
-        try:
             return await handler(request)
         except SummarizerError as exc:
             if request.method != "POST":
                 return _error(exc)
-            # A refused POST's body was not read: drop it if short (else the client may see a
-            # reset instead of the answer), and close the connection after the answer.
-            await _drain(request.stream(), 0, request.headers.get("content-length"))
-            return _refuse_body(exc)
+            return await _refuse_body(request, exc)
 
     endpoint.__name__ = handler.__name__
     endpoint.__doc__ = handler.__doc__
@@ -370,23 +384,25 @@ async def create_job(request: Request) -> Response:
     jobs: JobManager = request.app.state.jobs
     content_type, params = parse_options_header(request.headers.get("content-type"))
     if content_type != b"multipart/form-data" or not params.get(b"boundary"):
-        return _refuse_body(
+        return await _refuse_body(
+            request,
             SummarizerError(
                 "Send the document as multipart/form-data with a 'file' part "
                 "(curl -F file=@book.pdf); got Content-Type "
                 f"{request.headers.get('content-type', '(none)')!r}.",
                 code=ErrorCode.UNSUPPORTED_MEDIA_TYPE,
-            )
+            ),
         )
     max_body = settings.max_document_bytes + FORM_OVERHEAD_BYTES
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > max_body:
-        return _refuse_body(
+        return await _refuse_body(
+            request,
             LimitExceeded(
                 f"The request is {int(declared)} bytes; this server accepts documents of at most "
                 f"{settings.max_document_bytes} bytes.",
                 code=ErrorCode.DOCUMENT_TOO_LARGE,
-            )
+            ),
         )
     form = _Form(params[b"boundary"], max_body)
     body = request.stream()
@@ -461,9 +477,10 @@ async def create_job(request: Request) -> Response:
     except SummarizerError as exc:
         if job is not None and not isinstance(exc, Superseded):  # superseded: the job goes on
             job.fail(exc)
-        if exc.code is not ErrorCode.IDLE_TIMEOUT:  # a stalled body is not waited for again
-            await _drain(body, form.received, declared)
-        return _refuse_body(exc) if job is None else _refuse_body(exc, job_id=job.job_id)
+        extra = {} if job is None else {"job_id": job.job_id}
+        # A stalled body is not waited for again.
+        drain = exc.code is not ErrorCode.IDLE_TIMEOUT
+        return await _refuse_body(request, exc, body=body, received=form.received, drain=drain, **extra)
     finally:
         if job is not None:
             job.readers -= 1
@@ -472,8 +489,7 @@ async def create_job(request: Request) -> Response:
     error = await _terminal_error(job)
     if error is None:
         return _job_body(job, 201)
-    await _drain(body, form.received, declared)
-    return _refuse_body(error, job_id=job.job_id)
+    return await _refuse_body(request, error, body=body, received=form.received, job_id=job.job_id)
 
 
 async def _drain(body: AsyncIterator[bytes], received: int, declared: str | None) -> None:
