@@ -279,7 +279,8 @@ class Session:
             raise ProtocolError(
                 "'resume' while another job is running on this connection.", code=ErrorCode.UNEXPECTED_MESSAGE
             )
-        job = job or await self.jobs.get_for_resume(msg.job_id)
+        if job is None:  # a follower (upload=false) never moves an upload from its replica
+            job = await self.jobs.get_for_resume(msg.job_id) if msg.upload else self.jobs.get(msg.job_id)
         if job is None:
             raise SummarizerError(
                 f"No job {msg.job_id}: it never existed or has expired.", code=ErrorCode.UNKNOWN_JOB
