@@ -129,6 +129,9 @@ def test_dehyphenate(text: str, expected: str) -> None:
         # no evidence: a syllable break
         ("it is shor-\nter", "short and tall", "it is shorter"),
         ("a re-\nport", "re port", "a report"),  # a part too short to count as a word
+        # "trace" heads other compounds ("trace-based") and "compilation" is a word: a modifier
+        ("our trace-\ncompilation based", "Trace-based JIT; the compilation", "our trace-compilation based"),
+        ("an inter-\nface", "inter-procedural; face", "an interface"),  # "face": too short for that
     ],
 )
 def test_dehyphenate_uses_the_spelling_of_nearby_pages(text: str, context: str, expected: str) -> None:
@@ -328,3 +331,12 @@ def test_corpus_has_no_split_words_after_cleaning_and_page_joins() -> None:
         paragraphs = " ".join(split_paragraphs("\n\n".join(page.text for page in kept)))
         offenders += [f"{name}: {m.group(0)}" for m in SPLIT_WORD.finditer(paragraphs)]
     assert offenders == []
+
+
+def test_the_streaming_pipeline_keeps_trace_compilation_hyphenated() -> None:
+    """Pages are released as soon as a chunk can be cut: page 2 is judged on pages 1-2 only."""
+    from summarizer.ingest.pipeline import read_document
+
+    text = " ".join(" ".join(chunk.text.split()) for chunk in read_document(corpus_pdf("tracemonkey.pdf")))
+    assert "tracecompilation" not in text and "trace-compilation based" in text
+    assert "TraceMonkey" in text and "Trace- Monkey" not in text

@@ -249,7 +249,9 @@ def _keeps_hyphen(before: str, after: str, text: str) -> bool:
 
     Yes when it never has the joined word but has the hyphenated compound, or
     the two parts as consecutive words (each at least :data:`_MIN_APART_LETTERS`
-    letters). Case-insensitive.
+    letters), or ``before`` heading other hyphenated compounds (``"trace-based"``)
+    while ``after`` stands alone as a word elsewhere (both at least
+    :data:`_MIN_MODIFIER_LETTERS` letters). Case-insensitive.
     """
     b, a = re.escape(before), re.escape(after)
     if re.search(rf"(?<![^\W_]){b}{a}(?![^\W_])", text, re.IGNORECASE):
@@ -258,7 +260,18 @@ def _keeps_hyphen(before: str, after: str, text: str) -> bool:
         return True
     if min(len(before), len(after)) < _MIN_APART_LETTERS:
         return False
-    return re.search(rf"(?<![^\W_]){b}[ \t\n]+{a}(?![^\W_])", text, re.IGNORECASE) is not None
+    if re.search(rf"(?<![^\W_]){b}[ \t\n]+{a}(?![^\W_])", text, re.IGNORECASE):
+        return True
+    # ``before`` heads other hyphenated compounds ("trace-based") and ``after`` is a word
+    # of its own: a compound modifier, as far as the pages in hand tell.
+    return min(len(before), len(after)) >= _MIN_MODIFIER_LETTERS and bool(
+        re.search(rf"(?<![^\W_]){b}-(?!{a}(?![^\W_]))[^\W\d_]{{3,}}", text, re.IGNORECASE)
+        and re.search(rf"(?<![^\W_-]){a}(?![^\W_-])", text, re.IGNORECASE)
+    )
+
+
+_MIN_MODIFIER_LETTERS = 5
+"""Shortest part (letters) for the "heads other compounds" evidence of :func:`_keeps_hyphen`."""
 
 
 def dehyphenate(text: str, *, context: Callable[[], str] | None = None) -> str:
