@@ -302,7 +302,8 @@ def create_app(
             lease_s=settings.lease_s if is_shared(store) else None,
         )
         app.state.jobs = jobs
-        await asyncio.to_thread(prewarm_pdf_worker, 1)  # the first PDF does not wait for a worker start
+        # The first PDF does not wait for a worker start (nor a big one for its second worker).
+        await asyncio.to_thread(prewarm_pdf_worker, settings.parse_workers)
         await asyncio.to_thread(_prewarm_model, registry)  # nor for the provider SDK's imports
         jobs.purge_expired()
         jobs.recover()

@@ -17,7 +17,7 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from summarizer.ingest.types import default_ocr_workers
+from summarizer.ingest.types import default_ocr_workers, default_parse_workers
 
 __all__ = ["WEB_DIR", "ModelPrice", "Settings", "default_web_dir"]
 
@@ -182,6 +182,12 @@ class Settings(BaseSettings):
         description="PDF pages OCR'd at once per job (default min(2, CPU cores)).",
     )
     ocr_page_timeout_s: float = Field(default=60.0, gt=0, description="Time limit of one page's OCR (s).")
+    parse_workers: int = Field(
+        default_factory=default_parse_workers,
+        ge=1,
+        le=8,
+        description="PDF worker processes reading one big document's pages at once (default min(2, cores)).",
+    )
     max_jobs: int = Field(
         default=32, ge=1, description="Jobs running at once on the server (1013 when busy)."
     )

@@ -69,6 +69,15 @@ def unavailable_reason(languages: str) -> str | None:
     if missing_packages:
         names = ", ".join("Pillow" if name == "PIL" else name for name in missing_packages)
         return f"the OCR packages are not installed on the server ({names} missing): {INSTALL_HINT}"
+    headroom = _address_space_left()
+    if headroom is not None and headroom < LIBRARY_ADDRESS_SPACE_BYTES:
+        # Loading them would fail somewhere inside, and OpenBLAS (under numpy)
+        # then calls exit(1) instead of raising: say it before trying.
+        return (
+            "the OCR libraries do not fit in the worker's memory limit "
+            f"(options.parse_memory_bytes; they need about {LIBRARY_ADDRESS_SPACE_BYTES // 1024**2} MiB "
+            f"of address space, {headroom // 1024**2} MiB are left)"
+        )
     try:
         import PIL.Image  # noqa: F401
         import pypdfium2  # noqa: F401
@@ -96,6 +105,25 @@ def unavailable_reason(languages: str) -> str | None:
             f"(installed: {', '.join(sorted(installed - {'osd'})) or 'none'})"
         )
     return None
+
+
+LIBRARY_ADDRESS_SPACE_BYTES: Final = 112 * 1024**2
+"""Address space that loading Pillow, pypdfium2 and pytesseract (numpy, OpenBLAS) adds (bytes; ~90 MiB)."""
+
+
+def _address_space_left() -> int | None:
+    """Bytes this process may still map under its ``RLIMIT_AS``, or ``None`` without a limit."""
+    try:
+        import resource
+
+        soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+        if soft == resource.RLIM_INFINITY:
+            return None
+        with open("/proc/self/statm", encoding="ascii") as statm:
+            size = int(statm.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+    except (ImportError, OSError, ValueError, IndexError):
+        return None
+    return max(0, soft - size)
 
 
 def _installed(name: str) -> bool:

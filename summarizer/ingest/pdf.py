@@ -91,6 +91,14 @@ _TEXT_LIMIT_FACTOR: Final = 2
 characters of raw text (headers, footers and all), bounding parent memory."""
 _STDERR_TAIL_BYTES: Final = 2000
 """How much of a worker's stderr a start failure quotes (bytes)."""
+RANGE_PAGES: Final = 4
+"""Pages per range handed to a worker when several share a document."""
+SPLIT_MIN_PAGES: Final = 24
+"""Documents with fewer pages are read by one worker (a second one would not pay for its start)."""
+_WEDGE_MARGIN_BYTES: Final = 4 * 1024**2
+"""A worker whose address space is this close to its limit cannot even allocate an arena (bytes)."""
+_WEDGE_S: Final = 1.0
+"""How long a worker may sit at its memory limit without a word before it counts as out of memory (s)."""
 
 _live_lock = threading.Lock()
 _live: set[int] = set()
@@ -377,6 +385,7 @@ async def extract_pages(
     ocr_page_timeout_s: float = 60.0,
     ocr_dpi: int = 300,
     ocr_max_pixels: int = 25_000_000,
+    workers: int = 1,
     command: Sequence[str] | None = None,
 ) -> AsyncGenerator[PdfEvent, None]:
     """Extract a PDF's text page by page in a worker process.
@@ -403,6 +412,13 @@ async def extract_pages(
         ocr_page_timeout_s: Time limit of one page's OCR (seconds, default 60).
         ocr_dpi: Rendering resolution for OCR (dots per inch, default 300).
         ocr_max_pixels: Pixel cap of a rendered page (default 25,000,000).
+        workers: Worker processes that may read one document's pages at
+            once (default 1). With more than one, the first worker reads the
+            first pages while the others start; documents of at least
+            :data:`SPLIT_MIN_PAGES` pages (not a scan that OCR will read) are then read
+            in ranges of :data:`RANGE_PAGES` pages handed to whichever worker
+            asks next, and yielded in page order. Each worker has the memory
+            limit, all share the wall-clock limit, and all are killed together.
         command: The worker command (default :func:`worker_command`); tests
             pass a broken one.
 
@@ -421,8 +437,10 @@ async def extract_pages(
     """
     if ocr not in ("off", "auto", "force"):
         raise ValueError(f"ocr must be 'off', 'auto' or 'force', got {ocr!r}")
+    if workers < 1:
+        raise ValueError(f"workers must be at least 1, got {workers}")
     loop = asyncio.get_running_loop()
-    queue: asyncio.Queue[tuple[Any, ...]] = asyncio.Queue()
+    queue: asyncio.Queue[tuple[int, tuple[Any, ...]]] = asyncio.Queue()
     config = WorkerConfig(
         password=password,
         memory_bytes=memory_bytes,
@@ -432,50 +450,90 @@ async def extract_pages(
         ocr_page_timeout_s=ocr_page_timeout_s,
         ocr_dpi=ocr_dpi,
         ocr_max_pixels=ocr_max_pixels,
+        ranges=workers > 1,
     )
-    worker = _Worker(
+    group = _Group(
         data,
         config=config,
         command=list(command) if command is not None else worker_command(),
         timeout_s=timeout_s,
         max_raw_chars=_TEXT_LIMIT_FACTOR * max_text_chars,
-        post=lambda message: loop.call_soon_threadsafe(queue.put_nowait, message),
+        workers=workers,
+        post=lambda index, message: loop.call_soon_threadsafe(queue.put_nowait, (index, message)),
     )
-    worker.start()
+    group.start()
     pages_total: int | None = None
-    pages_done = 0
+    next_page = 1  # the next page number to yield
+    held: dict[int, PdfPage] = {}  # pages that came before an earlier one
+    primary_done = False
+    said: set[tuple[Any, ...]] = set()  # notices and OCR messages already passed on
     try:
         while True:
-            message = await queue.get()
+            index, message = await queue.get()
             kind = message[0]
             if kind == "opened":
-                pages_total = message[1]
-                yield PdfOpened(pages=message[1])
+                if index == 0:
+                    pages_total = message[1]
+                    yield PdfOpened(pages=message[1])
+                elif message[1] != pages_total:
+                    raise SummarizerError(
+                        f"Two PDF workers saw {pages_total} and {message[1]} pages in the same file; "
+                        "please report this.",
+                        code=ErrorCode.INTERNAL_ERROR,
+                        retryable=True,
+                    )
             elif kind == "outline":
-                yield PdfOutlineRead(_parse_outline(message))
+                if index == 0:
+                    yield PdfOutlineRead(_parse_outline(message))
             elif kind == "page":
                 _, number, text, has_images, blank, error, from_ocr = message
-                pages_done += 1
-                yield PdfPage(number, text, has_images=has_images, blank=blank, error=error, ocr=from_ocr)
-            elif kind == "notice":
-                yield PdfNotice(source=message[1], message=message[2])
-            elif kind == "ocr_plan":
-                yield PdfOcrPlan(pages=message[1])
-            elif kind == "ocr_unavailable":
-                yield PdfOcrUnavailable(reason=message[1])
+                if not group.owns(index, number) or number < next_page or number in held:
+                    raise SummarizerError(
+                        f"A PDF worker sent page {number}, which it was not asked for or which came "
+                        "twice; please report this.",
+                        code=ErrorCode.INTERNAL_ERROR,
+                        retryable=True,
+                    )
+                held[number] = PdfPage(
+                    number, text, has_images=has_images, blank=blank, error=error, ocr=from_ocr
+                )
+                while next_page in held:
+                    page = held.pop(next_page)
+                    next_page += 1
+                    yield page
+            elif kind in ("notice", "ocr_plan", "ocr_unavailable"):
+                if (index == 0 or kind != "ocr_plan") and message not in said:
+                    said.add(message)
+                    if kind == "notice":
+                        yield PdfNotice(source=message[1], message=message[2])
+                    elif kind == "ocr_plan":
+                        yield PdfOcrPlan(pages=message[1])
+                    else:
+                        yield PdfOcrUnavailable(reason=message[1])
             elif kind == "done":
-                return
+                primary_done = primary_done or index == 0
+                if group.finished(index) and pages_total is not None and next_page <= pages_total:
+                    raise SummarizerError(
+                        f"The PDF workers ended without page {next_page}; please report this.",
+                        code=ErrorCode.INTERNAL_ERROR,
+                        retryable=True,
+                    )
+            elif index != 0 and kind in ("not_started", "not_ready") and not group.claimed(index):
+                logger.warning("a second PDF worker could not start: %s", message[1:])
+                group.finished(index)  # the others read its share
             else:
                 raise _worker_error(
                     message,
                     data=data,
                     timeout_s=timeout_s,
                     memory_bytes=memory_bytes,
-                    progress=(pages_done, pages_total),
+                    progress=(next_page - 1, pages_total),
                     max_text_chars=max_text_chars,
                 )
+            if primary_done and pages_total is not None and next_page > pages_total:
+                return
     finally:
-        worker.stop()
+        group.stop()
 
 
 def unreadable_reason(text: str) -> str | None:
@@ -520,8 +578,17 @@ def _is_bad_char(char: str) -> bool:
 # Parent side
 
 
-class _Worker:
-    """Owns one worker process and the thread that drains its stdout."""
+class _Group:
+    """The workers reading one document, the page ranges they took and their shared limits.
+
+    The first worker starts at once and reads from page 1. With ``workers > 1``
+    it runs in ranges mode: its first ``want`` (sent after ``opened`` and any
+    ``ocr_plan``) decides whether more workers are worth starting (at least
+    :data:`SPLIT_MIN_PAGES` pages, not a scan: OCR planned for fewer than half
+    the pages); every ``want`` is answered
+    with the next :data:`RANGE_PAGES` pages not yet taken, or ``end``. Pump
+    threads call into it, so everything is under one lock.
+    """
 
     def __init__(
         self,
@@ -531,15 +598,132 @@ class _Worker:
         command: list[str],
         timeout_s: float,
         max_raw_chars: int,
+        workers: int,
+        post: Callable[[int, tuple[Any, ...]], object],
+    ) -> None:
+        self._data = data
+        self._config = config
+        self._command = command
+        self._deadline = time.monotonic() + timeout_s
+        self._max_raw_chars = max_raw_chars
+        self._wanted = workers
+        self._post = post
+        self._lock = threading.Lock()
+        self._workers: list[_Worker] = []
+        self._finished: set[int] = set()
+        self._stopped = False
+        self._raw_chars = 0
+        self._pages: int | None = None
+        self._ocr_planned = False
+        self._split_decided = False
+        self._next = 0  # first page index not yet handed out
+        self._owner: list[int] = []  # page index -> the worker that took it
+
+    def start(self) -> None:
+        """Start the first worker."""
+        self._add()
+
+    def _add(self) -> None:
+        with self._lock:
+            if self._stopped:
+                return
+            index = len(self._workers)
+            worker = _Worker(
+                self._data,
+                config=self._config,
+                command=self._command,
+                deadline=self._deadline,
+                max_frame_bytes=6 * self._max_raw_chars + 65536,
+                group=self,
+                post=lambda message: self._post(index, message),
+            )
+            self._workers.append(worker)
+        worker.start()
+
+    def stop(self) -> None:
+        """Ask every worker's pump thread to kill its worker (non-blocking); start no more."""
+        with self._lock:
+            self._stopped = True
+            workers = list(self._workers)
+        for worker in workers:
+            worker.stop()
+
+    def add_text(self, characters: int) -> bool:
+        """Count raw page text of any worker; ``False`` once over the limit (characters)."""
+        with self._lock:
+            self._raw_chars += characters
+            return self._raw_chars <= self._max_raw_chars
+
+    def note(self, message: tuple[Any, ...]) -> None:
+        """See what the first worker learned: the page count and whether OCR is planned."""
+        with self._lock:
+            if message[0] == "opened" and self._pages is None:
+                self._pages = int(message[1])
+                self._owner = [-1] * self._pages
+            elif message[0] == "ocr_plan" and 2 * int(message[1]) >= (self._pages or 0):
+                self._ocr_planned = True  # a scan: OCR's own threads are the parallelism
+
+    def want(self, worker: _Worker) -> tuple[Any, ...]:
+        """Answer a worker's ``want``: the next pages, or ``end``; may start more workers first."""
+        more = 0
+        with self._lock:
+            index = self._workers.index(worker)
+            if not self._split_decided and index == 0:
+                self._split_decided = True
+                if (self._pages or 0) >= SPLIT_MIN_PAGES and not self._ocr_planned:
+                    more = self._wanted - 1
+            count = self._pages or 0
+            if self._next >= count:
+                answer: tuple[Any, ...] = ("end",)
+            else:
+                start, stop = self._next, min(count, self._next + RANGE_PAGES)
+                self._next = stop
+                self._owner[start:stop] = [index] * (stop - start)
+                answer = ("range", start, stop)
+        for _ in range(more):
+            self._add()
+        return answer
+
+    def owns(self, index: int, number: int) -> bool:
+        """Whether worker ``index`` was to read page ``number`` (1-based)."""
+        if not self._config.ranges:
+            return index == 0
+        with self._lock:
+            return 1 <= number <= len(self._owner) and self._owner[number - 1] == index
+
+    def claimed(self, index: int) -> bool:
+        """Whether worker ``index`` took any page."""
+        with self._lock:
+            return index in self._owner
+
+    def finished(self, index: int) -> bool:
+        """Mark worker ``index`` as finished; whether every started worker now is."""
+        with self._lock:
+            self._finished.add(index)
+            return len(self._finished) == len(self._workers)
+
+
+class _Worker:
+    """Owns one worker process and the thread that drains its stdout."""
+
+    def __init__(
+        self,
+        data: bytes,
+        *,
+        config: WorkerConfig,
+        command: list[str],
+        deadline: float,
+        max_frame_bytes: int,
+        group: _Group,
         post: Callable[[tuple[Any, ...]], object],
     ) -> None:
         self._data = data
         self._config = config
         self._command = command
-        self._timeout_s = timeout_s
-        self._max_raw_chars = max_raw_chars
+        self._deadline = deadline
         # A JSON frame holds at most ~6 bytes per character (escapes) plus framing.
-        self._max_frame_bytes = 6 * max_raw_chars + 65536
+        self._max_frame_bytes = max_frame_bytes
+        self._group = group
         self._post_to_loop = post
         self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._run, name=PROCESS_NAME + "-pump", daemon=True)
@@ -562,7 +746,7 @@ class _Worker:
             self._stopped.set()
 
     def _run(self) -> None:
-        deadline = time.monotonic() + self._timeout_s
+        deadline = self._deadline
         process: subprocess.Popen[bytes] | None = None
         spare = _take_spare(self._command)
         with spare[1] if spare is not None else tempfile.TemporaryFile() as stderr:
@@ -602,17 +786,27 @@ class _Worker:
         assert process.stdin is not None and process.stdout is not None
         fd = process.stdout.fileno()
         buffer = bytearray()
-        raw_chars = 0
         ready = False
+        silent_since = time.monotonic()
         while not self._stopped.is_set():
-            remaining = deadline - time.monotonic()
+            now = time.monotonic()
+            remaining = deadline - now
             if remaining <= 0:
                 _kill_group(process)
                 self._post(("timeout",))
                 return
             readable, _, _ = select.select([fd], [], [], min(remaining, _POLL_INTERVAL_S))
             if not readable:
+                if not _near_memory_limit(process.pid):
+                    silent_since = time.monotonic()
+                elif time.monotonic() - silent_since >= _WEDGE_S:
+                    # At its address-space limit and silent: CPython 3.11 can spin
+                    # for ever unwinding a MemoryError it has no memory to handle.
+                    _kill_group(process)
+                    self._post(("failed", "memory", "stuck at the memory limit"))
+                    return
                 continue
+            silent_since = time.monotonic()
             try:
                 piece = os.read(fd, 1 << 20)
             except OSError:
@@ -637,19 +831,39 @@ class _Worker:
                 payload = bytes(buffer[FRAME_HEADER.size : FRAME_HEADER.size + size])
                 del buffer[: FRAME_HEADER.size + size]
                 message = tuple(json.loads(payload))
-                if message[0] == "ready":
+                kind = message[0]
+                if kind == "ready":
                     ready = True
                     self._send_document(process.stdin)
                     continue
-                if message[0] == "page":
-                    raw_chars += len(message[2])
-                    if raw_chars > self._max_raw_chars:
-                        _kill_group(process)
-                        self._post(("too_much_text", raw_chars))
-                        return
-                self._post(message)
-                if message[0] in ("done", "failed"):
+                if kind == "want":
+                    with contextlib.suppress(OSError):  # the worker died: the pump sees EOF
+                        write_frame(process.stdin, json.dumps(self._group.want(self)).encode("utf-8"))
+                    continue
+                if kind == "page" and not self._group.add_text(len(message[2])):
+                    _kill_group(process)
+                    self._post(("too_much_text", 0))
                     return
+                if kind in ("opened", "ocr_plan"):
+                    self._group.note(message)
+                self._post(message)
+                if kind in ("done", "failed"):
+                    return
+
+
+def _near_memory_limit(pid: int) -> bool:
+    """Whether process ``pid`` has less than :data:`_WEDGE_MARGIN_BYTES` of address space left."""
+    try:
+        with open(f"/proc/{pid}/limits", encoding="ascii") as limits:
+            line = next((line for line in limits if line.startswith("Max address space")), "")
+        soft = line.split()[3]
+        if not soft.isdigit():
+            return False  # unlimited
+        with open(f"/proc/{pid}/statm", encoding="ascii") as statm:
+            size = int(statm.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return False
+    return int(soft) - size < _WEDGE_MARGIN_BYTES
 
 
 def _kill_group(process: subprocess.Popen[bytes]) -> None:

@@ -413,6 +413,7 @@ async def _pdf_chunks(
         ocr_languages=options.ocr_languages,
         ocr_workers=options.ocr_workers,
         ocr_page_timeout_s=options.ocr_page_timeout_s,
+        workers=options.parse_workers,
     )
     del data
     async with contextlib.aclosing(events):

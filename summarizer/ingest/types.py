@@ -19,6 +19,7 @@ __all__ = [
     "OcrMode",
     "Page",
     "default_ocr_workers",
+    "default_parse_workers",
 ]
 
 CHARS_PER_TOKEN = 4
@@ -30,6 +31,11 @@ OcrMode = Literal["auto", "off", "force"]
 
 def default_ocr_workers() -> int:
     """Pages OCR'd at once by default: ``min(2, os.cpu_count())`` (at least 1)."""
+    return max(1, min(2, os.cpu_count() or 1))
+
+
+def default_parse_workers() -> int:
+    """PDF worker processes per document by default: ``min(2, os.cpu_count())`` (at least 1)."""
     return max(1, min(2, os.cpu_count() or 1))
 
 
@@ -98,6 +104,9 @@ class IngestOptions:
         ocr_languages: Tesseract language codes joined by ``+`` (default ``"eng"``).
         ocr_workers: Pages OCR'd at once (default ``min(2, os.cpu_count())``).
         ocr_page_timeout_s: Time limit of one page's OCR (seconds, default 60).
+        parse_workers: PDF worker processes that read one big document's pages at
+            once (default ``min(2, os.cpu_count())``; see
+            :func:`summarizer.ingest.pdf.extract_pages`).
     """
 
     chunk_size: int = 4000
@@ -112,6 +121,7 @@ class IngestOptions:
     ocr_languages: str = "eng"
     ocr_workers: int = field(default_factory=default_ocr_workers)
     ocr_page_timeout_s: float = 60.0
+    parse_workers: int = field(default_factory=default_parse_workers)
 
     @classmethod
     def from_settings(cls, settings: Settings, options: StartOptions) -> IngestOptions:
@@ -139,6 +149,7 @@ class IngestOptions:
             ocr_languages=options.ocr_languages or settings.ocr_languages,
             ocr_workers=settings.ocr_workers,
             ocr_page_timeout_s=settings.ocr_page_timeout_s,
+            parse_workers=settings.parse_workers,
         )
 
 

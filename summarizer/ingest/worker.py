@@ -11,14 +11,21 @@ the payload.
 * parent → worker (stdin): one JSON frame with the job's settings
   (:class:`WorkerConfig` as a dict), then one frame with the PDF bytes; stdin
   then stays open, and its end (EOF) means the parent is gone: the worker
-  kills its process group (itself and any Tesseract it started).
-* worker → parent (stdout): JSON arrays, first ``["ready"]`` (the module
-  imported and the worker runs), then ``["opened", pages]``,
+  kills its process group (itself and any Tesseract it started). With
+  ``WorkerConfig.ranges`` set, the worker reads only the page ranges the parent
+  hands out: it asks with ``["want"]`` and the parent answers on stdin with
+  ``["range", start, stop]`` (0-based page indexes, ``stop`` excluded) or
+  ``["end"]`` (nothing left). Several workers then share one document, each
+  asking for the next range when it has one in hand (a prefetch), so the first
+  pages go to the first worker and the load balances itself.
+* worker → parent (stdout): JSON arrays, first ``["ready"]`` (pypdf imported
+  and configured, before any job: a prewarmed worker pays nothing at its job),
+  then ``["opened", pages]``,
   ``["outline", title, [[bookmark, page, depth], ...]]`` (the metadata title
   or ``null`` and the outline, see :func:`summarizer.ingest.structure.pdf_outline`),
   ``["page", number, text, has_images, blank, error, ocr]`` in page order,
   ``["notice", logger, message]``, ``["ocr_plan", pages]``,
-  ``["ocr_unavailable", reason]`` and finally ``["done"]`` or
+  ``["ocr_unavailable", reason]``, ``["want"]`` (ranges mode) and finally ``["done"]`` or
   ``["failed", reason, detail]``.
 
 JSON, not pickle: the parent never unpickles what a process parsing a hostile
@@ -34,11 +41,13 @@ import io
 import json
 import logging
 import os
+import queue
 import signal
 import struct
 import sys
 import threading
 from collections import deque
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import IO, Any, Final
@@ -88,6 +97,8 @@ class WorkerConfig:
         ocr_page_timeout_s: Wall-clock limit of one page's OCR (seconds).
         ocr_dpi: Rendering resolution for OCR (dots per inch).
         ocr_max_pixels: Largest rendered image (pixels); bigger pages are rendered smaller.
+        ranges: Read only the page ranges the parent hands out (``want`` / ``range``);
+            ``False`` (default): every page, in order.
     """
 
     password: str | None = None
@@ -98,6 +109,7 @@ class WorkerConfig:
     ocr_page_timeout_s: float = 60.0
     ocr_dpi: int = 300
     ocr_max_pixels: int = 25_000_000
+    ranges: bool = False
 
 
 # --------------------------------------------------------------------------
@@ -176,23 +188,23 @@ def main() -> int:
     sys.stdout = sys.stderr
     stdin = sys.stdin.buffer
     try:
+        try:
+            # Before the job and before the memory limit: a prewarmed worker has
+            # pypdf loaded when its document comes (~0.3 s), and the limit counts
+            # what parsing adds, not the library.
+            _configure_pypdf(channel)
+        except ImportError as exc:
+            channel.send("failed", "internal", _describe(exc))
+            return 0
         channel.send("ready")
         header = read_frame(stdin)
         data = read_frame(stdin)
         if header is None or data is None:
             return 0  # the parent went away before sending the document
         config = WorkerConfig(**json.loads(header))
-        _watch_parent(stdin)
+        ranges = _watch_parent(stdin, ranges=config.ranges)
         _limit_memory(config.memory_bytes)
-        try:
-            _configure_pypdf(channel)
-        except ImportError as exc:
-            # Under the memory limit, loading a C extension fails to map it.
-            if "map segment" in str(exc) or "allocate memory" in str(exc):
-                raise MemoryError(str(exc)) from exc
-            channel.send("failed", "internal", _describe(exc))
-            return 0
-        _extract(data, config, channel)
+        _extract(data, config, channel, ranges)
     except MemoryError:
         gc.collect()
         try:
@@ -207,19 +219,60 @@ def main() -> int:
     return 0
 
 
-def _watch_parent(stdin: IO[bytes]) -> None:
-    """Kill this worker's process group once the parent closes stdin (or dies)."""
+class _Ranges:
+    """The page ranges the parent hands out (``["range", start, stop]`` frames on stdin).
+
+    The parent-watch thread puts each range in a queue; the extraction loop
+    takes them one by one, asking for the next one (``want``) as soon as it
+    has taken one, so that a range is always on its way while pages are read.
+    """
+
+    def __init__(self) -> None:
+        self._queue: queue.SimpleQueue[tuple[int, int] | None] = queue.SimpleQueue()
+
+    def put(self, message: list[Any]) -> None:
+        """Take one control frame from the parent (``range`` or ``end``)."""
+        if message and message[0] == "range":
+            self._queue.put((int(message[1]), int(message[2])))
+        elif message and message[0] == "end":
+            self._queue.put(None)
+
+    def indexes(self, channel: _Channel, count: int) -> Iterator[int]:
+        """0-based page indexes to read, range by range, until the parent says ``end``."""
+        channel.send("want")
+        channel.send("want")  # one range in hand, one on its way
+        while True:
+            taken = self._queue.get()
+            if taken is None:
+                return
+            channel.send("want")
+            start, stop = taken
+            yield from range(max(0, start), min(stop, count))
+
+
+def _watch_parent(stdin: IO[bytes], *, ranges: bool) -> _Ranges | None:
+    """Kill this worker's process group once the parent closes stdin (or dies).
+
+    With ``ranges``, the thread also reads the parent's ``range`` / ``end``
+    frames (returned :class:`_Ranges`); otherwise it discards whatever comes.
+    """
+    feed = _Ranges() if ranges else None
 
     def watch() -> None:
         with contextlib.suppress(BaseException):
-            while stdin.read(65536):
-                pass
+            if feed is None:
+                while stdin.read(65536):
+                    pass
+            else:
+                while (frame := read_frame(stdin)) is not None:
+                    feed.put(json.loads(frame))
         with contextlib.suppress(BaseException):
             if os.getpgrp() == os.getpid():
                 os.killpg(os.getpid(), signal.SIGKILL)
         os._exit(0)
 
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+    return feed
 
 
 def _address_space_bytes() -> int:
@@ -292,7 +345,7 @@ _PageMessage = tuple[int, str, bool, bool, str | None, bool]
 """``(number, text, has_images, blank, error, ocr)``."""
 
 
-def _extract(data: bytes, config: WorkerConfig, channel: _Channel) -> None:
+def _extract(data: bytes, config: WorkerConfig, channel: _Channel, ranges: _Ranges | None = None) -> None:
     from pypdf import PasswordType, PdfReader
     from pypdf.errors import DependencyError
 
@@ -339,7 +392,7 @@ def _extract(data: bytes, config: WorkerConfig, channel: _Channel) -> None:
             send("page", *window.popleft().result())
 
     try:
-        for index in range(count):
+        for index in range(count) if ranges is None else ranges.indexes(channel, count):
             window.append(_read_page(pages, index, ocr))
             flush(keep=ocr.window if ocr else 0)
         flush(keep=0)

@@ -1,0 +1,212 @@
+"""PDF workers: page ranges in parallel, a worker stuck at its memory limit, pypdf loaded before the job."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from summarizer.errors import DamagedDocument, ErrorCode
+from summarizer.ingest import IngestOptions, iter_chunks
+from summarizer.ingest.pdf import (
+    SPLIT_MIN_PAGES,
+    PdfOpened,
+    PdfPage,
+    extract_pages,
+    live_workers,
+    worker_command,
+)
+from summarizer.ingest.worker import read_frame
+from tests.test_ingest_pdf import BAD, BAD_OUTCOMES, corpus_path, ingest, no_workers_left, slices, workers
+
+
+async def pages_of(data: bytes, **options: object) -> tuple[list[PdfPage], int]:
+    """Every page event, and the most worker process groups seen alive at once."""
+    pages: list[PdfPage] = []
+    most = 0
+    async with contextlib.aclosing(extract_pages(data, **options)) as events:  # type: ignore[arg-type]
+        async for event in events:
+            most = max(most, len(workers()))
+            if isinstance(event, PdfPage):
+                pages.append(event)
+    return pages, most
+
+
+async def test_a_big_pdf_is_read_by_two_workers_each_page_once_in_order() -> None:
+    data = corpus_path("pdf", "freeculture.pdf").read_bytes()
+    alone, most_alone = await pages_of(data, workers=1)
+    shared, most_shared = await pages_of(data, workers=2)
+    assert most_alone == 1
+    assert most_shared == 2, "the second worker never ran"
+    assert [page.number for page in shared] == list(range(1, 353))  # in order, each once
+    assert [page.text for page in shared] == [page.text for page in alone]
+    assert await no_workers_left()
+
+
+async def test_a_small_pdf_stays_with_one_worker() -> None:
+    data = corpus_path("pdf", "tracemonkey.pdf").read_bytes()
+    assert SPLIT_MIN_PAGES > 14
+    pages, most = await pages_of(data, workers=2)
+    assert [page.number for page in pages] == list(range(1, 15))
+    assert most == 1
+    assert await no_workers_left()
+
+
+async def test_the_first_worker_reads_the_first_pages() -> None:
+    """Page 1 comes before the second worker exists: the first chunk does not wait for it."""
+    data = corpus_path("pdf", "freeculture.pdf").read_bytes()
+    async with contextlib.aclosing(extract_pages(data, workers=2)) as events:
+        async for event in events:
+            if isinstance(event, PdfPage):
+                assert event.number == 1
+                break
+    assert await no_workers_left()
+
+
+async def test_cancellation_kills_every_worker() -> None:
+    path = corpus_path("pdf", "freeculture.pdf")
+    chunks: list[object] = []
+
+    async def consume() -> None:
+        async for chunk in iter_chunks(
+            slices(path.read_bytes()),
+            filename=path.name,
+            media_type="application/pdf",
+            options=IngestOptions(parse_workers=2),
+        ):
+            chunks.append(chunk)
+
+    task = asyncio.create_task(consume())
+    deadline = time.monotonic() + 60
+    while len(workers()) < 2:
+        assert not task.done(), "the document was read before a second worker ran"
+        assert time.monotonic() < deadline, "no second worker within 60 s"
+        await asyncio.sleep(0.01)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert await no_workers_left(2.0)
+
+
+async def test_the_wall_clock_limit_stops_every_worker() -> None:
+    from summarizer.errors import DocumentError
+
+    path = corpus_path("pdf", "freeculture.pdf")
+    with pytest.raises(DocumentError) as info:
+        await ingest(path, parse_timeout_s=2.5, parse_workers=2)
+    assert info.value.code == ErrorCode.PARSE_TIMEOUT
+    assert await no_workers_left()
+
+
+async def test_each_worker_has_the_memory_limit() -> None:
+    path = corpus_path("pdf", "freeculture.pdf")
+    with pytest.raises(DamagedDocument, match="memory limit") as info:
+        await ingest(path, parse_memory_bytes=2 * 1024 * 1024, parse_workers=2)
+    assert info.value.code == ErrorCode.DAMAGED_PDF
+    assert await no_workers_left()
+
+
+@pytest.mark.parametrize(
+    "name",
+    sorted(name for name, outcome in BAD_OUTCOMES.items() if isinstance(outcome, ErrorCode)),
+)
+async def test_malformed_pdfs_keep_their_error_code_with_two_workers(name: str) -> None:
+    path = BAD / name
+    if not path.exists():
+        pytest.skip(f"corpus file {path} not available")
+    with pytest.raises(Exception) as info:
+        await ingest(path, parse_workers=2, parse_timeout_s=60)
+    assert getattr(info.value, "code", None) == BAD_OUTCOMES[name]
+    assert await no_workers_left()
+
+
+async def test_a_worker_stuck_at_its_memory_limit_is_out_of_memory() -> None:
+    """Tiny limits leave no memory to unwind a MemoryError; CPython 3.11 can spin there for ever.
+
+    Each limit must end as the memory error within a few seconds, never as the
+    wall-clock timeout (nor a hang).
+    """
+    data = corpus_path("pdf", "google-doc-document.pdf").read_bytes()
+    outcomes: list[str] = []
+    for step in range(16):
+        limit = 1024 * 1024 + step * 32 * 1024
+        started = time.perf_counter()
+        try:
+            async with contextlib.aclosing(extract_pages(data, memory_bytes=limit, timeout_s=10.0)) as events:
+                async for _ in events:
+                    pass
+            outcomes.append("read")
+        except DamagedDocument as exc:
+            assert "memory limit" in exc.message
+            outcomes.append("memory")
+        took = time.perf_counter() - started
+        assert took < 8, f"limit {limit} bytes: {took:.1f} s"
+    assert outcomes[0] == "memory", outcomes
+    assert await no_workers_left()
+
+
+def test_a_worker_has_pypdf_loaded_before_its_job(tmp_path: Path) -> None:
+    """``ready`` comes after ``import pypdf``, so a prewarmed worker's job does not pay for it."""
+    log = tmp_path / "imports.txt"
+    env = dict(os.environ)
+    root = str(Path(__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = os.pathsep.join(part for part in (root, env.get("PYTHONPATH", "")) if part)
+    command = worker_command()
+    with log.open("wb") as stderr:
+        process = subprocess.Popen(
+            [command[0], "-X", "importtime", *command[1:]],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            env=env,
+        )
+        try:
+            assert process.stdout is not None
+            frame = read_frame(process.stdout)
+            assert frame is not None and json.loads(frame) == ["ready"]
+            imported = log.read_text()
+        finally:
+            process.kill()
+            process.wait(5)
+            for stream in (process.stdin, process.stdout):
+                if stream is not None:
+                    stream.close()
+    assert "| pypdf\n" in imported, "pypdf is imported only after the document came"
+
+
+async def test_opened_and_pages_with_two_workers_on_a_doubled_book(tmp_path: Path) -> None:
+    """Uneven work: the doubled book ends with the index twice; every page still comes once, in order."""
+    import logging
+
+    import pypdf
+
+    logging.getLogger("pypdf").setLevel(logging.ERROR)
+    source = corpus_path("pdf", "freeculture.pdf")
+    writer = pypdf.PdfWriter()
+    writer.append(str(source), pages=(300, 352))
+    writer.append(str(source), pages=(0, 20))
+    path = tmp_path / "mixed.pdf"
+    with path.open("wb") as out:
+        writer.write(out)
+    opened = 0
+    numbers: list[int] = []
+    async with contextlib.aclosing(extract_pages(path.read_bytes(), workers=2)) as events:
+        async for event in events:
+            if isinstance(event, PdfOpened):
+                opened += 1
+            elif isinstance(event, PdfPage):
+                numbers.append(event.number)
+    assert opened == 1
+    assert numbers == list(range(1, 73))
+    assert not live_workers() or await no_workers_left()
+
+
+if sys.platform != "linux":  # pragma: no cover
+    pytestmark = pytest.mark.skip("process groups and /proc: Linux only")
