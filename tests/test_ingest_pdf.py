@@ -277,7 +277,7 @@ async def test_parse_timeout_kills_the_worker() -> None:
 
 async def test_cancellation_kills_the_worker() -> None:
     path = corpus_path("pdf", "freeculture.pdf")
-    first_chunk = asyncio.Event()
+    first_page = asyncio.Event()
     run = Run()
 
     async def consume() -> None:
@@ -286,14 +286,17 @@ async def test_cancellation_kills_the_worker() -> None:
             filename=path.name,
             media_type="application/pdf",
             options=IngestOptions(),
-            on_progress=run.progress.append,
+            on_progress=on_progress,
         ):
             run.chunks.append(chunk)
-            first_chunk.set()
+
+    def on_progress(progress: IngestProgress) -> None:
+        run.progress.append(progress)
+        first_page.set()  # 351 pages are still to read: the workers are surely running
 
     task = asyncio.create_task(consume())
-    await asyncio.wait_for(first_chunk.wait(), timeout=20)
-    assert workers(), "the worker is still extracting"
+    await asyncio.wait_for(first_page.wait(), timeout=20)
+    assert workers(), "the workers are still extracting"
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
