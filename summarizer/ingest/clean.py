@@ -34,10 +34,11 @@ after it are judged with it in their history.
 from __future__ import annotations
 
 import difflib
+import functools
 import math
 import re
 from collections import deque
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 from summarizer.ingest.types import Page
@@ -251,23 +252,65 @@ def _keeps_hyphen(before: str, after: str, text: str) -> bool:
     the two parts as consecutive words (each at least :data:`_MIN_APART_LETTERS`
     letters), or ``before`` heading other hyphenated compounds (``"trace-based"``)
     while ``after`` stands alone as a word elsewhere (both at least
-    :data:`_MIN_MODIFIER_LETTERS` letters). Case-insensitive.
+    :data:`_MIN_MODIFIER_LETTERS` letters). Case-insensitive. Plain substring
+    finds on the lowercased text (lowercased once per text), not a regular
+    expression per question: a page of a book asks this for every hyphen.
     """
-    b, a = re.escape(before), re.escape(after)
-    if re.search(rf"(?<![^\W_]){b}{a}(?![^\W_])", text, re.IGNORECASE):
+    low = _lowered(text)
+    b, a = before.lower(), after.lower()
+    if _has_word(low, b + a):
         return False
-    if re.search(rf"(?<![^\W_]){b}-{a}(?![^\W_])", text, re.IGNORECASE):
+    if _has_word(low, f"{b}-{a}"):
         return True
-    if min(len(before), len(after)) < _MIN_APART_LETTERS:
+    if min(len(b), len(a)) < _MIN_APART_LETTERS:
         return False
-    if re.search(rf"(?<![^\W_]){b}[ \t\n]+{a}(?![^\W_])", text, re.IGNORECASE):
-        return True
+    for at in _word_starts(low, b):
+        rest = at + len(b)
+        gap = rest
+        while gap < len(low) and low[gap] in " \t\n":
+            gap += 1
+        if gap > rest and low.startswith(a, gap) and not _is_alnum(low, gap + len(a)):
+            return True
     # ``before`` heads other hyphenated compounds ("trace-based") and ``after`` is a word
     # of its own: a compound modifier, as far as the pages in hand tell.
-    return min(len(before), len(after)) >= _MIN_MODIFIER_LETTERS and bool(
-        re.search(rf"(?<![^\W_]){b}-(?!{a}(?![^\W_]))[^\W\d_]{{3,}}", text, re.IGNORECASE)
-        and re.search(rf"(?<![^\W_-]){a}(?![^\W_-])", text, re.IGNORECASE)
+    if min(len(b), len(a)) < _MIN_MODIFIER_LETTERS:
+        return False
+    heads_other = any(
+        low.startswith("-", at + len(b))
+        and low[at + len(b) + 1 : at + len(b) + 4].isalpha()
+        and len(low[at + len(b) + 1 : at + len(b) + 4]) == 3
+        and not (low.startswith(a, at + len(b) + 1) and not _is_alnum(low, at + len(b) + 1 + len(a)))
+        for at in _word_starts(low, b)
     )
+    return heads_other and any(
+        not (at and low[at - 1] == "-") and not low.startswith("-", at + len(a))
+        for at in _word_starts(low, a, right=True)
+    )
+
+
+@functools.lru_cache(maxsize=8)
+def _lowered(text: str) -> str:
+    """``text.lower()``, kept for the few texts (page neighbourhoods) asked about in a row."""
+    return text.lower()
+
+
+def _is_alnum(text: str, index: int) -> bool:
+    """Whether ``text[index]`` exists and is a letter or digit (``[^\\W_]``)."""
+    return 0 <= index < len(text) and text[index].isalnum()
+
+
+def _word_starts(text: str, word: str, *, right: bool = False) -> Iterator[int]:
+    """Offsets where ``word`` starts with no letter or digit before it (and after it, if ``right``)."""
+    at = text.find(word)
+    while at >= 0:
+        if not _is_alnum(text, at - 1) and not (right and _is_alnum(text, at + len(word))):
+            yield at
+        at = text.find(word, at + 1)
+
+
+def _has_word(text: str, word: str) -> bool:
+    """Whether ``word`` occurs in ``text`` with no letter or digit on either side."""
+    return next(_word_starts(text, word, right=True), None) is not None
 
 
 _MIN_MODIFIER_LETTERS = 5
