@@ -205,10 +205,13 @@ async def test_sigkill_mid_map_loses_and_repeats_nothing(server_process: ServerP
     before, after = server_process.call_counts()
     chunks = next(e.chunks for e in events if e.type == "document")
     restarts = [e for e in events if e.type == "chunk.restart"]
-    # Calls cut off by the kill run again (announced with chunk.restart); nothing else does.
-    # (A kill between committing chunk.started and calling the model announces a
-    # restart for a call that never reached the model, hence the range.)
-    assert chunks <= before["map"] + after["map"] <= chunks + len(restarts)
+    # Only the calls in flight at the kill run again: at most the concurrency (2). Most are
+    # announced with chunk.restart, but not all: events are written in batches, so a call
+    # can reach the model while its chunk.started is still in the writer's batch; the kill
+    # then loses that (never sent, never seen) event and the chunk simply starts anew.
+    # A kill between committing chunk.started and calling the model announces a restart
+    # for a call that never reached the model, hence a range.
+    assert chunks <= before["map"] + after["map"] <= chunks + 2
     assert after["map"] <= chunks - len(killed_after)
     assert len(restarts) <= 2  # the concurrency
     for restart in restarts:
