@@ -293,10 +293,10 @@ def _upload(r: dict[str, Any]) -> tuple[str, list[Goal]]:
     mps = ours.get("max_messages_per_second")
     cap = ""
     if mps is not None:
-        limit = mps * r["frame_bytes"] / 1024**2
         cap = (
-            f"The server's `max_messages_per_second` = {_num(mps, 0)} allows at most "
-            f"{_num(limit, 0)} MiB/s with {frame_kib} KiB frames, whatever the CPU cost."
+            f"Binary frames of 16 KiB or more do not count against the server's "
+            f"`max_messages_per_second` ({_num(mps, 0)}): the ack window bounds them, so the "
+            "message rate does not cap this figure."
         )
     ratio = _num(r["ratio"], 3)
     text = f"""## 4. Upload throughput over loopback

@@ -156,7 +156,10 @@ class Session:
         try:
             while True:
                 try:
-                    message = await asyncio.wait_for(self.ws.receive(), self.settings.idle_timeout_s)
+                    # asyncio.timeout, not wait_for: no task per message, so frames the
+                    # transport already holds are taken without a trip round the loop.
+                    async with asyncio.timeout(self.settings.idle_timeout_s):
+                        message = await self.ws.receive()
                 except TimeoutError:
                     if self.keeps_waiting():
                         continue

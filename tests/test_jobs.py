@@ -281,3 +281,15 @@ async def test_an_upload_nobody_feeds_is_abandoned_even_with_a_reader_attached(s
     assert job.state is JobState.FAILED and mgr.running() == 0
     events = await collect(job)
     assert parsed(events[-1]).code == "idle_timeout"
+
+
+async def test_a_cancel_in_the_same_loop_turn_as_the_start_still_ends_the_job(store: Any) -> None:
+    # The job's task is cancelled before its first step, so its body (and its
+    # CancelledError handler) never runs: the job must still end with `cancelled`.
+    mgr = manager(store)
+    job = mgr.create(make_spec())
+    job.run()
+    job.cancel()
+    events = await collect(job, timeout=5.0)
+    assert [kind_of(e) for e in events][-1:] == ["cancelled"]
+    assert job.finished and job.state is JobState.CANCELLED

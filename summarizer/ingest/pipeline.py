@@ -346,11 +346,11 @@ async def _pdf_chunks(
     filename: str = "",
 ) -> AsyncGenerator[Chunk, None]:
     """Collect a PDF upload, then extract, clean, filter (structure) and chunk it page by page."""
-    data = bytearray()
-    for piece in head:
-        data += _pdf_bytes(piece)
+    pieces = [_pdf_bytes(piece) for piece in head]
     async for piece in rest:
-        data += _pdf_bytes(piece)
+        pieces.append(_pdf_bytes(piece))
+    data = b"".join(pieces)  # one copy at the end, not a growing buffer copied as it grows
+    del pieces
     cleaner = PageCleaner()
     report = _PdfReport(ocr=options.ocr)
     ocr_pages: set[int] = set()

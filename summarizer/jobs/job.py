@@ -411,7 +411,14 @@ class Job:
                 for event in self._recovery.restart_events():
                     self.emit(event)
             self._task = asyncio.create_task(self._run(), name=f"job-{self.job_id}")
+            self._task.add_done_callback(self._ran)
         return self._task
+
+    def _ran(self, task: asyncio.Task[None]) -> None:
+        # A task cancelled before its first step never runs ``_run`` (nor its handler):
+        # a ``cancel`` that arrives in the same loop turn as ``start`` still ends the job.
+        if task.cancelled() and self._cancel_requested and not self.finished:
+            self.emit(Cancelled(elapsed_s=self.elapsed()))
 
     async def _run(self) -> None:
         assert self._model is not None
