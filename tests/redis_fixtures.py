@@ -17,18 +17,13 @@ from pathlib import Path
 
 import pytest
 
+from .serverproc import free_port
+
 __all__ = ["RedisServer", "free_port", "redis_server"]
 
 REDIS_SERVER = shutil.which("redis-server") or (
     "/usr/bin/redis-server" if Path("/usr/bin/redis-server").exists() else None
 )
-
-
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass

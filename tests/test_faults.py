@@ -10,11 +10,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
-import signal
-import socket
-import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -34,6 +29,7 @@ from summarizer.settings import Settings
 from .conftest import SAMPLES, corpus_file
 from .fakes import EchoModel
 from .proxy import CuttableProxy
+from .serverproc import ServerProc
 
 pytestmark = pytest.mark.e2e
 
@@ -124,49 +120,18 @@ async def test_raw_resume_replays_exactly_what_is_missing(live_server: str) -> N
 # -- SIGKILL and restart -------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class ServerProcess:
+class ServerProcess(ServerProc):
     """``tests/slow_server.py`` in a subprocess, restartable on the same port and data."""
 
     def __init__(self, tmp: Path) -> None:
-        self.port = _free_port()
         self.data = tmp / "data"
         self.calls = tmp / "calls.txt"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}/ws"
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "tests.slow_server", str(self.port), str(self.data), str(self.calls)],
-            cwd=ROOT,
-        )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            with socket.socket() as s:
-                if s.connect_ex(("127.0.0.1", self.port)) == 0:
-                    return
-            time.sleep(0.05)
-        raise RuntimeError("the server process did not start")
+        super().__init__("tests.slow_server", ["{port}", str(self.data), str(self.calls)])
 
     def kill(self) -> None:
-        assert self.proc is not None
-        os.kill(self.proc.pid, signal.SIGKILL)
-        self.proc.wait()
+        super().kill()
         with self.calls.open("a") as f:
             f.write("--- killed\n")
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(timeout=15)
 
     def call_counts(self) -> tuple[Counter[str], Counter[str]]:
         before, _, after = self.calls.read_text().partition("--- killed\n")

@@ -15,8 +15,6 @@ import os
 import random
 import select
 import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -24,6 +22,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+
+from .serverproc import ServerProc
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -35,52 +35,31 @@ SEND_TIMEOUT_S = 8.0
 """The test server's send_timeout_s: how long an event stream may wait for its reader."""
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+class Server(ServerProc):
+    """``summarizer serve`` with a small document limit and send timeout, healthy once made."""
 
-
-def rss_bytes(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    raise AssertionError("no VmRSS")
-
-
-class Server:
     def __init__(self, tmp: Path) -> None:
-        self.port = _free_port()
-        env = {
-            **os.environ,
-            "SUMMARIZER_DATA_DIR": str(tmp / "data"),
-            "SUMMARIZER_MAX_DOCUMENT_BYTES": str(LIMIT),
-            "SUMMARIZER_LOG_LEVEL": "warning",
-            "SUMMARIZER_TOKEN_COALESCE_S": "0",  # one event per streamed piece: a stream of MiB
-            "SUMMARIZER_SEND_TIMEOUT_S": str(SEND_TIMEOUT_S),
-        }
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "summarizer", "serve", "--port", str(self.port)], cwd=ROOT, env=env
+        super().__init__(
+            "summarizer",
+            ["serve", "--port", "{port}"],
+            env={
+                "SUMMARIZER_DATA_DIR": str(tmp / "data"),
+                "SUMMARIZER_MAX_DOCUMENT_BYTES": str(LIMIT),
+                "SUMMARIZER_LOG_LEVEL": "warning",
+                "SUMMARIZER_TOKEN_COALESCE_S": "0",  # one event per streamed piece: a stream of MiB
+                "SUMMARIZER_SEND_TIMEOUT_S": str(SEND_TIMEOUT_S),
+            },
         )
-        self.base = f"http://127.0.0.1:{self.port}"
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(self.base + "/healthz", timeout=2).status_code == 200:
-                    return
-            except httpx.TransportError:
-                time.sleep(0.1)
-        self.stop()
-        raise RuntimeError("the server process did not start")
+        self.spawn()
+        try:
+            self.wait_healthy()
+        except RuntimeError:
+            self.stop()
+            raise
 
     @property
     def rss(self) -> int:
-        return rss_bytes(self.proc.pid)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(timeout=15)
+        return self.rss_bytes()
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import sysconfig
@@ -27,6 +26,8 @@ from urllib.parse import urljoin, urlsplit
 
 import httpx
 import pytest
+
+from .serverproc import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -93,12 +94,6 @@ def references(url: str, content_type: str, text: str) -> list[str]:
             continue
         out.append(urljoin(url, ref).split("#")[0])
     return out
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _env() -> dict[str, str]:
@@ -183,7 +178,7 @@ def test_wheel_serves_the_page_from_anywhere(venv: Path, tmp_path: Path) -> None
         cwd=elsewhere,
     ).split()
     assert all(str(venv) in line for line in where), where  # the wheel's copy, not the checkout
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen(
         [venv / "bin" / "summarizer", "serve", "--port", str(port), "--data-dir", tmp_path / "data"],
         cwd=elsewhere,
@@ -219,7 +214,7 @@ def test_wheel_serves_the_page_from_anywhere(venv: Path, tmp_path: Path) -> None
 def test_web_dir_without_a_page_says_why(venv: Path, tmp_path: Path) -> None:
     empty = tmp_path / "empty"
     empty.mkdir()
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen(
         [
             venv / "bin" / "summarizer",

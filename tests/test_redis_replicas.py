@@ -9,11 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import shutil
-import signal
 import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -27,7 +24,8 @@ import websockets
 from summarizer.client import SummarizerClient
 
 from .conftest import corpus_file
-from .redis_fixtures import REDIS_SERVER, RedisServer, free_port
+from .redis_fixtures import REDIS_SERVER, RedisServer
+from .serverproc import ServerProc, free_port
 
 HAPROXY = shutil.which("haproxy") or ("/usr/sbin/haproxy" if Path("/usr/sbin/haproxy").exists() else None)
 ROOT = Path(__file__).resolve().parent.parent
@@ -40,59 +38,25 @@ pytestmark = [
 ]
 
 
-class Replica:
-    """One replica process (restartable)."""
+class Replica(ServerProc):
+    """One replica process (restartable); :meth:`spawn` it, then :meth:`wait_healthy`."""
 
     def __init__(self, name: str, redis_url: str, calls: Path, data: Path) -> None:
         self.name = name
-        self.port = free_port()
         self.redis_url = redis_url
         self.calls = calls
         self.data = data
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def base(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        env = dict(
-            os.environ,
-            SUMMARIZER_REDIS_URL=self.redis_url,
-            SUMMARIZER_REPLICA_ID=self.name,
-            SUMMARIZER_LEASE_S=str(LEASE_S),
-            PYTHONPATH=str(ROOT),
+        super().__init__(
+            "tests.slow_server",
+            ["{port}", str(data), str(calls)],
+            env={
+                "SUMMARIZER_REDIS_URL": redis_url,
+                "SUMMARIZER_REPLICA_ID": name,
+                "SUMMARIZER_LEASE_S": str(LEASE_S),
+                "PYTHONPATH": str(ROOT),
+            },
+            stop_timeout_s=20.0,
         )
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "tests.slow_server", str(self.port), str(self.data), str(self.calls)],
-            cwd=ROOT,
-            env=env,
-        )
-
-    def wait_healthy(self, timeout_s: float = 60.0) -> None:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(self.base + "/healthz", timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        raise RuntimeError(f"replica {self.name} did not become healthy")
-
-    def kill(self) -> None:
-        assert self.proc is not None
-        os.kill(self.proc.pid, signal.SIGKILL)
-        self.proc.wait()
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
 
 
 HAPROXY_CFG = """\
@@ -138,7 +102,7 @@ class Cluster:
 
     def start(self) -> None:
         for r in self.replicas:
-            r.start()
+            r.spawn()
         for r in self.replicas:
             r.wait_healthy()
         assert HAPROXY is not None
