@@ -49,6 +49,9 @@ ABORT_SCOPE_KEY = "summarizer.abort"
 _CLOSE_WAIT_S = 2.0
 """Longest wait for a close handshake (seconds); after it the TCP connection is aborted."""
 
+_TIMER_SLACK_S = 0.05
+"""How early (seconds) a receive timeout may fire and still count as the full idle time."""
+
 
 class ModelSource(Protocol):
     """What a session needs of the model registry."""
@@ -153,18 +156,22 @@ class Session:
             await self.ws.close(code=int(CloseCode.POLICY_VIOLATION))  # before accept: HTTP 403
             return
         await self.ws.accept()
+        wait_s = self.settings.idle_timeout_s
         try:
             while True:
                 try:
                     # asyncio.timeout, not wait_for: no task per message, so frames the
                     # transport already holds are taken without a trip round the loop.
-                    async with asyncio.timeout(self.settings.idle_timeout_s):
+                    async with asyncio.timeout(wait_s):
                         message = await self.ws.receive()
                 except TimeoutError:
-                    if self.keeps_waiting():
+                    more_s = self.idle_wait_s()
+                    if more_s is not None:
+                        wait_s = more_s
                         continue
                     await self.close_idle()
                     return
+                wait_s = self.settings.idle_timeout_s
                 if message["type"] == "websocket.disconnect":
                     return
                 try:
@@ -399,20 +406,32 @@ class Session:
         if exc.close_code is not None:
             await self.close_socket(exc.close_code, str(exc.code))
 
-    def keeps_waiting(self) -> bool:
-        """Whether a connection silent for ``idle_timeout_s`` stays open.
+    def idle_wait_s(self) -> float | None:
+        """How much longer a connection that was silent for its receive timeout stays open.
 
-        It does while its job is processing (the client waits for events), or
-        while the job's upload is progressing through another connection. A
-        silent client with an upload in progress does not hold its slot: its
-        job fails with ``idle_timeout``.
+        It stays while its job is processing (the client waits for events):
+        another full ``idle_timeout_s``. While the job's upload is progressing
+        through another connection, only until the upload itself has been idle
+        for ``idle_timeout_s``. A silent client with an upload in progress does
+        not hold its slot: its job fails with ``idle_timeout``.
+
+        The event loop's timer may fire slightly before the upload's clock has
+        advanced a full ``idle_timeout_s`` (uvloop's timers count whole
+        milliseconds of a loop time read once per turn); a remainder below
+        :data:`_TIMER_SLACK_S` counts as elapsed, or such a socket would be
+        held for a second full period.
+
+        Returns:
+            Seconds to wait for the next message (a new receive timeout), or
+            ``None`` when the connection is to be closed as idle.
         """
         job = self.job
         if job is None or job.finished:
-            return False
+            return None
         if job.state is JobState.PROCESSING:
-            return True
-        return job.upload.idle_for() < self.settings.idle_timeout_s
+            return self.settings.idle_timeout_s
+        remaining = self.settings.idle_timeout_s - job.upload.idle_for()
+        return remaining if remaining > _TIMER_SLACK_S else None
 
     async def close_idle(self) -> None:
         job = self.job

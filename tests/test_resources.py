@@ -14,6 +14,7 @@ import websockets
 
 from summarizer.cli import running_server
 from summarizer.jobs import JobManager
+from summarizer.jobs.upload import Upload
 from summarizer.protocol import TERMINAL_TYPES, parse_server
 from summarizer.settings import Settings
 
@@ -96,6 +97,31 @@ async def test_silent_raw_sockets_are_closed_after_the_idle_time(tmp_path: Path)
         async with websockets.connect(url) as ws:  # no slot is held
             await ws.send(start_message())
             assert (await recv_event(ws)).type == "accepted"
+
+
+async def test_a_receive_timeout_that_fires_early_still_closes_after_one_idle_time(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """uvloop's timers count whole milliseconds of a loop time read once per turn, so the
+    receive timeout can fire a little before the upload's clock reads ``idle_timeout_s``.
+    Old code: such a socket then "kept waiting" a second full idle time (40 silent sockets
+    with a 3 s timeout: some closed after 8 s instead of 5 s)."""
+    real = Upload.idle_for
+    monkeypatch.setattr(Upload, "idle_for", lambda self: max(0.0, real(self) - 0.002))  # 2 ms early
+    settings = Settings(data_dir=tmp_path, idle_timeout_s=1.5, model="echo")
+    with running_server(settings, models={"echo": EchoModel()}) as url:
+        async with websockets.connect(url) as ws:
+            await ws.send(start_message())
+            assert (await recv_event(ws)).type == "accepted"
+            started = time.monotonic()
+            events = []
+            with pytest.raises(websockets.ConnectionClosed):
+                while True:
+                    events.append(await recv_event(ws, 10.0))
+            took = time.monotonic() - started
+    assert 1.4 < took < 2.4, f"closed {took:.2f} s after the last message (idle timeout 1.5 s)"
+    assert [e.code for e in events if e.type == "error"] == ["idle_timeout"]
+    assert (ws.close_code, ws.close_reason) == (1000, "idle")
 
 
 async def test_a_reader_that_never_reads_is_disconnected_and_the_server_stays_bounded(tmp_path: Path) -> None:

@@ -7,6 +7,8 @@ import asyncio
 import hashlib
 import json
 import secrets
+import socket
+import time
 from pathlib import Path
 from typing import Any
 
@@ -168,3 +170,100 @@ async def test_a_frame_waiting_for_room_when_another_feeder_takes_over_is_not_co
         await mgr.shutdown()
         store.close()
     assert stored_upload(tmp_path / "data", job.job_id) == DOCUMENT
+
+
+def _chunk(data: bytes) -> bytes:
+    """One piece of an HTTP/1.1 chunked body."""
+    return b"%x\r\n" % len(data) + data + b"\r\n"
+
+
+def _read_http_answer(sock: socket.socket, timeout: float = 20.0) -> tuple[int, dict[str, Any]]:
+    """Status and JSON body of the server's answer (``Content-Length`` framed)."""
+    sock.settimeout(timeout)
+    data = b""
+    while b"\r\n\r\n" not in data:
+        piece = sock.recv(65536)
+        if not piece:
+            break
+        data += piece
+    head, _, body = data.partition(b"\r\n\r\n")
+    lengths = [int(h.split(b":")[1]) for h in head.split(b"\r\n") if h.lower().startswith(b"content-length")]
+    length = lengths[0]
+    while len(body) < length:
+        piece = sock.recv(65536)
+        if not piece:
+            break
+        body += piece
+    return int(head.split(b" ", 2)[1]), json.loads(body[:length])
+
+
+async def _uploading_job(data_dir: Path, received: int, timeout: float = 10.0) -> str:
+    """The id of the one uploading job, once ``received`` bytes of it are committed."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        store = Storage(data_dir)
+        try:
+            rows = store.jobs_in_states(("uploading",))
+        finally:
+            store.close()
+        if rows:
+            assert len(rows) == 1, rows
+            committed = len(stored_upload(data_dir, rows[0].id))
+            if committed >= received:
+                assert committed == received, committed
+                return rows[0].id
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"no uploading job with {received} bytes committed")
+
+
+@pytest.mark.e2e
+async def test_an_http_upload_taken_over_by_a_websocket_resume_is_answered_409_superseded(
+    tmp_path: Path,
+) -> None:
+    """``POST /v1/jobs`` is the job's feeder until a WebSocket ``resume`` takes the upload
+    over: the rest of the request body is refused (409 ``superseded``, with the job id), not
+    committed, the job is not failed, and it completes with what the new feeder sends."""
+    document = (PARAGRAPH * 60).encode()
+    slice_bytes = 4096  # the HTTP upload hands the job slices of max_frame_bytes
+    first = document[: 2 * slice_bytes]
+    settings = Settings(
+        data_dir=tmp_path, model="echo", chunk_size=300, chunk_overlap=20, max_frame_bytes=slice_bytes
+    )
+    with running_server(settings, models={"echo": EchoModel(words=4)}) as url:
+        port = int(url.rsplit(":", 1)[1].split("/")[0])
+        http = socket.create_connection(("127.0.0.1", port))
+        try:
+            http.sendall(
+                b"POST /v1/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                b"Content-Type: multipart/form-data; boundary=XyZ\r\nTransfer-Encoding: chunked\r\n\r\n"
+            )
+            head = (
+                b'--XyZ\r\nContent-Disposition: form-data; name="file"; filename="minutes.txt"\r\n'
+                b"Content-Type: text/plain\r\n\r\n"
+            )
+            http.sendall(_chunk(head + first))
+            job_id = await _uploading_job(tmp_path, len(first))
+
+            async with websockets.connect(url) as ws:
+                await ws.send(json.dumps({"type": "resume", "job_id": job_id, "last_seq": 0}))
+                resumed = await recv_event(ws)
+                assert resumed.type == "resumed" and resumed.state == "uploading"
+                assert resumed.received == len(first)
+
+                # The HTTP client, unaware, sends the rest of its file and the form's end.
+                http.sendall(_chunk(document[len(first) :] + b"\r\n--XyZ--\r\n") + _chunk(b""))
+                status, answer = await asyncio.to_thread(_read_http_answer, http)
+                assert status == 409, (status, answer)
+                assert answer["code"] == "superseded" and answer["job_id"] == job_id, answer
+
+                # The new feeder continues from the counts it was told; the job goes on.
+                rest = document[resumed.received :]
+                for i in range(0, len(rest), slice_bytes):
+                    await ws.send(rest[i : i + slice_bytes])
+                await ws.send(json.dumps({"type": "end", "sha256": hashlib.sha256(document).hexdigest()}))
+                events = await until(ws, lambda e: e.type in TERMINAL_TYPES, timeout=30)
+        finally:
+            http.close()
+    assert events[-1].type == "summary", events[-1]
+    assert [e.seq for e in events] == list(range(1, len(events) + 1))
+    assert stored_upload(tmp_path, job_id) == document

@@ -3,14 +3,22 @@ max_page_count``, so SQLite answers SQLITE_FULL "database or disk is full"), no 
 
 Old code: the event writer logged the failed commit and delivered the events anyway, so
 the job "finished" with a summary whose events the store never had.
+
+The last test needs a store that refuses even the one small ``storage_error`` event, which
+a real full SQLite does only by chance (a page may still have room for it): there the
+refusal (SQLite's own exception) is injected at the store's ``append_events``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import sqlite3
+import threading
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from summarizer.jobs import JobManager
 from summarizer.storage import Storage
@@ -95,5 +103,57 @@ async def test_a_full_database_fails_the_job_with_storage_error_and_no_reader_se
         assert [e.seq for e in done] == list(range(1, len(done) + 1))
         assert [row.seq for row in store.events(other.job_id)] == [e.seq for e in done]
     finally:
+        await mgr.shutdown()
+        store.close()
+
+
+async def test_a_storage_error_that_cannot_be_stored_either_is_delivered_from_memory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The store refuses every event from some point on, even the job's terminal
+    ``storage_error``: that one event is still delivered (from memory), so readers learn the
+    job ended; the events before it are the stored ones, every ``seq`` once, no gap."""
+    store = Storage(tmp_path / "data")
+    mgr = JobManager(store, lambda name: EchoModel(words=12, delay_s=0.01))
+    refused: list[int] = []
+    real = store.append_events
+
+    def full(rows: Any) -> None:
+        if broken.is_set():
+            refused.extend(row.seq for row in rows)
+            raise sqlite3.OperationalError("database or disk is full")
+        real(rows)
+
+    broken = threading.Event()
+    monkeypatch.setattr(store, "append_events", full)
+    try:
+        job = mgr.create(make_spec())
+        follower = asyncio.create_task(collect(job, timeout=60))
+        job.run()
+        text = TEXT * 20
+        for i in range(0, len(text), 400):
+            await job.feed_text(text[i : i + 400])
+        await job.end(hashlib.sha256(text.encode()).hexdigest())
+        for _ in range(500):  # mid-map: some chunk summaries are stored
+            if any(row.type == "chunk.summary" for row in store.events(job.job_id)):
+                break
+            await asyncio.sleep(0.01)
+        broken.set()  # from now on nothing can be stored
+        events = await follower
+        await asyncio.wait_for(job.wait(), 10)
+
+        last = events[-1].event
+        assert last.type == "error" and last.code == "storage_error" and last.retryable, last
+        assert [e.seq for e in events] == list(range(1, len(events) + 1))
+        assert refused and last.seq in refused  # the store refused the error event too ...
+        stored = [row.seq for row in store.events(job.job_id)]
+        assert stored == list(range(1, last.seq)), (stored[-3:], last.seq)  # ... and kept all before it
+        assert job.state.value == "failed"
+        # A reader resuming just before the end gets the same end, from memory.
+        again = await collect(job, after=last.seq - 2)
+        assert [e.body for e in again] == [e.body for e in events[-2:]]
+        assert not any(e.type == "summary" for e in events)
+    finally:
+        broken.clear()
         await mgr.shutdown()
         store.close()
