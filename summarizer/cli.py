@@ -125,7 +125,8 @@ def _check_redis(url: str) -> None:
         store.ping()
     except StoreUnavailable as exc:
         raise click.ClickException(
-            f"{exc}. Start Redis or fix SUMMARIZER_REDIS_URL / --redis-url; the server did not start."
+            f"{str(exc).rstrip('.')}. Start Redis or fix SUMMARIZER_REDIS_URL / --redis-url; "
+            "the server did not start."
         ) from None
     finally:
         store.close()

@@ -616,6 +616,11 @@ class SummarizerClient:
                                     )
                             continue
                         if event.type == "error" and event.job_id is None:
+                            if event.code == "store_unavailable" and job_id is not None:
+                                # The server cannot read its job store now; the job may be
+                                # running: resume again after the usual backoff.
+                                refused = f"the server could not look the job up ({event.message})"
+                                break
                             if event.code == "superseded":
                                 # Another connection took our upload over (say, ours was cut
                                 # and its buffered frames arrived late): resume to take it back.

@@ -26,6 +26,7 @@ Exception hierarchy (after httpx's ``_exceptions.py``)::
     ├── JobCancelled           the client cancelled the job
     ├── Superseded             another connection took over the job's upload
     ├── StorageError           the server could not store the job's data (disk full)
+    │   └── StoreUnavailable       the job store cannot be read now (Redis down): resume later
     └── TransportError         (client side) the connection failed or closed early
 """
 
@@ -52,6 +53,7 @@ __all__ = [
     "ProviderUnavailable",
     "RateLimited",
     "StorageError",
+    "StoreUnavailable",
     "SummarizerError",
     "Superseded",
     "TransportError",
@@ -159,6 +161,10 @@ class ErrorCode(enum.StrEnum):
     STORAGE_ERROR = "storage_error"
     """The server could not store the job's events or upload (say, its disk is full):
     the job fails rather than send what it could not keep (retryable: start it again)."""
+    STORE_UNAVAILABLE = "store_unavailable"
+    """The server cannot reach its job store (Redis) right now, so it cannot tell a
+    ``resume`` about the job: the job may well be running; resume again later
+    (retryable; closes with 1013)."""
     CANCELLED = "cancelled"
     """The client cancelled the job."""
     INTERNAL_ERROR = "internal_error"
@@ -355,6 +361,14 @@ class StorageError(SummarizerError):
 
     code = ErrorCode.STORAGE_ERROR
     retryable = True
+
+
+class StoreUnavailable(StorageError):
+    """The job store cannot be read now (Redis down): a ``resume`` is refused, the job is not touched."""
+
+    code = ErrorCode.STORE_UNAVAILABLE
+    retryable = True
+    close_code = CloseCode.TRY_AGAIN_LATER
 
 
 class TransportError(SummarizerError):

@@ -200,3 +200,54 @@ async def test_a_follower_replica_replays_cancels_and_refuses_upload_data(own_re
         assert store.cancel_requested(["j1", "j2"]) == ["j2"]
     finally:
         store.close()
+
+
+async def test_a_resume_while_redis_is_down_is_refused_in_band_and_the_client_resumes_later(
+    own_redis: RedisServer,
+) -> None:
+    """Redis down: a ``resume`` of a job this replica does not hold gets ``store_unavailable``
+    (``job_id: null``, retryable, close 1013) instead of a dropped socket; HTTP answers 503;
+    the Python client backs off and resumes the job once Redis is back."""
+    import asyncio
+    import json
+
+    import websockets
+
+    from summarizer.cli import running_server
+    from summarizer.client import SummarizerClient
+
+    settings = Settings(redis_url=own_redis.url, replica_id="replica-a", lease_s=3, token_coalesce_s=0)
+    with running_server(settings) as url:
+        client = SummarizerClient(url, reconnect_attempts=20)
+        done = [e async for e in client.summarize_text(["The council met. It agreed on the budget. " * 20])]
+        assert done[-1].type == "summary"
+        job_id = done[-1].job_id
+        assert job_id is not None
+        await asyncio.sleep(0.5)  # finished jobs leave memory: a resume must read the store
+        own_redis.stop()
+        try:
+            async with websockets.connect(url) as ws:
+                await ws.send(json.dumps({"type": "resume", "job_id": job_id, "last_seq": 0}))
+                refused = json.loads(await ws.recv())
+                assert refused["type"] == "error" and refused["code"] == "store_unavailable"
+                assert refused["job_id"] is None and refused["retryable"] is True
+                with pytest.raises(websockets.ConnectionClosed):
+                    await ws.recv()
+                assert ws.close_code == 1013
+            http = url.replace("ws://", "http://").removesuffix("/ws")
+            import httpx
+
+            async with httpx.AsyncClient() as h:
+                answer = await h.get(f"{http}/v1/jobs/{job_id}")
+            assert answer.status_code == 503 and answer.json()["code"] == "store_unavailable"
+
+            async def follow() -> list[str]:
+                return [e.type async for e in client.resume(job_id)]
+
+            following = asyncio.create_task(follow())
+            await asyncio.sleep(1.5)
+            assert not following.done(), "the client gave up (or ended) while the store was down"
+        finally:
+            own_redis.start()
+        types = await asyncio.wait_for(following, 60)
+        assert types[-1] == "summary" and types.count("summary") == 1

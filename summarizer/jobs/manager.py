@@ -19,7 +19,7 @@ from typing import Any
 
 from langchain_core.language_models import BaseChatModel
 
-from ..errors import CloseCode, ErrorCode, LimitExceeded, StorageError, SummarizerError
+from ..errors import CloseCode, ErrorCode, LimitExceeded, StorageError, StoreUnavailable, SummarizerError
 from ..protocol import TERMINAL_TYPES, Accepted, Error, parse_server
 from ..recovery import Recovery
 from ..store import JobRecord, JobStore
@@ -186,10 +186,26 @@ class JobManager:
 
         A re-opened finished job holds nothing in memory but its id and spec:
         its events are paged from the store by its readers.
+
+        Raises:
+            StoreUnavailable: The store could not be read (Redis down): the job's
+                fate is unknown here, so it is neither reported missing nor touched.
         """
         job = self._jobs.get(job_id)
         if job is not None:
             return job
+        try:
+            return self._reopen(job_id)
+        except SummarizerError:
+            raise
+        except Exception as exc:  # Redis down or unreachable, a locked database
+            log.warning("could not read job %s from the store: %s", job_id, exc)
+            raise StoreUnavailable(
+                f"The server cannot read job {job_id} from its job store right now ({exc}). "
+                "The job may still be running: resume again in a moment."
+            ) from exc
+
+    def _reopen(self, job_id: str) -> Job | None:
         record = self.store.job(job_id)
         if record is not None and record.state not in FINISHED_STATES and is_shared(self.store):
             return RemoteJob(record, self.store)  # running on another replica (or about to be claimed)
@@ -214,7 +230,15 @@ class JobManager:
         (:meth:`take_over_upload`) so that its upload continues on this connection."""
         job = self.get(job_id)
         if isinstance(job, RemoteJob) and job.state is JobState.UPLOADING:
-            return await self.take_over_upload(job, wait_s=wait_s)
+            try:
+                return await self.take_over_upload(job, wait_s=wait_s)
+            except SummarizerError:
+                raise
+            except Exception as exc:  # the store went away during the handoff
+                raise StoreUnavailable(
+                    f"The server lost its job store while taking over job {job_id} ({exc}). "
+                    "Resume again in a moment."
+                ) from exc
         return job
 
     async def take_over_upload(self, remote: RemoteJob, *, wait_s: float | None = None) -> Job:

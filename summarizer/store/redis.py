@@ -47,9 +47,10 @@ import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+from ..errors import StoreUnavailable
 from .base import EventGap, EventRow, JobRecord, UploadRecord
 
-__all__ = ["UPLOAD_PAGE", "RedisStore", "StoreUnavailable"]
+__all__ = ["UPLOAD_PAGE", "RedisStore", "StoreUnavailable"]  # StoreUnavailable: from ..errors
 
 UPLOAD_PAGE = 64
 """Upload records fetched per ``LRANGE`` round trip."""
@@ -130,10 +131,6 @@ _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 """
-
-
-class StoreUnavailable(RuntimeError):
-    """Redis cannot be reached (or refuses commands); the message says where and why."""
 
 
 class RedisStore:

@@ -181,8 +181,10 @@ export class SummaryJob {
   }
 
   handle(ev) {
-    if (ev.type === "error" && !ev.job_id && ev.code === "superseded") {
-      return; // another connection took our upload over; the server closes this one and we resume
+    if (ev.type === "error" && !ev.job_id && (ev.code === "superseded" || (ev.code === "store_unavailable" && this.jobId))) {
+      // superseded: another connection took our upload over; store_unavailable: the server
+      // cannot read its job store now. Either way it closes this socket and we resume.
+      return;
     }
     if (ev.type === "resumed") {
       this.resumed(ev);

@@ -143,6 +143,10 @@ export const FRIENDLY = {
     title: "The server could not store this job",
     hint: "Its disk may be full. Nothing that was not stored was shown as done. Try again later, or tell the server's operator.",
   },
+  store_unavailable: {
+    title: "The server cannot reach its job store",
+    hint: "It could not look this job up just now (its Redis is down or restarting). The job may still be running: the page keeps trying to resume it.",
+  },
   model_timeout: {
     title: "The model took too long to answer",
     hint: "It did not answer, or stopped in the middle, even after several retries. Try again in a moment, or pick another model.",
