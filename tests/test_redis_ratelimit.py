@@ -83,3 +83,78 @@ def test_tokens_per_minute_budget_is_shared(redis_server: RedisServer) -> None: 
     assert b.acquire_tokens(300, blocking=False)
     a.close()
     b.close()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+async def test_three_serving_replicas_share_one_request_rate_within_ten_percent(tmp_path: Path) -> None:
+    """Three ``summarizer serve`` replicas on one Redis, each summarizing its own document
+    through an OpenAI-compatible server on loopback: the model requests they make together
+    stay within ±10% of ``SUMMARIZER_REQUESTS_PER_SECOND``, not three times it."""
+    import asyncio
+
+    from summarizer.client import SummarizerClient
+    from summarizer.protocol import StartOptions
+
+    from .fake_openai import FakeOpenAI
+    from .redis_fixtures import REDIS_SERVER
+    from .serverproc import ServerProc, free_port
+
+    if REDIS_SERVER is None:
+        pytest.skip("redis-server is not installed")
+    pytest.importorskip("redis")
+    rps = 8.0
+    redis = RedisServer(free_port(), tmp_path / "redis")
+    redis.dir.mkdir()
+    redis.start()
+    replicas = [
+        ServerProc(
+            "summarizer",
+            ["serve", "--port", "{port}"],
+            env={
+                "SUMMARIZER_REDIS_URL": redis.url,
+                "SUMMARIZER_REPLICA_ID": f"r{i}",
+                "SUMMARIZER_DATA_DIR": str(tmp_path / f"data{i}"),
+                "SUMMARIZER_MODEL": "openai:fake-ok",
+                "SUMMARIZER_REQUESTS_PER_SECOND": str(rps),
+                "SUMMARIZER_CONCURRENCY": "8",
+                "SUMMARIZER_LOG_LEVEL": "warning",
+                "OPENAI_API_KEY": f"sk-replica-{i}",  # tells the replicas apart at the model server
+            },
+        )
+        for i in range(3)
+    ]
+    fake = FakeOpenAI(max_words=6)
+    try:
+        with fake.running():
+            for r in replicas:
+                r.env["SUMMARIZER_BASE_URL"] = fake.url
+                r.spawn()
+            for r in replicas:
+                r.wait_healthy()
+            text = "".join(
+                f"Item {n}. The board reviewed part {n} of the plan and agreed on its budget. " * 6 + "\n\n"
+                for n in range(40)
+            )
+            options = StartOptions(chunk_size=500, chunk_overlap=0)
+
+            async def one(r: ServerProc) -> str:
+                events = [e async for e in SummarizerClient(r.url).summarize_text([text], options=options)]
+                return events[-1].type
+
+            ends = await asyncio.wait_for(asyncio.gather(*(one(r) for r in replicas)), 240)
+            assert ends == ["summary"] * 3
+            calls = sorted(fake.requests, key=lambda c: c.at)
+    finally:
+        for r in replicas:
+            r.stop()
+        redis.stop()
+    by_replica = {c.authorization for c in calls}
+    assert len(by_replica) == 3, by_replica  # all three called the model
+    # Steady state: while all three still had map calls to make (skip the first second).
+    last_first_end = min(max(c.at for c in calls if c.authorization == key) for key in by_replica)
+    window = [c.at for c in calls if calls[0].at + 1.0 <= c.at <= last_first_end]
+    assert len(window) >= 20, len(window)
+    rate = (len(window) - 1) / (window[-1] - window[0])
+    print(f"RATELIMIT replicas=3 setting={rps} measured={rate:.2f}/s over {len(window)} requests")
+    assert rps * 0.9 <= rate <= rps * 1.1, rate
