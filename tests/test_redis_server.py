@@ -251,3 +251,31 @@ async def test_a_resume_while_redis_is_down_is_refused_in_band_and_the_client_re
             own_redis.start()
         types = await asyncio.wait_for(following, 60)
         assert types[-1] == "summary" and types.count("summary") == 1
+
+
+async def test_a_replica_that_lost_the_lease_mid_upload_commits_nothing_more(own_redis: RedisServer) -> None:
+    """Fenced upload writes: once another replica holds the job's lease (this one was paused
+    past it), this replica's next upload message is refused with ``server_busy`` (retryable,
+    close 1013: the client reconnects to the owner) and nothing is appended to the shared upload."""
+    from summarizer.errors import LimitExceeded
+    from summarizer.jobs import JobManager
+    from summarizer.store.redis import RedisStore
+
+    from .fakes import EchoModel
+    from .test_jobs import make_spec
+
+    store = RedisStore(own_redis.url)
+    mgr = JobManager(store, lambda name: EchoModel(words=4), owner="r1", lease_s=0.3)
+    try:
+        job = mgr.create(make_spec())
+        await job.feed_bytes(b"%PDF-1.7 first frame")
+        await asyncio.sleep(1.0)  # no keeper renews it here: the lease lapses
+        assert store.acquire_lease(job.id, "r2", 30)
+        with pytest.raises(LimitExceeded) as refused:
+            await job.feed_bytes(b"a frame the zombie still got")
+        assert refused.value.code == "server_busy" and refused.value.retryable
+        assert int(refused.value.close_code) == 1013
+        assert list(store.upload_records(job.id)) == [b"%PDF-1.7 first frame"]
+        assert job.moved and not job.finished  # no terminal event: the job goes on elsewhere
+    finally:
+        store.close()

@@ -180,3 +180,25 @@ def test_leases(store: JobStore) -> None:
     time.sleep(1.0)  # r2's lease lapses
     assert store.acquire_lease("j", "r3", 30)
     assert not store.renew_lease("j", "r2", 30)  # r2 lapsed and r3 took it
+
+
+def test_upload_writes_are_fenced_by_the_lease_on_a_shared_store(store: JobStore) -> None:
+    """A replica that lost a job's lease cannot append to its upload (a zombie after a long
+    pause): nothing is written, ``LeaseLost`` says so. One process (SQLite) has no fence."""
+    from summarizer.jobs.lease import is_shared
+    from summarizer.store import LeaseLost
+
+    store.create_job("f", {}, "uploading")
+    assert store.acquire_lease("f", "r1", 0.3)
+    store.append_upload("f", b"one", owner="r1")
+    time.sleep(1.0)  # r1's lease lapses (it was paused), r2 takes the job over
+    assert store.acquire_lease("f", "r2", 30)
+    if is_shared(store):
+        with pytest.raises(LeaseLost, match="r1"):
+            store.append_upload("f", b"zombie", owner="r1")
+    else:
+        store.append_upload("f", b"zombie", owner="r1")
+    store.append_upload("f", b"two", owner="r2")
+    expected = [b"one", b"two"] if is_shared(store) else [b"one", b"zombie", b"two"]
+    assert list(store.upload_records("f")) == expected
+    assert store.truncate_upload("f") == (sum(map(len, expected)), len(expected))

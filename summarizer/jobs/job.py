@@ -31,7 +31,7 @@ from ..ingest.types import IngestOptions
 from ..pipeline import IngestEvents, PipelineConfig, summarize_into
 from ..protocol import Cancelled, Error, Limits, ServerEvent, Start
 from ..recovery import Recovery
-from ..store import JobStore
+from ..store import JobStore, LeaseLost
 from .eventlog import EventLog, EventWriter, StoredEvent
 from .upload import Upload
 
@@ -158,6 +158,7 @@ class Job:
         on_finish: Called once the terminal event is committed.
         tail_events: Events its log keeps in memory for live readers.
         clock: Monotonic clock in seconds.
+        owner: This replica's lease id, to fence upload writes to a shared store.
     """
 
     def __init__(
@@ -177,6 +178,7 @@ class Job:
         on_finish: Callable[[Job], None] | None = None,
         tail_events: int = 512,
         clock: Callable[[], float] = time.monotonic,
+        owner: str | None = None,
     ) -> None:
         self.job_id = job_id
         self.spec = spec
@@ -215,6 +217,7 @@ class Job:
             kind=upload_kind,
             ended=state is not JobState.UPLOADING,
             clock=clock,
+            owner=owner,
         )
         self.readers = 0
         """Connections following the job (any number may follow one job)."""
@@ -344,6 +347,12 @@ class Job:
         """Wait until an ``end`` being checked has its outcome (state and counts are final)."""
         await self.upload.settled()
 
+    def _lost_lease(self) -> None:
+        """A fenced upload write found the lease gone: the job is another replica's now."""
+        log.warning("job %s: its lease was lost mid-upload; the upload continues elsewhere", self.job_id)
+        self.moved = True
+        self._check_here()
+
     def _check_here(self) -> None:
         """Raise ``server_busy`` (retryable, close 1013) once the job moved to another replica."""
         if self.moved:
@@ -368,6 +377,8 @@ class Job:
         self._check_here()
         try:
             await self.upload.feed(bytes(data))
+        except LeaseLost:
+            self._lost_lease()
         except StorageError as exc:
             log.exception("job %s: could not store its upload", self.job_id)
             self.fail(exc)
@@ -384,6 +395,8 @@ class Job:
         self._check_here()
         try:
             await self.upload.feed(text)
+        except LeaseLost:
+            self._lost_lease()
         except StorageError as exc:
             log.exception("job %s: could not store its upload", self.job_id)
             self.fail(exc)

@@ -110,6 +110,7 @@ class JobManager:
             on_finish=self._finished,
             tail_events=self.tail_events,
             clock=self._clock,
+            owner=self.owner if is_shared(self.store) else None,  # fences its upload writes
             **kwargs,
         )
 

@@ -39,7 +39,7 @@ from collections.abc import AsyncIterator, Callable
 
 from ..errors import ErrorCode, LimitExceeded, ProtocolError, StorageError, Superseded, UnsupportedDocument
 from ..protocol import Ack
-from ..store import JobStore, UploadRecord
+from ..store import JobStore, LeaseLost, UploadRecord
 
 __all__ = ["Upload", "UploadState"]
 
@@ -78,6 +78,8 @@ class Upload:
         kind: ``bytes`` or ``str`` if records of that kind are stored.
         ended: The upload ended before (a recovered job in ``processing``).
         clock: Monotonic clock in seconds.
+        owner: This replica's id: with a shared store each record is committed only
+            while it holds the job's lease (``None``: no fence).
     """
 
     def __init__(
@@ -93,9 +95,11 @@ class Upload:
         kind: type | None = None,
         ended: bool = False,
         clock: Callable[[], float] = time.monotonic,
+        owner: str | None = None,
     ) -> None:
         self.job_id = job_id
         self.store = store
+        self.owner = owner
         self.max_document_bytes = max_document_bytes
         self.window = ack_window_bytes
         self.declared_size = declared_size
@@ -167,6 +171,7 @@ class Upload:
                 (a lone surrogate such as ``"\\ud800"``).
             Superseded: Another feeder took the upload over while this one waited.
             StorageError: The store could not keep the record (it is not counted).
+            LeaseLost: Another replica owns the job now (nothing is committed).
         """
         if self.state is not UploadState.OPEN:
             raise ProtocolError(
@@ -213,7 +218,10 @@ class Upload:
             # Another connection took over (and was told the counts) while this waited.
             raise _superseded(self.job_id)
         try:
-            self.store.append_upload(self.job_id, record)  # committed before it is counted or acked
+            # Committed before it is counted or acked; fenced by the lease on a shared store.
+            self.store.append_upload(self.job_id, record, owner=self.owner)
+        except LeaseLost:
+            raise
         except Exception as exc:  # a full disk, an I/O error
             raise StorageError(
                 f"The server could not store the upload of job {self.job_id} ({exc}); the job is stopped."

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .base import EventGap, EventRow, JobRecord, JobStore, UploadRecord
+from .base import EventGap, EventRow, JobRecord, JobStore, LeaseLost, UploadRecord
 from .sqlite import SqliteStore
 
-__all__ = ["EventGap", "EventRow", "JobRecord", "JobStore", "SqliteStore", "UploadRecord"]
+__all__ = ["EventGap", "EventRow", "JobRecord", "JobStore", "LeaseLost", "SqliteStore", "UploadRecord"]

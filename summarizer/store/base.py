@@ -33,7 +33,17 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
-__all__ = ["EventGap", "EventRow", "JobRecord", "JobStore", "UploadRecord"]
+__all__ = ["EventGap", "EventRow", "JobRecord", "JobStore", "LeaseLost", "UploadRecord"]
+
+
+class LeaseLost(RuntimeError):
+    """A write fenced by a lease was refused: another replica owns the job now (its lease
+    lapsed or was handed over). Nothing was written; the job is no longer this replica's."""
+
+    def __init__(self, job_id: str, owner: str) -> None:
+        super().__init__(f"replica {owner} no longer holds the lease of job {job_id}")
+        self.job_id = job_id
+        self.owner = owner
 
 
 class EventGap(ValueError):
@@ -136,8 +146,18 @@ class JobStore(Protocol):
         """The highest committed ``seq`` of the job (0 if none)."""
 
     # -- uploads --------------------------------------------------------------------------
-    def append_upload(self, job_id: str, record: UploadRecord) -> None:
-        """Append one upload message durably (survives the process being killed)."""
+    def append_upload(self, job_id: str, record: UploadRecord, *, owner: str | None = None) -> None:
+        """Append one upload message durably (survives the process being killed).
+
+        Args:
+            job_id: The job.
+            record: Binary frame or ``text`` piece.
+            owner: A shared store appends only while this replica id holds the job's
+                lease (a fenced write); ``None`` or a one-process store: no check.
+
+        Raises:
+            LeaseLost: ``owner`` does not hold the lease (nothing is appended).
+        """
 
     def upload_records(self, job_id: str, start: int = 0) -> Iterator[UploadRecord]:
         """The complete upload records from index ``start``, in order (a torn last one is skipped)."""

@@ -48,7 +48,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from ..errors import StoreUnavailable
-from .base import EventGap, EventRow, JobRecord, UploadRecord
+from .base import EventGap, EventRow, JobRecord, LeaseLost, UploadRecord
 
 __all__ = ["UPLOAD_PAGE", "RedisStore", "StoreUnavailable"]  # StoreUnavailable: from ..errors
 
@@ -104,6 +104,17 @@ for i, key in ipairs(KEYS) do
   redis.call('XADD', key, ARGV[3 * i - 2] .. '-0', 't', ARGV[3 * i - 1], 'b', ARGV[3 * i])
 end
 return #KEYS
+"""
+
+# KEYS: upload list, job hash, lease; ARGV: record, its payload bytes, owner ("" = no fence).
+_APPEND_UPLOAD = """
+if ARGV[3] ~= '' and redis.call('GET', KEYS[3]) ~= ARGV[3] then
+  return 0
+end
+redis.call('RPUSH', KEYS[1], ARGV[1])
+redis.call('HINCRBY', KEYS[2], 'received', ARGV[2])
+redis.call('HINCRBY', KEYS[2], 'messages', 1)
+return 1
 """
 
 _ACQUIRE = """
@@ -171,6 +182,7 @@ class RedisStore:
         self._create = self.r.register_script(_CREATE)
         self._set_state = self.r.register_script(_SET_STATE)
         self._append = self.r.register_script(_APPEND)
+        self._append_upload = self.r.register_script(_APPEND_UPLOAD)
         self._acquire = self.r.register_script(_ACQUIRE)
         self._release = self.r.register_script(_RELEASE)
         self._transfer = self.r.register_script(_TRANSFER)
@@ -348,15 +360,19 @@ class RedisStore:
 
     # -- uploads --------------------------------------------------------------------------------
 
-    def append_upload(self, job_id: str, record: UploadRecord) -> None:
-        """Append one upload message and count it, in one ``MULTI``/``EXEC``."""
+    def append_upload(self, job_id: str, record: UploadRecord, *, owner: str | None = None) -> None:
+        """Append one upload message and count it, atomically; with ``owner``, only while
+        ``owner`` holds the job's lease (checked in the same Lua call: a fenced write).
+
+        Raises:
+            LeaseLost: Another replica holds the lease (or none does): nothing is appended.
+        """
         payload = record.encode("utf-8", "surrogatepass") if isinstance(record, str) else record
         kind = b"T" if isinstance(record, str) else b"B"
-        pipe = self.r.pipeline(transaction=True)
-        pipe.rpush(self._k("up", job_id), kind + payload)
-        pipe.hincrby(self._k("job", job_id), "received", len(payload))
-        pipe.hincrby(self._k("job", job_id), "messages", 1)
-        pipe.execute()
+        keys = [self._k("up", job_id), self._k("job", job_id), self._k("lease", job_id)]
+        if not self._append_upload(keys=keys, args=[kind + payload, len(payload), owner or ""]):
+            assert owner is not None
+            raise LeaseLost(job_id, owner)
 
     def upload_records(self, job_id: str, start: int = 0) -> Iterator[UploadRecord]:
         """The job's upload records from index ``start``, in order, fetched a page at a time."""

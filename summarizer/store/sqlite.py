@@ -219,8 +219,10 @@ class SqliteStore:
     def _upload_path(self, job_id: str) -> Path:
         return self.uploads / f"{job_id}.bin"
 
-    def append_upload(self, job_id: str, record: UploadRecord) -> None:
+    def append_upload(self, job_id: str, record: UploadRecord, *, owner: str | None = None) -> None:
         """Append one upload message to the job's upload file (kept open until :meth:`close_upload`).
+
+        ``owner`` is not checked: one process owns every job of an SQLite store.
 
         The write reaches the operating system before this returns, so it
         survives the server process being killed.
