@@ -267,3 +267,36 @@ async def test_an_http_upload_taken_over_by_a_websocket_resume_is_answered_409_s
     assert events[-1].type == "summary", events[-1]
     assert [e.seq for e in events] == list(range(1, len(events) + 1))
     assert stored_upload(tmp_path, job_id) == document
+
+
+@pytest.mark.parametrize("frame", [1000, 64 * 1024])
+async def test_a_client_whose_window_is_one_frame_never_stalls(tmp_path: Path, frame: int) -> None:
+    """protocol.md: 'any smaller window of your own works'. A client that keeps at most one
+    frame unacknowledged (far below the server's ack step of 256 KiB) gets an ``ack`` for
+    every frame it sends, because the server acks whenever ingestion has taken everything."""
+    settings = Settings(data_dir=tmp_path, token_coalesce_s=0, models=["echo"], model="echo")
+    body = (PARAGRAPH * (1 + 20 * frame // len(PARAGRAPH))).encode()[: 20 * frame]
+    with running_server(settings, models={"echo": EchoModel(words=4)}) as url:
+        async with websockets.connect(url, max_size=None) as ws:
+            await ws.send(
+                json.dumps(
+                    {
+                        "type": "start",
+                        "protocol": 1,
+                        "filename": "a.txt",
+                        "media_type": "text/plain",
+                        "size": len(body),
+                    }
+                )
+            )
+            assert (await recv_event(ws)).type == "accepted"
+            for sent in range(frame, len(body) + 1, frame):
+                await ws.send(body[sent - frame : sent])
+                acked = 0
+                while acked < sent:  # one frame in flight: wait for its ack before the next
+                    event = await recv_event(ws, timeout=5.0)
+                    if event.type == "ack":
+                        acked = event.received
+            await ws.send(json.dumps({"type": "end", "sha256": hashlib.sha256(body).hexdigest()}))
+            events = await until(ws, lambda e: e.type in TERMINAL_TYPES, timeout=60)
+            assert events[-1].type == "summary"
