@@ -145,3 +145,31 @@ async def test_a_chat_openai_with_callbacks_sees_every_token(fake: FakeOpenAI) -
     streamed = "".join(e.text for e in events if e.type in ("chunk.token", "summary.token"))
     assert events[-1].type == "summary"
     assert "".join(handler.tokens) == streamed  # the generic path: LangChain's callbacks ran
+
+
+async def test_server_sent_events_are_split_as_the_sdk_splits_them() -> None:
+    import openai
+
+    from summarizer.models.streaming import _sse_data, _transport_errors
+
+    class Response:
+        request = None
+
+        def __init__(self, *pieces: bytes) -> None:
+            self.pieces = pieces
+
+        async def aiter_bytes(self) -> Any:
+            for piece in self.pieces:
+                yield piece
+
+    body = (
+        b": keep-alive comment\n\n",
+        b'data: {"a":',
+        b' 1}\n\nevent: message\r\nid: 7\r\ndata: {"b": 2}\r\n\r\n',
+        b"data: first line\ndata:second line\n\n",
+        b"event: ping\n\n",
+        b"data: [DONE]\n\n",
+        b"data: unterminated",
+    )
+    got = [d async for d in _sse_data(Response(*body), *_transport_errors(), openai)]
+    assert got == [b'{"a": 1}', b'{"b": 2}', b"first line\nsecond line", b"[DONE]"]

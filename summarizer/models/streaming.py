@@ -17,15 +17,18 @@ headers, gateway or Responses API. The request is still built by the model
 ``stream_usage`` says) and sent by the model's own ``openai`` client (its base
 URL, key, timeouts, headers); errors raised are those of ``ChatOpenAI``'s own
 stream (the ``openai`` SDK's, mapped by ``langchain-openai``). Only the parsing of
-the server-sent events is done here: ``json.loads`` of each ``data:`` line and
-the delta's ``content`` and the ``usage`` read from the dict, as
-``langchain-openai`` does, without building pydantic objects. Any other model
+the server-sent events is done here, on the response's bytes: ``json.loads``
+of each event's data and the delta's ``content`` and the ``usage`` read from the
+dict, as ``langchain-openai`` does, without the SDK's line decoder and without
+building pydantic objects. Any other model
 (or a ``ChatOpenAI`` with callbacks) takes the generic path unchanged.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
+import json
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
@@ -74,7 +77,7 @@ def _openai_parts() -> tuple[Any, Any, Any, Any] | None:
         from langchain_openai.chat_models import base
     except ImportError:
         return None
-    if not hasattr(openai, "AsyncStream") or not hasattr(openai.AsyncStream, "_iter_events"):
+    if not hasattr(openai, "AsyncStream"):
         return None
     bad_request = getattr(base, "_handle_openai_bad_request", None)
     api_error = getattr(base, "_handle_openai_api_error", None)
@@ -94,7 +97,7 @@ def fast_path_reason(model: Any) -> str | None:
     """
     parts = _openai_parts()
     if parts is None:
-        return "langchain-openai (or the openai SDK's stream internals) not available"
+        return "langchain-openai not available"
     chat_openai = parts[0]
     if type(model) is not chat_openai:
         return "not exactly langchain_openai.ChatOpenAI"
@@ -152,6 +155,56 @@ def stream_chunk_timeout(model: Any) -> float | None:
     return float(value) if isinstance(value, int | float) and value > 0 else None
 
 
+@functools.cache
+def _transport_errors() -> tuple[tuple[type[BaseException], ...], tuple[type[BaseException], ...]]:
+    """The HTTP library's ``(timeout errors, request errors)``, as the ``openai`` SDK maps them."""
+    try:
+        from openai._httpx2 import request_exceptions, timeout_exceptions
+    except ImportError:  # an SDK on plain httpx
+        import httpx
+
+        return (httpx.TimeoutException,), (httpx.RequestError,)
+    return tuple(timeout_exceptions()), tuple(request_exceptions())
+
+
+async def _sse_data(
+    response: Any,
+    timeouts: tuple[type[BaseException], ...],
+    transport: tuple[type[BaseException], ...],
+    openai: Any,
+) -> AsyncIterator[bytes]:
+    """The ``data`` of each server-sent event of ``response``, as bytes (several ``data:`` lines joined).
+
+    Comments, ``event:``, ``id:`` and ``retry:`` fields are skipped; an event
+    without data is no event (the SDK's decoder does the same); an unterminated
+    last event is dropped. Transport errors become the SDK's.
+
+    Raises:
+        openai.APITimeoutError: The HTTP read timed out.
+        openai.APIConnectionError: The connection failed or was cut.
+    """
+    pending = b""
+    data: list[bytes] = []
+    try:
+        async for received in response.aiter_bytes():
+            lines = (pending + received).split(b"\n")
+            pending = lines.pop()
+            for line in lines:
+                if line.endswith(b"\r"):
+                    line = line[:-1]
+                if not line:
+                    if data:
+                        yield data[0] if len(data) == 1 else b"\n".join(data)
+                        data = []
+                elif line.startswith(b"data:"):
+                    value = line[5:]
+                    data.append(value[1:] if value.startswith(b" ") else value)
+    except timeouts as exc:
+        raise openai.APITimeoutError(request=response.request) from exc
+    except transport as exc:
+        raise openai.APIConnectionError(request=response.request) from exc
+
+
 async def _drain(response: Any) -> None:
     """Read what is left of a response body after ``[DONE]`` (the SDK's helper if it has one)."""
     try:
@@ -182,17 +235,17 @@ async def _fast_openai(model: Any, value: PromptValue) -> AsyncIterator[Piece]:
         async for piece in _generic(model, value):
             yield piece
         return
+    timeouts, transport = _transport_errors()
     try:
         stream = await model.async_client.create(**payload)
-        response = stream.response
+        response = stream.response  # read here, not through the SDK's pydantic chunks
         try:
-            async for sse in stream._iter_events():
-                data = sse.data
-                if data.startswith("[DONE]"):
+            async for data in _sse_data(response, timeouts, transport, openai):
+                if data.startswith(b"[DONE]"):
                     # As the SDK does: read the rest of the body, so that the connection is reused.
                     await _drain(response)
                     break
-                chunk = sse.json()
+                chunk = json.loads(data)
                 if not isinstance(chunk, dict):
                     continue
                 error = chunk.get("error")
