@@ -173,3 +173,44 @@ async def test_server_sent_events_are_split_as_the_sdk_splits_them() -> None:
     )
     got = [d async for d in _sse_data(Response(*body), *_transport_errors(), openai)]
     assert got == [b'{"a": 1}', b'{"b": 2}', b"first line\nsecond line", b"[DONE]"]
+
+
+async def test_the_fast_path_sends_the_request_create_sends() -> None:
+    """Skipping the SDK's parameter transformation changes nothing on the wire (URL, headers, body)."""
+    import json
+
+    from openai import _base_client
+
+    from summarizer.models import streaming
+
+    http = getattr(_base_client, "httpx2", None) or _base_client.httpx  # the SDK's HTTP library
+    seen: list[Any] = []
+
+    def handler(request: Any) -> Any:
+        seen.append(request)
+        body = b'data: {"choices":[{"index":0,"delta":{"content":"hi"}}]}\n\ndata: [DONE]\n\n'
+        return http.Response(200, headers={"content-type": "text/event-stream"}, content=body)
+
+    model = ChatOpenAI(
+        model="m",
+        base_url="http://fake.test/v1",
+        api_key="sk-test",
+        max_retries=0,
+        stream_usage=True,
+        http_async_client=http.AsyncClient(transport=http.MockTransport(handler)),
+    )
+    payload = model._get_request_payload(
+        prompt(), stop=None, stream=True, stream_options={"include_usage": True}
+    )
+    for started in (model.async_client.create(**payload), streaming._create(model, payload)):
+        stream = await started
+        await stream.response.aread()
+        await stream.response.aclose()
+    sdk, ours = seen
+    assert (ours.method, str(ours.url), json.loads(ours.content)) == (
+        sdk.method,
+        str(sdk.url),
+        json.loads(sdk.content),
+    )
+    assert ours.headers["authorization"] == "Bearer sk-test"
+    assert dict(ours.headers) == dict(sdk.headers)
