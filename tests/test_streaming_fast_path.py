@@ -152,15 +152,23 @@ async def test_server_sent_events_are_split_as_the_sdk_splits_them() -> None:
 
     from summarizer.models.streaming import _sse_data, _transport_errors
 
-    class Response:
-        request = None
-
-        def __init__(self, *pieces: bytes) -> None:
+    class Stream:
+        def __init__(self, pieces: tuple[bytes, ...]) -> None:
             self.pieces = pieces
 
-        async def aiter_bytes(self) -> Any:
+        async def __aiter__(self) -> Any:
             for piece in self.pieces:
                 yield piece
+
+    class Response:
+        """Raw transport stream when uncompressed, else ``aiter_bytes`` (here the same bytes)."""
+
+        request = None
+
+        def __init__(self, *pieces: bytes, encoding: str = "") -> None:
+            self.headers = {"content-encoding": encoding} if encoding else {}
+            self.stream = Stream(pieces)
+            self.aiter_bytes = self.stream.__aiter__
 
     body = (
         b": keep-alive comment\n\n",
@@ -171,8 +179,9 @@ async def test_server_sent_events_are_split_as_the_sdk_splits_them() -> None:
         b"data: [DONE]\n\n",
         b"data: unterminated",
     )
-    got = [d async for d in _sse_data(Response(*body), *_transport_errors(), openai)]
-    assert got == [b'{"a": 1}', b'{"b": 2}', b"first line\nsecond line", b"[DONE]"]
+    for encoding in ("", "gzip"):
+        got = [d async for d in _sse_data(Response(*body, encoding=encoding), *_transport_errors(), openai)]
+        assert got == [b'{"a": 1}', b'{"b": 2}', b"first line\nsecond line", b"[DONE]"]
 
 
 async def test_the_fast_path_sends_the_request_create_sends() -> None:

@@ -186,8 +186,14 @@ async def _sse_data(
     """
     pending = b""
     data: list[bytes] = []
+    # An uncompressed body is read from the transport stream itself, as the SDK drains it:
+    # ``aiter_bytes`` would add a decoder, a re-chunker and a context manager per read.
+    encoding = response.headers.get("content-encoding", "").strip().lower()
+    stream = getattr(response, "stream", None)
+    plain = encoding in ("", "identity") and stream is not None and hasattr(stream, "__aiter__")
+    source: AsyncIterator[bytes] = stream if plain else response.aiter_bytes()  # type: ignore[assignment]
     try:
-        async for received in response.aiter_bytes():
+        async for received in source:
             lines = (pending + received).split(b"\n")
             pending = lines.pop()
             for line in lines:
