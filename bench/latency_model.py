@@ -37,17 +37,24 @@ from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, Huma
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from pydantic import Field, PrivateAttr
 
-__all__ = ["STAMP", "LatencyModel", "parse_stamp"]
+__all__ = ["STAMP", "STAMPS", "LatencyModel", "parse_stamp", "parse_stamps"]
 
 _DOCUMENT = re.compile(r"<document>(.*?)(?:</document>|\Z)", re.DOTALL)
 STAMP = re.compile(r"@(\d+\.\d+)\s*$")
 """Matches the wall-clock stamp at the end of a stamped token."""
+STAMPS = re.compile(r"@(\d+\.\d+)(?=\s|$)")
+"""Matches every stamp in a text of several stamped tokens (one coalesced event)."""
 
 
 def parse_stamp(token: str) -> float | None:
     """The ``time.time()`` stamped into a token by a ``stamp=True`` model, or ``None``."""
     match = STAMP.search(token)
     return float(match.group(1)) if match else None
+
+
+def parse_stamps(text: str) -> list[float]:
+    """Every ``time.time()`` stamped into ``text`` (several tokens coalesced into one event)."""
+    return [float(match.group(1)) for match in STAMPS.finditer(text)]
 
 
 def _prompt_text(messages: Sequence[BaseMessage]) -> str:

@@ -23,7 +23,13 @@ same way. Goals: our p99 delivery delay - bare p99 <= 100 ms, our p99 session ti
 <= 1.2 x bare, server event-loop lag p99 <= 20 ms. A second, profiled run
 (cProfile of the server's event-loop thread) splits the server's CPU per token
 by layer: provider client + LangChain, pipeline, event log and store, socket
-(uvicorn, websockets, starlette, protocol), other.
+(uvicorn, websockets, starlette, protocol), the asyncio event loop, other. The
+profiler times that thread with its CPU clock (``time.thread_time``: waiting in
+epoll or for the GIL is charged to nothing); library code all layers call
+(builtins, pydantic, json...) is charged to its callers' layers; the profiler's
+own slow-down is taken out by scaling the shares to the event-loop thread's CPU
+in the unprofiled run. One event may carry several tokens (coalescing, at most
+25 ms): every token's delay is counted, from its own stamp.
 """
 
 from __future__ import annotations
@@ -43,14 +49,27 @@ from summarizer.client import SummarizerClient
 from summarizer.protocol import StartOptions
 
 from .common import Context, document_text, percentile, proc_cpu_s, server_process
-from .latency_model import parse_stamp
+from .latency_model import parse_stamp, parse_stamps
 
 DELAY_GOAL_MS = 100.0
 SESSION_GOAL = 1.2
 LAG_GOAL_MS = 20.0
 
 _LAYERS = (
-    ("provider client + LangChain", ("langchain", "openai", "httpx", "httpcore", "anyio", "pydantic")),
+    (
+        "provider client + LangChain",
+        (
+            "langchain",
+            "langsmith",
+            "openai",
+            "httpx",
+            "httpcore",
+            "h11",
+            "anyio",
+            "sniffio",
+            "summarizer/models/streaming",
+        ),
+    ),
     ("pipeline", ("summarizer/pipeline", "summarizer/prompts", "summarizer/models", "summarizer/recovery")),
     ("event log + store", ("summarizer/jobs", "summarizer/store", "summarizer/storage", "sqlite3")),
     (
@@ -58,7 +77,41 @@ _LAYERS = (
         ("uvicorn", "websockets", "starlette", "summarizer/session", "summarizer/protocol"),
     ),
     ("ingestion", ("summarizer/ingest",)),
+    ("asyncio event loop", ("asyncio/", "selectors.py", "uvloop")),
 )
+"""Layers of the server by the files of their code (the first match wins)."""
+
+_NEUTRAL = (
+    "~",
+    "pydantic",
+    "typing",
+    "json/",
+    "enum.py",
+    "functools.py",
+    "contextlib.py",
+    "abc.py",
+    "copy.py",
+    "re/",
+    "dataclasses.py",
+    "inspect.py",
+    "weakref.py",
+    "collections/",
+    "threading.py",
+    "queue.py",
+    "<frozen",
+    "<string>",
+    "email/",
+    "logging/",
+    "socket.py",
+    "_weakrefset.py",
+    "ipaddress.py",
+    "pathlib.py",
+    "string.py",
+    "urllib/",
+    "uuid.py",
+    "concurrent/",
+)
+"""Library code any layer calls (builtins, pydantic, typing, json...): charged to its callers' layers."""
 
 __all__ = ["run"]
 
@@ -84,16 +137,19 @@ async def _session(url: str, text: str, delays: list[float], model: str | None =
     client = SummarizerClient(url, reconnect_attempts=0, open_timeout=60)
     began = time.perf_counter()
     terminal = "none"
-    tokens = 0
+    tokens = events = 0
     async for event in client.summarize_text([text], options=StartOptions(model=model)):
         if event.type in ("chunk.token", "summary.token"):
-            stamp = parse_stamp(event.text)
-            if stamp is not None:
-                delays.append(time.time() - stamp)
-                tokens += 1
+            # One event may carry several tokens (coalescing): each token's delay counts.
+            stamps = parse_stamps(event.text)
+            if stamps:
+                now = time.time()
+                delays.extend(now - stamp for stamp in stamps)
+                tokens += len(stamps)
+                events += 1
         elif event.type in ("summary", "error", "cancelled"):
             terminal = event.type
-    return {"terminal": terminal, "seconds": time.perf_counter() - began, "tokens": tokens}
+    return {"terminal": terminal, "seconds": time.perf_counter() - began, "tokens": tokens, "events": events}
 
 
 async def _all(url: str, texts: list[str]) -> tuple[list[Any], list[float], list[float], float]:
@@ -134,25 +190,70 @@ async def _bare_all(url: str, texts: list[str]) -> tuple[list[float], list[float
     return list(seconds), delays
 
 
-def _layers(profile: Path, tokens: int) -> dict[str, Any]:
-    """Event-loop CPU of the profiled run by layer, in microseconds per token delivered."""
-    stats = pstats.Stats(str(profile))
+def _layer_of(filename: str) -> str | None:
+    """The layer owning code in ``filename``, or ``None`` for library code charged to its callers."""
+    for name, needles in _LAYERS:
+        if any(needle in filename for needle in needles):
+            return name
+    if any(needle in filename for needle in _NEUTRAL):
+        return None
+    return "other"
+
+
+def _layers(profile: Path, tokens: int, loop_cpu_s: float | None = None) -> dict[str, Any]:
+    """Event-loop CPU of the profiled run by layer, in microseconds per token delivered.
+
+    The profile times the event-loop thread with its CPU clock. Each function's
+    own time goes to the layer of its file; library code every layer uses
+    (builtins, pydantic, typing, json, ...) goes to the layers of its callers, in
+    proportion to the time it spent for each of them (recursively). Profiling
+    slows every call down, so the shares are then scaled to ``loop_cpu_s``, the
+    event-loop thread's CPU in the unprofiled run, when given.
+
+    Args:
+        profile: The cProfile statistics file.
+        tokens: Tokens delivered in the profiled run.
+        loop_cpu_s: Event-loop thread CPU seconds of the unprofiled run, for the same tokens.
+    """
+    stats: dict[Any, Any] = pstats.Stats(str(profile)).stats  # type: ignore[attr-defined]
+    memo: dict[Any, dict[str, float]] = {}
+
+    def share(func: Any, depth: int = 0) -> dict[str, float]:
+        """How ``func``'s own time divides among layers (fractions summing to 1)."""
+        if func in memo:
+            return memo[func]
+        owner = _layer_of(func[0])
+        if owner is not None:
+            memo[func] = {owner: 1.0}
+            return memo[func]
+        callers = stats.get(func, (0, 0, 0.0, 0.0, {}))[4]
+        weights = {caller: row[2] for caller, row in callers.items() if caller != func}
+        total = sum(weights.values())
+        if depth > 20 or not weights or total <= 0:
+            memo[func] = {"other": 1.0}
+            return memo[func]
+        memo[func] = {"other": 1.0}  # a provisional answer breaks call cycles
+        out: dict[str, float] = {}
+        for caller, weight in weights.items():
+            for layer, fraction in share(caller, depth + 1).items():
+                out[layer] = out.get(layer, 0.0) + fraction * weight / total
+        memo[func] = out
+        return out
+
     totals: dict[str, float] = {}
-    for (filename, _line, _name), row in stats.stats.items():  # type: ignore[attr-defined]
-        tottime = row[2]
-        layer = "other"
-        for name, needles in _LAYERS:
-            if any(needle in filename for needle in needles):
-                layer = name
-                break
-        totals[layer] = totals.get(layer, 0.0) + tottime
+    for func, row in stats.items():
+        for layer, fraction in share(func).items():
+            totals[layer] = totals.get(layer, 0.0) + fraction * row[2]
     total = sum(totals.values())
+    scale = loop_cpu_s / total if loop_cpu_s and total > 0 else 1.0
+    ordered = sorted(totals.items(), key=lambda kv: -kv[1])
     return {
         "tokens": tokens,
         "cpu_s": total,
-        "us_per_token": {
-            k: 1e6 * v / max(tokens, 1) for k, v in sorted(totals.items(), key=lambda kv: -kv[1])
-        },
+        "loop_cpu_s": loop_cpu_s,
+        "scaled": scale != 1.0,
+        "us_per_token": {k: 1e6 * v * scale / max(tokens, 1) for k, v in ordered},
+        "profiled_us_per_token": {k: 1e6 * v / max(tokens, 1) for k, v in ordered},
     }
 
 
@@ -182,7 +283,12 @@ def run(ctx: Context) -> dict[str, Any]:
             ctx.log(f"many users: {sessions} sessions, server profiled")
             with server_process("app", *flags, "--profile", str(profile)) as profiled:
                 _, profiled_delays, _, _ = asyncio.run(_all(profiled.url, texts))
-            out["profile"] = _layers(profile, len(profiled_delays)) if profile.exists() else {}
+            out["profile"] = {}
+            if profile.exists():
+                # The unprofiled run's event-loop CPU, for as many tokens as the profiled run's.
+                loop_cpu = server.result.get("loop_cpu_s")
+                scaled = loop_cpu * len(profiled_delays) / max(len(delays), 1) if loop_cpu else None
+                out["profile"] = _layers(profile, len(profiled_delays), scaled)
     completed = [r for r in results if isinstance(r, dict) and r["terminal"] == "summary"]
     failures = [repr(r) if not isinstance(r, dict) else r["terminal"] for r in results if r not in completed]
     seconds = [r["seconds"] for r in completed]
@@ -198,6 +304,7 @@ def run(ctx: Context) -> dict[str, Any]:
         session_s=ours_s,
         bare_session_s=bare_s,
         tokens=len(delays),
+        token_events=sum(r["events"] for r in completed),
         bare_tokens=len(bare_delays),
         delivery_ms=ours_ms,
         bare_delivery_ms=bare_ms,

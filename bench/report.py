@@ -444,6 +444,7 @@ def _many_users(r: dict[str, Any]) -> tuple[str, list[Goal]]:
         ["sessions completed", f"{r['completed']} / {r['sessions']}", ""],
         ["session time p50 / p99 (s)", pair(ours, 2), pair(bare, 2)],
         ["tokens delivered", _num(r["tokens"]), _num(r.get("bare_tokens"))],
+        ["token events (coalesced, ≤ 25 ms)", _num(r.get("token_events")), ""],
         ["token delivery delay p50 / p99 (ms)", pair(delivery), pair(bare_delivery)],
         ["server event-loop lag p50 / p99 / max (ms)", f"{pair(lag)} / {_num(lag.get('max'), 1)}", ""],
         ["client event-loop lag p50 / p99 (ms)", pair(client_lag), ""],
@@ -477,8 +478,10 @@ sampled while jobs run.
 {table}{failures}
 
 CPU per token by layer, from a second run with the server's event-loop thread
-under cProfile ({_num(profile.get("tokens"))} tokens, {_num(profile.get("cpu_s"))} s of CPU on that
-thread; cProfile inflates every figure alike, read them as shares):
+under cProfile on that thread's CPU clock ({_num(profile.get("tokens"))} tokens,
+{_num(profile.get("cpu_s"))} s of profiled CPU), builtins and library code charged to
+their callers' layers, and the shares scaled to the event-loop thread's CPU in the unprofiled run
+({_num(profile.get("loop_cpu_s"))} s; profiling slows every call down):
 
 {layers}
 """

@@ -48,6 +48,7 @@ import logging
 import math
 import re
 import time
+import weakref
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -72,7 +73,8 @@ from .ingest.ocr import ocr_eta, page_ranges
 from .ingest.types import Chunk, IngestProgress
 from .models.pricing import cost_usd
 from .models.retry import RetryPolicy, classify_error
-from .models.usage import CHARS_PER_TOKEN, TokenCount, UsageLedger, usage_of
+from .models.streaming import fast_path_reason, open_stream, stream_chunk_timeout
+from .models.usage import CHARS_PER_TOKEN, TokenCount, UsageLedger
 from .prompts import (
     COLLAPSE_PROMPT,
     LENGTH_WORDS,
@@ -407,20 +409,55 @@ def _usage_event(count: TokenCount | None) -> Usage | None:
     )
 
 
-def _text_of(chunk: Any) -> str:
-    """The text of one streamed piece (an ``AIMessageChunk``, or a str from a parser)."""
-    if isinstance(chunk, str):
-        return chunk
-    text = getattr(chunk, "text", None)
-    if isinstance(text, str):
-        return str(text)
-    content = getattr(chunk, "content", "")
-    return content if isinstance(content, str) else ""
-
-
 def _reason(error: SummarizerError) -> str:
     message = error.message if len(error.message) <= 200 else error.message[:199] + "…"
     return f"{error.code.value}: {message}"
+
+
+_COALESCERS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[float, _Coalescer]] = (
+    weakref.WeakKeyDictionary()
+)
+"""Each event loop's coalescers, by period (see :meth:`_Coalescer.of`)."""
+
+
+class _Coalescer:
+    """Sends the held pieces of every :class:`_Output` of one event loop, every ``period`` seconds.
+
+    One timer for all the units that hold pieces (not one per unit and window);
+    it stops when nothing is held. Get it with :meth:`of`.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, period: float) -> None:
+        self.loop = loop
+        self.period = period
+        self._held: dict[_Output, None] = {}
+        self._timer: asyncio.TimerHandle | None = None
+
+    @classmethod
+    def of(cls, period: float) -> _Coalescer:
+        """The running loop's coalescer for ``period`` seconds (created on first use)."""
+        loop = asyncio.get_running_loop()
+        by_period = _COALESCERS.setdefault(loop, {})
+        coalescer = by_period.get(period)
+        if coalescer is None:
+            coalescer = by_period[period] = cls(loop, period)
+        return coalescer
+
+    def hold(self, out: _Output) -> None:
+        """``out`` holds pieces now: send them at the next tick."""
+        self._held[out] = None
+        if self._timer is None:
+            self._timer = self.loop.call_later(self.period, self._tick)
+
+    def release(self, out: _Output) -> None:
+        """``out`` sent (or dropped) its held pieces itself."""
+        self._held.pop(out, None)
+
+    def _tick(self) -> None:
+        self._timer = None
+        held, self._held = self._held, {}
+        for out in held:
+            out._send_held()
 
 
 class _Output:
@@ -446,41 +483,52 @@ class _Output:
         self.pending: list[str] = []
         self.calls = 0
         self.usage: TokenCount | None = None
-        # Token coalescing: the first piece goes out at once; pieces arriving in
-        # the next ``coalesce_s`` seconds go out together as one token event.
+        # Token coalescing: a piece goes out at once when the unit sent nothing in the
+        # last ``coalesce_s`` seconds; otherwise it is held, and every held piece of the
+        # event loop goes out at the next tick of its _Coalescer (at most ``coalesce_s``
+        # later), one token event per unit. So a steady stream becomes one event per
+        # ``coalesce_s`` per unit, whatever the loop's delays, and a lone piece waits for nothing.
         self._coalesce_s = coalesce_s
         self._held: list[str] = []
-        self._timer: asyncio.TimerHandle | None = None
+        self._last_sent = -math.inf
+        self._coalescer: _Coalescer | None = None
 
     def _send(self, piece: str) -> None:
         if self._coalesce_s <= 0:
             self.on_token(piece)
-        elif self._timer is None:
+            return
+        if self._coalescer is None:
+            self._coalescer = _Coalescer.of(self._coalesce_s)
+        now = self._coalescer.loop.time()
+        if not self._held and now - self._last_sent >= self._coalesce_s:
+            self._last_sent = now
             self.on_token(piece)
-            self._timer = asyncio.get_running_loop().call_later(self._coalesce_s, self._on_timer)
-        else:
-            self._held.append(piece)
-
-    def _on_timer(self) -> None:
-        self._timer = None
-        self.flush()
+            return
+        if not self._held:
+            self._coalescer.hold(self)
+        self._held.append(piece)
 
     def close(self) -> None:
         """End the unit: no held piece is sent any more (a failed or cancelled call's)."""
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        if self._held and self._coalescer is not None:
+            self._coalescer.release(self)
         self._held.clear()
 
     def flush(self) -> None:
-        """Send the held pieces now as one token (and end the coalescing window)."""
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        """Send the held pieces now as one token."""
         if self._held:
-            piece = "".join(self._held)
-            self._held.clear()
-            self.on_token(piece)
+            if self._coalescer is not None:
+                self._coalescer.release(self)
+            self._send_held()
+
+    def _send_held(self) -> None:
+        if not self._held:
+            return
+        piece = "".join(self._held)
+        self._held.clear()
+        if self._coalescer is not None:
+            self._last_sent = self._coalescer.loop.time()
+        self.on_token(piece)
 
     @property
     def text(self) -> str:
@@ -517,6 +565,76 @@ class _Output:
         self.flush()
         self.committed.append(text)
         self.on_token(text)
+
+
+def _shorter(a: float | None, b: float | None) -> float | None:
+    """The shorter of two optional timeouts (``None``: no limit)."""
+    if a is None:
+        return b
+    return a if b is None else min(a, b)
+
+
+class _Watchdog:
+    """The first-piece and stall timeouts of one streamed call, with one timer for the call.
+
+    ``asyncio.timeout`` around every piece would create and cancel a timer per
+    piece; here :meth:`progress` only notes the time, and the timer, when it
+    fires, re-arms itself for the latest piece's deadline, or expires the call's
+    ``asyncio.timeout`` if that deadline has passed.
+
+    Args:
+        first_s: Longest wait for the first piece (seconds), ``None``: no limit.
+        stall_s: Longest wait between two pieces (seconds), ``None``: no limit.
+    """
+
+    def __init__(self, first_s: float | None, stall_s: float | None) -> None:
+        self.first_s = first_s
+        self.stall_s = stall_s
+        self.wait = first_s
+        self.fired: str | None = None
+        """``"first"`` or ``"stall"`` once a timeout expired the call."""
+        self._first = True
+        self._loop = asyncio.get_running_loop()
+        self._last = self._loop.time()
+        self._deadline: asyncio.Timeout | None = None
+        self._timer: asyncio.TimerHandle | None = None
+
+    def start(self, deadline: asyncio.Timeout) -> None:
+        self._deadline = deadline
+        self._last = self._loop.time()
+        self._arm()
+
+    def _arm(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self.wait is not None:
+            self._timer = self._loop.call_at(self._last + self.wait, self._check)
+
+    def progress(self) -> None:
+        """A piece arrived: from now on the stall timeout counts from here."""
+        self._last = self._loop.time()
+        if self._first:
+            self._first = False
+            self.wait = self.stall_s
+            self._arm()
+
+    def _check(self) -> None:
+        self._timer = None
+        if self.wait is None or self._deadline is None:
+            return
+        now = self._loop.time()
+        due = self._last + self.wait
+        if now < due:
+            self._timer = self._loop.call_at(due, self._check)
+            return
+        self.fired = "first" if self._first else "stall"
+        self._deadline.reschedule(now)
+
+    def stop(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
 
 class _Run:
@@ -576,43 +694,44 @@ class _Run:
     async def _stream_once(
         self, model: Runnable[Any, Any], prompt: ChatPromptTemplate, inputs: dict[str, Any], out: _Output
     ) -> TokenCount:
-        """Stream one call into ``out``; its usage (reported, else estimated)."""
+        """Stream one call into ``out``; its usage (reported, else estimated).
+
+        Raises:
+            ModelTimeout: No first piece within ``read_timeout_s``, or no next
+                one within ``stall_timeout_s``.
+        """
         value = prompt.format_prompt(**inputs)
         limiter = self.limiters.get(id(model))
         if limiter is not None:
             await limiter.aacquire(blocking=True)
         reported: TokenCount | None = None
         produced = 0
-        first = True
-        iterator = model.astream(value).__aiter__()
+        fast = fast_path_reason(model) is None
+        iterator = open_stream(model, value, fast=fast)
+        own = stream_chunk_timeout(model) if fast else None
+        watchdog = _Watchdog(
+            _shorter(self.config.read_timeout_s, own), _shorter(self.config.stall_timeout_s, own)
+        )
         try:
-            while True:
-                wait = self.config.read_timeout_s if first else self.config.stall_timeout_s
-                deadline = asyncio.timeout(wait)
-                try:
-                    async with deadline:
-                        chunk = await iterator.__anext__()
-                except StopAsyncIteration:
-                    break
-                except TimeoutError as exc:
-                    if not deadline.expired():
-                        raise
-                    what = "sent no first token" if first else "stalled: no new token"
-                    raise ModelTimeout(f"The model {what} for {wait:g} s.") from exc
-                first = False
-                piece = _text_of(chunk)
-                if piece:
-                    produced += len(piece)
-                    out.add(piece)
-                counted = usage_of(chunk)
-                if counted is not None:
-                    reported = reported or TokenCount()
-                    reported.add(counted)
+            async with asyncio.timeout(None) as deadline:
+                watchdog.start(deadline)
+                async for piece, counted in iterator:
+                    watchdog.progress()
+                    if piece:
+                        produced += len(piece)
+                        out.add(piece)
+                    if counted is not None:
+                        reported = reported or TokenCount()
+                        reported.add(counted)
+        except TimeoutError as exc:
+            if watchdog.fired is None:
+                raise
+            what = "sent no first token" if watchdog.fired == "first" else "stalled: no new token"
+            raise ModelTimeout(f"The model {what} for {watchdog.wait:g} s.") from exc
         finally:
-            closer = getattr(iterator, "aclose", None)
-            if closer is not None:
-                with contextlib.suppress(Exception):
-                    await closer()
+            watchdog.stop()
+            with contextlib.suppress(Exception):
+                await iterator.aclose()  # type: ignore[attr-defined]
         if reported is None:
             prompt_chars = sum(len(str(m.content)) for m in value.to_messages())
             reported = TokenCount(_tokens(prompt_chars), _tokens(produced))

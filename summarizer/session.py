@@ -332,9 +332,14 @@ class Session:
         resumes from the last ``seq`` it has.
         """
         timeout = self.settings.send_timeout_s
+        loop = asyncio.get_running_loop()
         try:
-            async for stored in job.events(after_seq):
-                await asyncio.wait_for(self.ws.send_text(stored.body), timeout)
+            # One asyncio.timeout re-armed per send, not a wait_for (a new task per event).
+            async with asyncio.timeout(None) as deadline:
+                async for stored in job.events(after_seq):
+                    deadline.reschedule(loop.time() + timeout)
+                    await self.ws.send_text(stored.body)
+                    deadline.reschedule(None)
         except TimeoutError:
             log.info("closing a connection that read nothing for %g s (job %s)", timeout, job.job_id)
             await self.close_socket(CloseCode.POLICY_VIOLATION, str(ErrorCode.SLOW_READER))

@@ -23,6 +23,8 @@ fault            behaviour
 ``stall``        two words, then silence for ``stall_s`` seconds, then the rest
 ``drop``         two words, then the connection is cut (no end of the chunked body)
 ``malformed``    two words, then a ``data:`` line that is not JSON
+``streamerr``    two words, then a ``data:`` line with an ``error`` object (as OpenAI
+                 reports a failure once the stream has begun)
 ``ctx``          ``fake-ctx-<chars>``: HTTP 400 ``context_length_exceeded`` whenever the
                  fenced document is longer than ``<chars>`` characters
 ``poison``       HTTP 500 whenever the prompt contains ``POISON``, else normal
@@ -223,6 +225,10 @@ class FakeOpenAI:
                 raise ConnectionAbortedError("scripted connection drop")
             if i == 2 and fault == "malformed":
                 yield "data: {this is not json\n\n"
+            if i == 2 and fault == "streamerr":
+                error = {"message": "The server is overloaded.", "type": "server_error", "code": None}
+                yield f"data: {json.dumps({'error': error})}\n\n"
+                return
             yield chunk({"content": word})
             await asyncio.sleep(0)
         yield chunk({}, "stop")

@@ -56,3 +56,23 @@ async def test_the_first_piece_is_not_held() -> None:
     assert first - started < 0.2  # the window holds later pieces, never the first one
     tokens = [e for _, e in events if getattr(e, "type", "") == "chunk.token"]
     assert len(tokens) == 2  # pieces 300 ms apart are never merged
+
+
+async def test_a_steady_stream_becomes_one_event_per_window_and_no_piece_waits_longer() -> None:
+    """Pieces 10 ms apart: about one event per 25 ms window (not two per three pieces), none held > 25 ms."""
+    yielded: dict[str, float] = {}
+
+    class Steady(EchoModel):
+        async def _astream(self, messages, stop=None, run_manager=None, **kwargs):  # type: ignore[no-untyped-def]
+            async for chunk in super()._astream(messages, stop, run_manager, **kwargs):
+                await asyncio.sleep(0.01)
+                yielded[str(chunk.message.content).strip()] = time.perf_counter()
+                yield chunk
+
+    began = time.perf_counter()
+    events = await _events(Steady(words=40), token_coalesce_s=0.025)
+    tokens = [(at + began, e) for at, e in events if getattr(e, "type", "") == "chunk.token"]
+    assert "".join(e.text for _, e in tokens).split() == [f"w{i}" for i in range(40)]  # type: ignore[attr-defined]
+    assert len(tokens) <= 0.55 * 40, f"{len(tokens)} events for 40 pieces"
+    held = [at - yielded[word] for at, e in tokens for word in e.text.split()]  # type: ignore[attr-defined]
+    assert max(held) < 0.025 + 0.05  # the window, and some slack for a loaded machine

@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import itertools
 import logging
 import queue
 import threading
@@ -77,9 +78,10 @@ class EventWriter:
 
     def __init__(self, store: JobStore) -> None:
         self.store = store
-        self._queue: queue.SimpleQueue[EventLog | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[EventLog | list[EventLog] | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        self._soon: list[EventLog] = []  # handed over at the end of this loop iteration
         self.batches = 0
         """Transactions committed (for tests and benchmarks)."""
         self.refilled = 0
@@ -87,16 +89,37 @@ class EventWriter:
 
     def submit(self, event_log: EventLog) -> None:
         """Schedule ``event_log``'s pending events for the next batch."""
+        self._start()
+        self._queue.put(event_log)
+
+    def submit_soon(self, event_log: EventLog, loop: asyncio.AbstractEventLoop) -> None:
+        """:meth:`submit` ``event_log`` with the others of this loop iteration, in one hand-over.
+
+        Must be called on ``loop``. The writer thread then wakes once per loop
+        iteration, not once per job with new events (every wake is a GIL
+        hand-over the event loop waits for).
+        """
+        if not self._soon:
+            loop.call_soon(self._hand_over)
+        self._soon.append(event_log)
+
+    def _hand_over(self) -> None:
+        logs, self._soon = self._soon, []
+        if logs:
+            self._start()
+            self._queue.put(logs)
+
+    def _start(self) -> None:
         with self._lock:
             if self._thread is None:
                 self._thread = threading.Thread(
                     target=self._work, name="summarizer-event-writer", daemon=True
                 )
                 self._thread.start()
-        self._queue.put(event_log)
 
     def close(self) -> None:
         """Commit everything pending, then stop the thread (blocking)."""
+        self._hand_over()
         with self._lock:
             thread, self._thread = self._thread, None
         if thread is not None:
@@ -106,12 +129,18 @@ class EventWriter:
     def _work(self) -> None:
         stop = False
         while not stop:
-            logs = [self._queue.get()]
+            items = [self._queue.get()]
             while True:
                 try:
-                    logs.append(self._queue.get_nowait())
+                    items.append(self._queue.get_nowait())
                 except queue.Empty:
                     break
+            logs: list[EventLog | None] = []
+            for entry in items:
+                if isinstance(entry, list):
+                    logs.extend(entry)
+                else:
+                    logs.append(entry)
             if None in logs:
                 stop = True
             batch: list[tuple[EventLog, list[EventRow]]] = []
@@ -250,7 +279,7 @@ class EventLog:
             first = not self._pending
             self._pending.append(EventRow(self.job_id, seq, stored.type, stored.body))
         if first:
-            self._writer.submit(self)
+            self._writer.submit_soon(self, self._loop)
         return stored
 
     def _take(self) -> list[EventRow]:
@@ -333,7 +362,9 @@ class EventLog:
             if next_seq <= self.committed_seq:
                 oldest = self._tail[0].seq if self._tail else None
                 if oldest is not None and oldest <= next_seq:
-                    batch = [e for e in list(self._tail) if next_seq <= e.seq <= self.committed_seq]
+                    # The tail holds consecutive seqs: slice it, do not scan it all at every wake.
+                    start, stop = next_seq - oldest, self.committed_seq - oldest + 1
+                    batch = list(itertools.islice(self._tail, start, stop))
                 else:
                     rows = await asyncio.to_thread(self.store.events, self.job_id, next_seq - 1, REPLAY_PAGE)
                     batch = [StoredEvent(r.job_id, r.seq, r.type, r.body) for r in rows]

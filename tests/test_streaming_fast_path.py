@@ -1,0 +1,225 @@
+"""The ChatOpenAI fast path of :mod:`summarizer.models.streaming` against the generic ``astream`` path.
+
+A plain ``ChatOpenAI`` streams through the fast path (its own request and
+client, the events parsed as plain JSON); any other chat model, or a
+``ChatOpenAI`` with callbacks, a rate limiter or disabled streaming, through
+LangChain's ``astream``. Both must stream the same text and usage and fail
+with the same exceptions, against the scripted server of :mod:`tests.fake_openai`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from langchain_core.callbacks import AsyncCallbackHandler
+from langchain_core.prompt_values import PromptValue
+from langchain_core.prompts import ChatPromptTemplate
+from langchain_openai import ChatOpenAI
+
+from summarizer.models.loader import load_model, rate_limiter
+from summarizer.models.retry import classify_error
+from summarizer.models.streaming import fast_path_reason, open_stream
+from summarizer.models.usage import TokenCount
+from summarizer.pipeline import PipelineConfig, summarize_chunks
+
+from .fake_openai import FakeOpenAI
+from .fakes import EchoModel
+from .test_openai_compat import aiter, chunks_of, sentences
+
+
+@pytest.fixture(scope="module")
+def fake_server() -> Iterator[FakeOpenAI]:
+    with FakeOpenAI(stall_s=2.0).running() as server:
+        yield server
+
+
+@pytest.fixture
+def fake(fake_server: FakeOpenAI, monkeypatch: pytest.MonkeyPatch) -> FakeOpenAI:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    fake_server.reset()
+    return fake_server
+
+
+def model_for(fake: FakeOpenAI, name: str = "fake-ok", **kwargs: Any) -> Any:
+    return load_model(
+        f"openai:{name}", base_url=fake.url, connect_timeout_s=2.0, read_timeout_s=3.0, **kwargs
+    )
+
+
+def prompt() -> PromptValue:
+    template = ChatPromptTemplate.from_messages(
+        [("human", "Summarize in about 8 words.\n<document>\n{doc}\n</document>")]
+    )
+    return template.format_prompt(doc="one two three four five six seven eight nine ten")
+
+
+async def collect(model: Any, *, fast: bool) -> tuple[list[str], TokenCount | None]:
+    texts: list[str] = []
+    usage: TokenCount | None = None
+    async for text, counted in open_stream(model, prompt(), fast=fast):
+        if text:
+            texts.append(text)
+        if counted is not None:
+            usage = usage or TokenCount()
+            usage.add(counted)
+    return texts, usage
+
+
+class _Tokens(AsyncCallbackHandler):
+    def __init__(self) -> None:
+        self.tokens: list[str] = []
+
+    async def on_llm_new_token(self, token: str, **kwargs: Any) -> None:
+        self.tokens.append(token)
+
+
+def test_only_a_plain_chat_openai_takes_the_fast_path(fake: FakeOpenAI) -> None:
+    model = model_for(fake)
+    assert type(model) is ChatOpenAI and fast_path_reason(model) is None
+
+    class Custom(ChatOpenAI):
+        pass
+
+    assert fast_path_reason(EchoModel()) is not None
+    assert fast_path_reason(Custom(model="x", base_url=fake.url, api_key="k")) is not None
+    assert "callback" in str(fast_path_reason(model.model_copy(update={"callbacks": [_Tokens()]})))
+    limited = model_for(fake, limiter=rate_limiter(100.0))
+    assert "rate limiter" in str(fast_path_reason(limited))
+    assert "disabled" in str(fast_path_reason(model.model_copy(update={"disable_streaming": True})))
+
+
+async def test_fast_path_streams_what_astream_streams(
+    fake: FakeOpenAI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model = model_for(fake)
+    generic = await collect(model, fast=False)
+
+    def never(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("the fast path must not go through ChatOpenAI._astream")
+
+    monkeypatch.setattr(ChatOpenAI, "_astream", never)
+    fast = await collect(model, fast=True)
+    assert fast == generic
+    texts, usage = fast
+    assert "".join(texts) == "one two three four five six seven eight"
+    assert usage is not None and usage.output_tokens == 8 and usage.input_tokens > 0
+    assert fake.count() == 2 and all(r.stream and r.include_usage for r in fake.requests)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "fake-401",
+        "fake-404",
+        "fake-429",
+        "fake-500",
+        "fake-ctx-5",
+        "fake-malformed",
+        "fake-drop",
+        "fake-streamerr",
+    ],
+)
+async def test_fast_path_fails_as_chat_openai_does(fake: FakeOpenAI, name: str) -> None:
+    model = model_for(fake, name)
+    errors: list[BaseException] = []
+    for fast in (False, True):
+        with pytest.raises(Exception) as caught:
+            await collect(model, fast=fast)
+        errors.append(caught.value)
+    generic, fast_error = errors
+    assert type(fast_error) is type(generic)
+    a, b = classify_error(generic), classify_error(fast_error)
+    assert (a.code, a.retryable, type(a)) == (b.code, b.retryable, type(b))
+
+
+async def test_a_chat_openai_with_callbacks_sees_every_token(fake: FakeOpenAI) -> None:
+    handler = _Tokens()
+    model = model_for(fake).model_copy(update={"callbacks": [handler]})
+    chunks = chunks_of(sentences("a", 5))
+    events = [
+        e async for e in summarize_chunks(aiter(chunks), model, config=PipelineConfig(token_coalesce_s=0))
+    ]
+    streamed = "".join(e.text for e in events if e.type in ("chunk.token", "summary.token"))
+    assert events[-1].type == "summary"
+    assert "".join(handler.tokens) == streamed  # the generic path: LangChain's callbacks ran
+
+
+async def test_server_sent_events_are_split_as_the_sdk_splits_them() -> None:
+    import openai
+
+    from summarizer.models.streaming import _sse_data, _transport_errors
+
+    class Stream:
+        def __init__(self, pieces: tuple[bytes, ...]) -> None:
+            self.pieces = pieces
+
+        async def __aiter__(self) -> Any:
+            for piece in self.pieces:
+                yield piece
+
+    class Response:
+        """Raw transport stream when uncompressed, else ``aiter_bytes`` (here the same bytes)."""
+
+        request = None
+
+        def __init__(self, *pieces: bytes, encoding: str = "") -> None:
+            self.headers = {"content-encoding": encoding} if encoding else {}
+            self.stream = Stream(pieces)
+            self.aiter_bytes = self.stream.__aiter__
+
+    body = (
+        b": keep-alive comment\n\n",
+        b'data: {"a":',
+        b' 1}\n\nevent: message\r\nid: 7\r\ndata: {"b": 2}\r\n\r\n',
+        b"data: first line\ndata:second line\n\n",
+        b"event: ping\n\n",
+        b"data: [DONE]\n\n",
+        b"data: unterminated",
+    )
+    for encoding in ("", "gzip"):
+        got = [d async for d in _sse_data(Response(*body, encoding=encoding), *_transport_errors(), openai)]
+        assert got == [b'{"a": 1}', b'{"b": 2}', b"first line\nsecond line", b"[DONE]"]
+
+
+async def test_the_fast_path_sends_the_request_create_sends() -> None:
+    """Skipping the SDK's parameter transformation changes nothing on the wire (URL, headers, body)."""
+    import json
+
+    from openai import _base_client
+
+    from summarizer.models import streaming
+
+    http = getattr(_base_client, "httpx2", None) or _base_client.httpx  # the SDK's HTTP library
+    seen: list[Any] = []
+
+    def handler(request: Any) -> Any:
+        seen.append(request)
+        body = b'data: {"choices":[{"index":0,"delta":{"content":"hi"}}]}\n\ndata: [DONE]\n\n'
+        return http.Response(200, headers={"content-type": "text/event-stream"}, content=body)
+
+    model = ChatOpenAI(
+        model="m",
+        base_url="http://fake.test/v1",
+        api_key="sk-test",
+        max_retries=0,
+        stream_usage=True,
+        http_async_client=http.AsyncClient(transport=http.MockTransport(handler)),
+    )
+    payload = model._get_request_payload(
+        prompt(), stop=None, stream=True, stream_options={"include_usage": True}
+    )
+    for started in (model.async_client.create(**payload), streaming._create(model, payload)):
+        stream = await started
+        await stream.response.aread()
+        await stream.response.aclose()
+    sdk, ours = seen
+    assert (ours.method, str(ours.url), json.loads(ours.content)) == (
+        sdk.method,
+        str(sdk.url),
+        json.loads(sdk.content),
+    )
+    assert ours.headers["authorization"] == "Bearer sk-test"
+    assert dict(ours.headers) == dict(sdk.headers)
