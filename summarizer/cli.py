@@ -85,6 +85,7 @@ def cli() -> None:
 @_setting("data_dir", "--data-dir", type=click.Path(file_okay=False, path_type=Path))
 @_setting("web_dir", "--web-dir", type=click.Path(file_okay=False, path_type=Path))
 @_setting("redis_url", "--redis-url")
+@_setting("openai_fast_path", "--openai-fast-path/--no-openai-fast-path")
 def serve(**given: Any) -> None:
     """Run the server: the WebSocket API at /ws and the web page at /.
 

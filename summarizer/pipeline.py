@@ -180,6 +180,9 @@ class PipelineConfig:
         token_coalesce_s: Seconds a call's streamed pieces may be held to go out
             as one token event (the first piece of a window is sent at once);
             default 0.025; 0 sends every piece as its own event.
+        openai_fast_path: Let a plain ``ChatOpenAI`` stream through
+            :mod:`summarizer.models.streaming`'s fast path; ``False``: every model
+            through ``astream``. Default ``True``.
     """
 
     concurrency: int = 4
@@ -201,6 +204,7 @@ class PipelineConfig:
     max_split_depth: int = 4
     prices: dict[str, dict[str, float]] = field(default_factory=dict)
     token_coalesce_s: float = 0.025
+    openai_fast_path: bool = True
 
     def __post_init__(self) -> None:
         if self.concurrency < 1:
@@ -264,6 +268,7 @@ class PipelineConfig:
             read_timeout_s=settings.read_timeout_s,
             stall_timeout_s=settings.stall_timeout_s,
             token_coalesce_s=settings.token_coalesce_s,
+            openai_fast_path=settings.openai_fast_path,
             prices={
                 name: {str(k): float(v) for k, v in price.items()} for name, price in settings.prices.items()
             },
@@ -706,7 +711,7 @@ class _Run:
             await limiter.aacquire(blocking=True)
         reported: TokenCount | None = None
         produced = 0
-        fast = fast_path_reason(model) is None
+        fast = self.config.openai_fast_path and fast_path_reason(model) is None
         iterator = open_stream(model, value, fast=fast)
         own = stream_chunk_timeout(model) if fast else None
         watchdog = _Watchdog(

@@ -223,3 +223,36 @@ async def test_the_fast_path_sends_the_request_create_sends() -> None:
     )
     assert ours.headers["authorization"] == "Bearer sk-test"
     assert dict(ours.headers) == dict(sdk.headers)
+
+
+@pytest.mark.parametrize("fast_path", [True, False])
+async def test_the_fast_path_can_be_turned_off(
+    fake: FakeOpenAI, monkeypatch: pytest.MonkeyPatch, fast_path: bool
+) -> None:
+    """``SUMMARIZER_OPENAI_FAST_PATH=false`` (``--no-openai-fast-path``): the pipeline streams
+    every call through ``ChatOpenAI._astream``; on (the default), none."""
+    from summarizer.cli import _settings
+    from summarizer.ingest.types import Chunk
+    from summarizer.pipeline import PipelineConfig, summarize_chunks
+
+    settings = _settings(openai_fast_path=fast_path)
+    assert settings.openai_fast_path is fast_path
+    config = PipelineConfig.from_settings(settings, model_name="openai:fake-ok")
+    calls = 0
+    original = ChatOpenAI._astream
+
+    async def counting(self: Any, *args: Any, **kwargs: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        async for chunk in original(self, *args, **kwargs):
+            yield chunk
+
+    monkeypatch.setattr(ChatOpenAI, "_astream", counting)
+
+    async def chunks() -> Any:
+        text = "The board met and agreed on the budget for the year."
+        yield Chunk(index=0, text=text, start=0, end=len(text), first_page=1, last_page=1)
+
+    events = [e async for e in summarize_chunks(chunks(), model_for(fake), config=config)]
+    assert events[-1].type == "summary"
+    assert (calls == 0) if fast_path else (calls == fake.count() >= 2)
