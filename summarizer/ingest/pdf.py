@@ -42,7 +42,7 @@ import threading
 import time
 import unicodedata
 from collections.abc import AsyncGenerator, Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import IO, Any, Final
 
@@ -640,7 +640,7 @@ class _Group:
             index = len(self._workers)
             worker = _Worker(
                 self._data,
-                config=self._config,
+                config=self._config if index == 0 else replace(self._config, secondary=True),
                 command=self._command,
                 deadline=self._deadline,
                 max_frame_bytes=6 * self._max_raw_chars + 65536,
