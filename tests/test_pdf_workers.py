@@ -210,6 +210,34 @@ def test_only_the_first_worker_plans_ocr() -> None:
         ocr.close()
 
 
+async def test_scans_in_either_workers_ranges_are_ocrd(tmp_path: Path) -> None:
+    """The second worker starts OCR itself for a scanned page of its own (it sent no plan)."""
+    import logging
+
+    import pypdf
+
+    from summarizer.ingest.ocr import unavailable_reason
+
+    if (reason := unavailable_reason("eng")) is not None:
+        pytest.skip(f"OCR cannot run here: {reason}")
+    logging.getLogger("pypdf").setLevel(logging.ERROR)
+    source = str(corpus_path("pdf", "freeculture.pdf"))  # page 1, the cover, is an image
+    writer = pypdf.PdfWriter()
+    scans = []
+    for start in (1, 9, 17, 25):  # the cover after every 8 pages: ranges of both workers
+        writer.append(source, pages=(start, start + 8))
+        writer.append(source, pages=(0, 1))
+        scans.append(len(writer.pages))
+    path = tmp_path / "scans.pdf"
+    with path.open("wb") as out:
+        writer.write(out)
+    pages, most = await pages_of(path.read_bytes(), workers=2, ocr="auto")
+    assert most == 2
+    assert [page.number for page in pages if page.ocr] == scans
+    assert all("FREE CULTURE" in pages[number - 1].text for number in scans)
+    assert await no_workers_left()
+
+
 async def test_opened_and_pages_with_two_workers_on_a_doubled_book(tmp_path: Path) -> None:
     """Uneven work: the doubled book ends with the index twice; every page still comes once, in order."""
     import logging
