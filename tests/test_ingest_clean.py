@@ -364,3 +364,11 @@ def test_compound_evidence_of_pages_counts_two_words_across_the_page_break() -> 
     cleaner.push(Page(2, "The last word of this page is trace"))
     cleaner.push(Page(3, "compilation starts this page."))
     assert "trace-compilation" in cleaner.finish()[0].text
+
+
+def test_line_keys_of_a_page_are_the_line_keys_of_its_lines() -> None:
+    """The page-at-once keys match :func:`line_key` line by line (numbers at line starts and ends)."""
+    from summarizer.ingest.clean import _line_keys
+
+    lines = ["xiv", "Chapter 3 - 45", "", "iv. The mix", "14773_00_i-xviii_r9jm.qxd", "ΣΟΦΙΑ Σ", "mid vi"]
+    assert _line_keys(lines) == [line_key(line) if line else "" for line in lines]

@@ -542,7 +542,7 @@ class _PreparedPage:
 
 def _prepare(page: Page) -> _PreparedPage:
     lines = normalize_text(page.text).split("\n")
-    line_keys = [line_key(line) if line else "" for line in lines]
+    line_keys = _line_keys(lines)
     numbers = [bool(line) and _PAGE_NUMBER.match(line) is not None for line in lines]
     keys = frozenset(
         key for line, key in zip(lines, line_keys, strict=True) if line and len(line) <= MAX_FURNITURE_LINE
@@ -556,6 +556,16 @@ def _prepare(page: Page) -> _PreparedPage:
     )
     characters = sum(len(line) for line in lines) + max(len(lines) - 1, 0)
     return _PreparedPage(page.number, lines, line_keys, numbers, keys, edge_letters, characters)
+
+
+def _line_keys(lines: Sequence[str]) -> list[str]:
+    """:func:`line_key` of every line (stripped ones, as :func:`normalize_text` leaves them).
+
+    The numbers of the whole page are replaced at once (no number spans a line
+    break), not line by line: a book has tens of thousands of lines.
+    """
+    key = _ROMAN_TOKEN.sub("#", _DIGITS.sub("#", "\n".join(lines).lower()))
+    return [" ".join(part.split()) for part in key.split("\n")]
 
 
 def _letters(line: str) -> str:
