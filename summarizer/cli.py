@@ -309,10 +309,6 @@ def _dry_run(file: Path, options: StartOptions, settings: Settings) -> int:
     from .errors import SummarizerError
     from .ingest import read_document
     from .ingest.types import IngestOptions
-    from .models.pricing import cost_usd
-    from .models.usage import TokenCount
-    from .pipeline import PipelineConfig, estimate_calls
-    from .render import print_estimate
 
     ingest = IngestOptions.from_settings(settings, options)
     try:
@@ -321,6 +317,13 @@ def _dry_run(file: Path, options: StartOptions, settings: Settings) -> int:
         reword = _reword(password_given=options.password is not None)
         click.echo(f"Error ({exc.code}): {reword(exc.code, exc.message)}", err=True)
         return EXIT_ERROR
+    # Imported once the PDF workers are gone: the model-side modules (~16 MiB) do not
+    # add to the process tree's peak while a book is parsed.
+    from .models.pricing import cost_usd
+    from .models.usage import TokenCount
+    from .pipeline import PipelineConfig, estimate_calls
+    from .render import print_estimate
+
     model = settings.model
     config = PipelineConfig.from_settings(settings, options, model_name=model)
     estimate = estimate_calls(chunks, config)

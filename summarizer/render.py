@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import shutil
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, TextIO
 
 from rich.cells import cell_len
@@ -36,7 +36,6 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from .prompts import page_label, pages_text
 from .protocol import dump
 
 if TYPE_CHECKING:
@@ -46,6 +45,25 @@ __all__ = ["JsonRenderer", "Reword", "RichRenderer", "format_cost", "print_estim
 
 Reword = Callable[[str, str], str]
 """``(error code, server message) -> message shown``: lets the CLI use its own wording."""
+
+
+def page_label(first: int, last: int) -> str:
+    """:func:`summarizer.prompts.page_label`, imported on first use.
+
+    :mod:`summarizer.prompts` loads LangChain (~29 MiB): the CLI, which imports this
+    module at start, does not pay for it while it parses a PDF (``--dry-run``).
+    """
+    from .prompts import page_label as label
+
+    return label(first, last)
+
+
+def pages_text(ranges: Iterable[Sequence[int]]) -> str:
+    """:func:`summarizer.prompts.pages_text`, imported on first use (see :func:`page_label`)."""
+    from .prompts import pages_text as text
+
+    return text(ranges)
+
 
 _STAGE_LABELS = {
     "extract": "Extracting pages",

@@ -148,3 +148,29 @@ def test_password_required_after_restart_names_the_cli_flag() -> None:
     shown = _reword(password_given=True)("password_required", message)
     assert "--password" in shown and "options.password" not in shown
     assert _reword(password_given=False)("damaged_pdf", "as is") == "as is"
+
+
+def test_dry_run_parses_the_pdf_before_loading_langchain() -> None:
+    """The CLI's model-side modules (LangChain, ~45 MiB) are not loaded while the PDF workers run:
+    they would add to the process tree's peak memory (the memory benchmark's goal)."""
+    import subprocess
+    import sys
+
+    path = str(corpus_file("pdf", "tracemonkey.pdf"))
+    script = (
+        "import sys, summarizer.ingest as ingest\n"
+        "from summarizer.cli import main\n"
+        "real = ingest.read_document\n"
+        "def spy(*args, **kwargs):\n"
+        "    print('LOADED' if 'langchain_core' in sys.modules else 'NOT LOADED', file=sys.stderr)\n"
+        "    return real(*args, **kwargs)\n"
+        "ingest.read_document = spy\n"
+        f"sys.exit(main(['summarize', {path!r}, '--dry-run', '--ocr', 'off']))\n"
+    )
+    root = str(Path(__file__).resolve().parent.parent)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)}
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "NOT LOADED" in done.stderr, done.stderr[-2000:]

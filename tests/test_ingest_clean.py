@@ -340,3 +340,35 @@ def test_the_streaming_pipeline_keeps_trace_compilation_hyphenated() -> None:
     text = " ".join(" ".join(chunk.text.split()) for chunk in read_document(corpus_pdf("tracemonkey.pdf")))
     assert "tracecompilation" not in text and "trace-compilation based" in text
     assert "TraceMonkey" in text and "Trace- Monkey" not in text
+
+
+def test_a_provisional_page_is_revised_when_a_new_page_spells_its_compound() -> None:
+    """The furniture is the same, but the new page's "trace compilation" keeps the line-end hyphen."""
+    cleaner = PageCleaner()
+    first = Page(1, "We describe trace-\ncompilation in detail here.\nMore words follow on this page.")
+    assert cleaner.push(first) == []
+    released = cleaner.release()
+    assert "tracecompilation" in released[0].text
+    cleaner.push(Page(2, "Nothing new about the subject on this page."))
+    assert cleaner.revisions() == []  # same lines kept, same evidence: nothing to say
+    cleaner.push(Page(3, "Here trace compilation is written apart."))
+    revised = cleaner.revisions()
+    assert [page.number for page in revised] == [1]
+    assert "trace-compilation" in revised[0].text
+
+
+def test_compound_evidence_of_pages_counts_two_words_across_the_page_break() -> None:
+    """Page 2 ends with "trace" and page 3 starts with "compilation": the words are apart."""
+    cleaner = PageCleaner()
+    cleaner.push(Page(1, "We describe trace-\ncompilation in detail here.\nMore words follow on this page."))
+    cleaner.push(Page(2, "The last word of this page is trace"))
+    cleaner.push(Page(3, "compilation starts this page."))
+    assert "trace-compilation" in cleaner.finish()[0].text
+
+
+def test_line_keys_of_a_page_are_the_line_keys_of_its_lines() -> None:
+    """The page-at-once keys match :func:`line_key` line by line (numbers at line starts and ends)."""
+    from summarizer.ingest.clean import _line_keys
+
+    lines = ["xiv", "Chapter 3 - 45", "", "iv. The mix", "14773_00_i-xviii_r9jm.qxd", "ΣΟΦΙΑ Σ", "mid vi"]
+    assert _line_keys(lines) == [line_key(line) if line else "" for line in lines]

@@ -424,3 +424,12 @@ def test_readable_text_passes(text: str) -> None:
 def test_read_document_on_a_pdf() -> None:
     chunks = read_document(corpus_path("pdf", "google-doc-document.pdf"))
     assert len(chunks) == 1 and "Beautiful is better than ugly" in chunks[0].text
+
+
+def test_the_bad_characters_class_is_the_character_test() -> None:
+    """The character class that counts bad characters matches the per-character test everywhere."""
+    from summarizer.ingest.pdf import _BAD_CHARS, _is_bad_char
+
+    characters = map(chr, range(0x110000))
+    mismatched = [hex(ord(c)) for c in characters if (_BAD_CHARS.match(c) is not None) != _is_bad_char(c)]
+    assert mismatched == []

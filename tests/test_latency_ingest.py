@@ -72,3 +72,41 @@ async def test_streamed_chunks_are_clean_of_freeculture_furniture() -> None:
     assert ".qxd" not in text
     assert "free-culture.org/get-it" not in text
     assert not re.search(r"^(?:S32|R33|32S|33R)$", text, re.MULTILINE)
+
+
+async def test_other_tasks_run_while_the_workers_are_pages_ahead(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every page is already extracted (the queue never waits): a task started at the first chunk
+    (a map call) still runs long before the document ends."""
+    import asyncio
+
+    import summarizer.ingest.pipeline as pipeline
+    from summarizer.ingest.pdf import PdfOpened, PdfPage
+
+    sentences = " ".join(f"Sentence number {n} of the page tells something new." for n in range(40))
+
+    async def extracted(data: bytes, **_: object) -> AsyncIterator[object]:
+        yield PdfOpened(pages=60)
+        for number in range(1, 61):
+            yield PdfPage(number, f"{sentences} Page {number}.")
+
+    monkeypatch.setattr(pipeline, "extract_pages", extracted)
+
+    async def upload() -> AsyncIterator[bytes]:
+        yield b"%PDF-1.7\n" + b"%" * 2000
+
+    started_at: list[int] = []
+    received = 0
+
+    async def map_call() -> None:
+        started_at.append(received)
+
+    tasks = []
+    async for _chunk in iter_chunks(
+        upload(), filename="a.pdf", media_type="application/pdf", options=IngestOptions(chunk_size=4000)
+    ):
+        received += 1
+        if received == 1:
+            tasks.append(asyncio.create_task(map_call()))
+    await asyncio.gather(*tasks)
+    assert received > 10
+    assert started_at and started_at[0] <= 2, (started_at, received)

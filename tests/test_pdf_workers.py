@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import json
 import os
 import subprocess
@@ -181,6 +182,60 @@ def test_a_worker_has_pypdf_loaded_before_its_job(tmp_path: Path) -> None:
                 if stream is not None:
                     stream.close()
     assert "| pypdf\n" in imported, "pypdf is imported only after the document came"
+
+
+def test_only_the_first_worker_plans_ocr() -> None:
+    """The second worker sends no OCR plan and loads no OCR engine before a page of its own needs it."""
+    import logging
+
+    import pypdf
+
+    from summarizer.ingest.worker import WorkerConfig, _Ocr
+
+    logging.getLogger("pypdf").setLevel(logging.ERROR)
+    data = corpus_path("pdf", "freeculture.pdf").read_bytes()  # page 1, the cover, is an image
+    pages = pypdf.PdfReader(io.BytesIO(data)).pages
+    sent: list[tuple[object, ...]] = []
+
+    class Channel:
+        def send(self, *message: object) -> None:
+            sent.append(message)
+
+    second = _Ocr.create(data, WorkerConfig(ocr="auto", secondary=True), Channel(), pages, len(pages))  # type: ignore[arg-type]
+    assert second is not None and sent == []
+    assert second._available is None  # not even checked
+    first = _Ocr.create(data, WorkerConfig(ocr="auto"), Channel(), pages, len(pages))  # type: ignore[arg-type]
+    assert first is not None and [message[0] for message in sent] in (["ocr_plan"], ["ocr_unavailable"])
+    for ocr in (first, second):
+        ocr.close()
+
+
+async def test_scans_in_either_workers_ranges_are_ocrd(tmp_path: Path) -> None:
+    """The second worker starts OCR itself for a scanned page of its own (it sent no plan)."""
+    import logging
+
+    import pypdf
+
+    from summarizer.ingest.ocr import unavailable_reason
+
+    if (reason := unavailable_reason("eng")) is not None:
+        pytest.skip(f"OCR cannot run here: {reason}")
+    logging.getLogger("pypdf").setLevel(logging.ERROR)
+    source = str(corpus_path("pdf", "freeculture.pdf"))  # page 1, the cover, is an image
+    writer = pypdf.PdfWriter()
+    scans = []
+    for start in (1, 9, 17, 25):  # the cover after every 8 pages: ranges of both workers
+        writer.append(source, pages=(start, start + 8))
+        writer.append(source, pages=(0, 1))
+        scans.append(len(writer.pages))
+    path = tmp_path / "scans.pdf"
+    with path.open("wb") as out:
+        writer.write(out)
+    pages, most = await pages_of(path.read_bytes(), workers=2, ocr="auto")
+    assert most == 2
+    assert [page.number for page in pages if page.ocr] == scans
+    assert all("FREE CULTURE" in pages[number - 1].text for number in scans)
+    assert await no_workers_left()
 
 
 async def test_opened_and_pages_with_two_workers_on_a_doubled_book(tmp_path: Path) -> None:

@@ -39,7 +39,7 @@ import math
 import re
 from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from summarizer.ingest.types import Page
 
@@ -205,7 +205,7 @@ def _join_hyphenated(
     after: str,
     words: frozenset[str],
     compounds: frozenset[str],
-    context: Callable[[], str] | None = None,
+    keeps: Callable[[str, str], bool] | None = None,
 ) -> str:
     """How a word cut as ``before-`` | ``after`` at a line break is written again.
 
@@ -224,9 +224,9 @@ def _join_hyphenated(
         after: The part after the line break.
         words: Lowercased words of the text.
         compounds: Lowercased hyphenated compounds of the text.
-        context: Returns the text and its neighbourhood (nearby pages), searched
-            for the joined, hyphenated or separate spelling when the text
-            alone leaves a lowercase continuation undecided; called only then
+        keeps: Says whether the text and its neighbourhood (nearby pages) spell
+            ``before``/``after`` as a compound (:func:`_keeps_hyphen`), asked
+            only when the text alone leaves a lowercase continuation undecided
             (``None``: a syllable break).
     """
     joined, hyphenated = (before + after).lower(), f"{before}-{after}".lower()
@@ -235,7 +235,7 @@ def _join_hyphenated(
     if joined in words:
         return before + after
     if after[0].islower() and before[-1].isalpha():
-        if context is not None and _keeps_hyphen(before, after, context()):
+        if keeps is not None and keeps(before, after):
             return f"{before}-{after}"
         return before + after
     return f"{before}-{after}"
@@ -256,14 +256,70 @@ def _keeps_hyphen(before: str, after: str, text: str) -> bool:
     finds on the lowercased text (lowercased once per text), not a regular
     expression per question: a page of a book asks this for every hyphen.
     """
-    low = _lowered(text)
     b, a = before.lower(), after.lower()
-    if _has_word(low, b + a):
+    return _combined(b, a, [_evidence(_lowered(text), b, a)])
+
+
+_Evidence = tuple[bool, bool, bool, bool, bool, bool, bool, bool]
+"""What one lowercased text says about the parts ``b``/``a`` of a word cut at a line end
+(:func:`_evidence`): it has the joined word; the hyphenated compound; the two words apart;
+``b`` heading other compounds; ``a`` as a word of its own; it ends with the word ``b``; it
+starts with the word ``a``; it is blank."""
+
+
+def _evidence(low: str, b: str, a: str) -> _Evidence:
+    """The compound evidence of one lowercased text (see :data:`_Evidence`), for :func:`_combined`.
+
+    Only what :func:`_combined` can use for parts of these lengths is looked for.
+    """
+    shortest = min(len(b), len(a))
+    apart = ends = starts = heads = alone = False
+    if shortest >= _MIN_APART_LETTERS:
+        apart = _apart(low, b, a)
+        tail = low.rstrip(" \t\n")
+        ends = tail.endswith(b) and not _is_alnum(tail, len(tail) - len(b) - 1)
+        head = low.lstrip(" \t\n")
+        starts = head.startswith(a) and not _is_alnum(head, len(a))
+        if shortest >= _MIN_MODIFIER_LETTERS:
+            heads = _heads_other(low, b, a)
+            alone = _alone(low, a)
+    blank = not low.strip(" \t\n")
+    return _has_word(low, b + a), _has_word(low, f"{b}-{a}"), apart, heads, alone, ends, starts, blank
+
+
+def _combined(b: str, a: str, evidences: Sequence[_Evidence]) -> bool:
+    """:func:`_keeps_hyphen` on texts joined with line breaks, from each text's :func:`_evidence`.
+
+    The same answer as on the joined text (two words apart may straddle the
+    break between two texts, across blank ones), without joining or
+    lowercasing it: a page's evidence is computed once and asked by every
+    page whose window holds it.
+    """
+    if any(evidence[0] for evidence in evidences):
         return False
-    if _has_word(low, f"{b}-{a}"):
+    if any(evidence[1] for evidence in evidences):
         return True
-    if min(len(b), len(a)) < _MIN_APART_LETTERS:
+    shortest = min(len(b), len(a))
+    if shortest < _MIN_APART_LETTERS:
         return False
+    if any(evidence[2] for evidence in evidences):
+        return True
+    ended = False
+    for evidence in evidences:
+        if evidence[7]:
+            continue  # blank: the white space between the two words runs through it
+        if ended and evidence[6]:
+            return True
+        ended = evidence[5]
+    # ``before`` heads other hyphenated compounds ("trace-based") and ``after`` is a word
+    # of its own: a compound modifier, as far as the pages in hand tell.
+    if shortest < _MIN_MODIFIER_LETTERS:
+        return False
+    return any(evidence[3] for evidence in evidences) and any(evidence[4] for evidence in evidences)
+
+
+def _apart(low: str, b: str, a: str) -> bool:
+    """Whether ``low`` has the word ``b``, white space, then the word ``a``."""
     for at in _word_starts(low, b):
         rest = at + len(b)
         gap = rest
@@ -271,18 +327,23 @@ def _keeps_hyphen(before: str, after: str, text: str) -> bool:
             gap += 1
         if gap > rest and low.startswith(a, gap) and not _is_alnum(low, gap + len(a)):
             return True
-    # ``before`` heads other hyphenated compounds ("trace-based") and ``after`` is a word
-    # of its own: a compound modifier, as far as the pages in hand tell.
-    if min(len(b), len(a)) < _MIN_MODIFIER_LETTERS:
-        return False
-    heads_other = any(
+    return False
+
+
+def _heads_other(low: str, b: str, a: str) -> bool:
+    """Whether the word ``b`` heads a hyphenated compound in ``low`` other than ``b-a``."""
+    return any(
         low.startswith("-", at + len(b))
         and low[at + len(b) + 1 : at + len(b) + 4].isalpha()
         and len(low[at + len(b) + 1 : at + len(b) + 4]) == 3
         and not (low.startswith(a, at + len(b) + 1) and not _is_alnum(low, at + len(b) + 1 + len(a)))
         for at in _word_starts(low, b)
     )
-    return heads_other and any(
+
+
+def _alone(low: str, a: str) -> bool:
+    """Whether ``low`` has ``a`` as a word of its own (no hyphen on either side)."""
+    return any(
         not (at and low[at - 1] == "-") and not low.startswith("-", at + len(a))
         for at in _word_starts(low, a, right=True)
     )
@@ -347,17 +408,31 @@ def dehyphenate(text: str, *, context: Callable[[], str] | None = None) -> str:
         The text with hyphenated words joined: the continuation line follows
         the joined word on the same line.
     """
+    whole: list[str] = []
+
+    def keeps(before: str, after: str, text: str) -> bool:
+        if not whole:
+            whole.append(text if context is None else text + "\n" + context())
+        return _keeps_hyphen(before, after, whole[0])
+
+    return _dehyphenate(text, keeps)
+
+
+_Keeps = Callable[[str, str, str], bool]
+"""``keeps(before, after, text)``: whether the neighbourhood of ``text`` (the page's
+text before any repair) spells ``before``/``after`` as a compound."""
+
+
+def _dehyphenate(text: str, keeps: _Keeps) -> str:
+    """:func:`dehyphenate`, the compound evidence of nearby pages asked of ``keeps``."""
     text = _SOFT_HYPHEN_BREAK.sub("", text)
     if "-" not in text and "\u2010" not in text:
         return text
     forms: list[tuple[frozenset[str], frozenset[str]]] = []  # computed on the first match only
+    original = text
 
-    whole: list[str] = []
-
-    def neighbourhood() -> str:
-        if not whole:
-            whole.append(text if context is None else text + "\n" + context())
-        return whole[0]
+    def ask(before: str, after: str) -> bool:
+        return keeps(before, after, original)
 
     def spelling() -> tuple[frozenset[str], frozenset[str]]:
         if not forms:
@@ -370,7 +445,7 @@ def dehyphenate(text: str, *, context: Callable[[], str] | None = None) -> str:
             return match.group(0)  # a range of numbers, "10-\n12"
         if match.start() and match.string[match.start() - 1] in "-\u2010":
             return f"{before}-{after}"  # the last part of a compound: "well-known-\nfoo"
-        return _join_hyphenated(before, after, *spelling(), neighbourhood)
+        return _join_hyphenated(before, after, *spelling(), ask)
 
     text = _HYPHEN_BREAK.sub(join, text)
     if "- " not in text:
@@ -410,35 +485,69 @@ def join_across_pages(previous: str, following: str) -> tuple[str, str]:
     if before[-1].isdigit() and after[0].isdigit():
         return previous, following
     words, compounds = _word_forms(previous + "\n" + following)
-    word = _join_hyphenated(before, after, words, compounds, lambda: previous + "\n" + following)
+    word = _join_hyphenated(
+        before, after, words, compounds, lambda b, a: _keeps_hyphen(b, a, previous + "\n" + following)
+    )
     rest = following.lstrip()[head.end() :]
     return previous.rstrip()[: tail.start()].rstrip(), word + rest
 
 
-def _finish(lines: Sequence[str], context: Callable[[], str] | None = None) -> str:
-    """Join kept lines and apply the in-text repairs (``context``: nearby pages, for spelling)."""
+def _finish(lines: Sequence[str], keeps: _Keeps) -> str:
+    """Join kept lines and apply the in-text repairs (``keeps``: the compound evidence of nearby pages)."""
     text = "\n".join(lines)
     text = remove_dot_leaders(text)
-    text = dehyphenate(text, context=context)
+    text = _dehyphenate(text, keeps)
     text = "\n".join(line.rstrip() for line in text.split("\n"))
     return _BLANK_RUNS.sub("\n\n", text).strip()
 
 
 @dataclass(slots=True)
+class _Judgement:
+    """The last cleaning of a page: reused while its window tells nothing new.
+
+    The cleaned text is a function of the lines kept (``mask``) and of the
+    answers the neighbourhood gave about the compounds the page asked for
+    (``asked``: lowercased parts -> the page's own evidence and the answer).
+    """
+
+    mask: tuple[bool, ...]
+    asked: dict[tuple[str, str], tuple[_Evidence, bool]]
+    text: str
+
+
+@dataclass(slots=True)
 class _PreparedPage:
-    """A page split into lines, with what the window comparison needs."""
+    """A page split into lines, with what the window comparison needs (computed once)."""
 
     number: int
     lines: list[str]
+    line_keys: list[str]  # line_key of every line ("" for an empty one)
+    numbers: list[bool]  # whether each line is a bare page number
     keys: frozenset[str]  # line_key of every short non-empty line
     edge_letters: tuple[str, ...]  # letters-only forms of the outermost lines
     characters: int  # of the normalized text, line breaks included
+    evidence: dict[tuple[str, str], _Evidence] = field(default_factory=dict)  # asked by neighbours
+    judged: _Judgement | None = None
+    lowered: str | None = None  # the lines joined and lowercased, once a neighbour asks
+
+    def evidence_for(self, b: str, a: str) -> _Evidence:
+        """What this page's (raw, normalized) text says about the lowercased parts ``b``, ``a``."""
+        found = self.evidence.get((b, a))
+        if found is None:
+            if self.lowered is None:
+                self.lowered = "\n".join(self.lines).lower()
+            found = self.evidence[(b, a)] = _evidence(self.lowered, b, a)
+        return found
 
 
 def _prepare(page: Page) -> _PreparedPage:
     lines = normalize_text(page.text).split("\n")
+    line_keys = _line_keys(lines)
+    numbers = [bool(line) and _PAGE_NUMBER.match(line) is not None for line in lines]
+    keys = frozenset(
+        key for line, key in zip(lines, line_keys, strict=True) if line and len(line) <= MAX_FURNITURE_LINE
+    )
     content = [line for line in lines if line]
-    keys = frozenset(line_key(line) for line in content if len(line) <= MAX_FURNITURE_LINE)
     edges = content[:_EDGE_LINES] + content[-_EDGE_LINES:]
     edge_letters = tuple(
         letters
@@ -446,7 +555,17 @@ def _prepare(page: Page) -> _PreparedPage:
         if _FUZZY_MIN_LETTERS <= len(letters) <= _FUZZY_MAX_LETTERS
     )
     characters = sum(len(line) for line in lines) + max(len(lines) - 1, 0)
-    return _PreparedPage(page.number, lines, keys, edge_letters, characters)
+    return _PreparedPage(page.number, lines, line_keys, numbers, keys, edge_letters, characters)
+
+
+def _line_keys(lines: Sequence[str]) -> list[str]:
+    """:func:`line_key` of every line (stripped ones, as :func:`normalize_text` leaves them).
+
+    The numbers of the whole page are replaced at once (no number spans a line
+    break), not line by line: a book has tens of thousands of lines.
+    """
+    key = _ROMAN_TOKEN.sub("#", _DIGITS.sub("#", "\n".join(lines).lower()))
+    return [" ".join(part.split()) for part in key.split("\n")]
 
 
 def _letters(line: str) -> str:
@@ -459,22 +578,29 @@ def _threshold(window_size: int) -> int:
 
 
 def _clean_in_window(page: _PreparedPage, window: Sequence[_PreparedPage]) -> str:
-    """Clean ``page`` (a member of ``window``) using the other pages to spot furniture."""
+    """Clean ``page`` (a member of ``window``) using the other pages to spot furniture.
+
+    The furniture decision reads the line keys and page-number flags computed
+    once per page; the costly repairs (:func:`_finish`) run again only when the
+    lines kept or the compound evidence of the window changed since the page's
+    last cleaning (a provisional page is judged again at every new page).
+    """
     threshold = _threshold(len(window))
     others = [other for other in window if other is not page]
+    lines, keys = page.lines, page.line_keys
 
-    def repeated(line: str) -> bool:
-        if len(line) > MAX_FURNITURE_LINE:
+    def repeated(i: int) -> bool:
+        if len(lines[i]) > MAX_FURNITURE_LINE:
             return False
-        key = line_key(line)
+        key = keys[i]
         return 1 + sum(1 for other in others if key in other.keys) >= threshold
 
-    def elsewhere(line: str) -> bool:
-        key = line_key(line)
+    def elsewhere(i: int) -> bool:
+        key = keys[i]
         return any(key in other.keys for other in others)
 
-    def fuzzy_repeated(line: str) -> bool:
-        letters = _letters(line)
+    def fuzzy_repeated(i: int) -> bool:
+        letters = _letters(lines[i])
         if not _FUZZY_MIN_LETTERS <= len(letters) <= _FUZZY_MAX_LETTERS:
             return False
         matcher = difflib.SequenceMatcher(None, autojunk=False)
@@ -494,39 +620,58 @@ def _clean_in_window(page: _PreparedPage, window: Sequence[_PreparedPage]) -> st
                 return True
         return False
 
-    lines = page.lines
     drop = [False] * len(lines)
-    _drop_gutter_runs(lines, drop, is_furniture=repeated)
+    _drop_gutter_runs(lines, drop, numbers=page.numbers, is_furniture=repeated)
     content = [i for i, line in enumerate(lines) if line and not drop[i]]
     edges = {*content[:_EDGE_LINES], *content[-_EDGE_LINES:]}
     for order in (content, content[::-1]):
         removed = numbers = 0
         for i in order:
-            line = lines[i]
             if drop[i]:
                 continue  # already removed from the other edge
             if removed >= _MAX_EDGE_DEPTH:
                 break
-            if repeated(line) or _is_decoration(line):
+            if repeated(i) or _is_decoration(lines[i]):
                 pass
-            elif numbers < _EDGE_LINES and is_page_number(line):
+            elif numbers < _EDGE_LINES and page.numbers[i]:
                 numbers += 1
-            elif not (i in edges and fuzzy_repeated(line)):
+            elif not (i in edges and fuzzy_repeated(i)):
                 break
             drop[i] = True
             removed += 1
-    _drop_outside_furniture(lines, drop, repeated, elsewhere)
-    return _finish(
-        [line for line, dropped in zip(lines, drop, strict=True) if not dropped],
-        lambda: "\n".join(line for other in others for line in other.lines),
-    )
+    _drop_outside_furniture(lines, drop, page.numbers, repeated, elsewhere)
+
+    def answer(b: str, a: str, own: _Evidence) -> bool:
+        return _combined(b, a, [own, *(other.evidence_for(b, a) for other in others)])
+
+    mask = tuple(drop)
+    judged = page.judged
+    if (
+        judged is not None
+        and judged.mask == mask
+        and all(answer(b, a, own) == said for (b, a), (own, said) in judged.asked.items())
+    ):
+        return judged.text
+    asked: dict[tuple[str, str], tuple[_Evidence, bool]] = {}
+
+    def keeps(before: str, after: str, text: str) -> bool:
+        b, a = before.lower(), after.lower()
+        own = _evidence(_lowered(text), b, a)
+        said = answer(b, a, own)
+        asked[(b, a)] = (own, said)
+        return said
+
+    text = _finish([line for line, dropped in zip(lines, drop, strict=True) if not dropped], keeps)
+    page.judged = _Judgement(mask, asked, text)
+    return text
 
 
 def _drop_outside_furniture(
     lines: Sequence[str],
     drop: list[bool],
-    repeated: Callable[[str], bool],
-    elsewhere: Callable[[str], bool],
+    numbers: Sequence[bool],
+    repeated: Callable[[int], bool],
+    elsewhere: Callable[[int], bool],
 ) -> None:
     """Drop lines between a page edge and a running line that recur on another page.
 
@@ -537,7 +682,8 @@ def _drop_outside_furniture(
     running line must be a long one (more than :data:`_GUTTER_LINE` characters,
     not a bare number) within :data:`_MAX_EDGE_DEPTH` lines of the edge, and only
     the :data:`_OUTSIDE_LINES` outermost kept lines (at most :data:`_OUTSIDE_LINE`
-    characters each) are looked at.
+    characters each) are looked at. ``numbers``, ``repeated`` and ``elsewhere``
+    answer for a line index.
     """
     content = [i for i, line in enumerate(lines) if line]
     for order in (content, content[::-1]):
@@ -547,9 +693,9 @@ def _drop_outside_furniture(
                 break
             line = lines[i]
             if drop[i]:
-                if outside and len(line) > _GUTTER_LINE and not is_page_number(line) and repeated(line):
+                if outside and len(line) > _GUTTER_LINE and not numbers[i] and repeated(i):
                     for j in outside:
-                        if elsewhere(lines[j]):
+                        if elsewhere(j):
                             drop[j] = True
                     break
                 continue
@@ -563,13 +709,16 @@ def _is_decoration(line: str) -> bool:
     return not any(char.isalnum() for char in line)
 
 
-def _drop_gutter_runs(lines: Sequence[str], drop: list[bool], *, is_furniture: Callable[[str], bool]) -> None:
+def _drop_gutter_runs(
+    lines: Sequence[str], drop: list[bool], *, numbers: Sequence[bool], is_furniture: Callable[[int], bool]
+) -> None:
     """Drop runs of furniture lines inside a page that look like a gutter.
 
     Line numbers and printer's marks extracted from a column beside the text
     end up in the middle of a page: a run of consecutive lines, each a bare
     number or a line repeated on other pages, with at least three bare
-    numbers or very short lines (``"12"``, ``"S32"``) in it.
+    numbers or very short lines (``"12"``, ``"S32"``) in it. ``numbers`` says
+    which lines are bare page numbers; ``is_furniture`` answers for a line index.
     """
     run: list[int] = []
     short = 0
@@ -577,8 +726,8 @@ def _drop_gutter_runs(lines: Sequence[str], drop: list[bool], *, is_furniture: C
         if line == "":
             continue  # blank lines neither extend nor end a run
         if line is not None and not drop[i]:
-            number = is_page_number(line)
-            if number or is_furniture(line):
+            number = numbers[i]
+            if number or is_furniture(i):
                 run.append(i)
                 short += number or len(line) <= _GUTTER_LINE
                 continue

@@ -469,6 +469,10 @@ async def _pdf_chunks(
                 progress.pages_done += 1
                 progress.warnings = report.warnings()
                 _report(on_progress, progress)
+                # The workers are often pages ahead: the queue then never makes this
+                # loop wait, and without a turn of the event loop per page the map
+                # calls of the chunks just yielded would not start before the book ends.
+                await asyncio.sleep(0)
     tail = [*take(cleaner.finish()), *feed(structure.finish())]
     tail += [
         dataclasses.replace(_mark_ocr(chunk, ocr_pages), title=structure.title) for chunk in chunker.finish()

@@ -99,6 +99,10 @@ class WorkerConfig:
         ocr_max_pixels: Largest rendered image (pixels); bigger pages are rendered smaller.
         ranges: Read only the page ranges the parent hands out (``want`` / ``range``);
             ``False`` (default): every page, in order.
+        secondary: A worker started to share the document's ranges with the first
+            one, which sends the OCR plan: it sends none and loads the OCR engine
+            only for a page of its own that needs it (saving the plan's scan of
+            every page, the engine's check and its libraries' memory).
     """
 
     password: str | None = None
@@ -110,6 +114,7 @@ class WorkerConfig:
     ocr_dpi: int = 300
     ocr_max_pixels: int = 25_000_000
     ranges: bool = False
+    secondary: bool = False
 
 
 # --------------------------------------------------------------------------
@@ -465,6 +470,8 @@ class _Ocr:
         if config.ocr == "off":
             return None
         ocr = cls(data, config, channel)
+        if config.secondary:
+            return ocr  # the first worker sent the plan; :meth:`wants` starts OCR when a page needs it
         planned = count if config.ocr == "force" else _estimate_scanned(pages, count)
         if planned and ocr.start():
             channel.send("ocr_plan", planned)
