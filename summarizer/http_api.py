@@ -82,6 +82,7 @@ _STATUS: dict[ErrorCode, int] = {
     ErrorCode.UNSUPPORTED_MEDIA_TYPE: 415,
     ErrorCode.SERVER_BUSY: 503,
     ErrorCode.STORE_UNAVAILABLE: 503,
+    ErrorCode.STORAGE_ERROR: 503,
     ErrorCode.INTERNAL_ERROR: 500,
 }
 """HTTP status of an error code; any other code (options, models, the document) is 422."""

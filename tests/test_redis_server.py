@@ -239,7 +239,12 @@ async def test_a_resume_while_redis_is_down_is_refused_in_band_and_the_client_re
 
             async with httpx.AsyncClient() as h:
                 answer = await h.get(f"{http}/v1/jobs/{job_id}")
+                posted = await h.post(
+                    f"{http}/v1/jobs", files={"file": ("a.txt", b"Some text to summarize.", "text/plain")}
+                )
             assert answer.status_code == 503 and answer.json()["code"] == "store_unavailable"
+            assert posted.status_code == 503 and posted.json()["code"] == "storage_error"
+            assert posted.headers["retry-after"]
 
             async def follow() -> list[str]:
                 return [e.type async for e in client.resume(job_id)]
