@@ -497,3 +497,16 @@ def test_two_quoted_lines_are_two_sentences() -> None:
     # not inside a quotation, nor after a closing quote without sentence punctuation
     assert len(split_sentences('She said "it is over." "No," he said.')) == 2
     assert len(split_sentences('The word "alpha" "Beta" and more.')) == 1
+
+
+def test_a_papers_keyword_lines_are_not_candidates() -> None:
+    text = (
+        "We present a compilation technique for dynamic languages that records hot loop traces. "
+        "Keywords JavaScript, just-in-time compilation, trace trees. "
+        "General Terms Design, Experimentation, Measurement, Performance. "
+        "The compiler generates machine code for the hot loop traces it records at run time. "
+        "Our compiler for dynamic languages is faster than the interpreter on loop traces. "
+    )
+    sentences = split_sentences(text)
+    candidates, _ = rank_sentences(sentences)
+    assert candidates == [0, 3, 4], [sentences[i].text for i in candidates]

@@ -804,6 +804,10 @@ _CITATION = re.compile(
 )
 """Bibliography and footnote lines: "See X, 2003.", "... available at link #14.", a
 fragment that starts inside a quoted title ("Slide," New York Times, ...)."""
+_INDEX_TERMS = re.compile(
+    r"(?:Keywords|Key words|Index Terms|General Terms|Categories and Subject Descriptors)\b"
+)
+"""A paper's metadata lines, which read as a sentence once the line breaks are gone."""
 _ENDS_SENTENCE = re.compile(r"[.!?\u2026][\"'\u201d\u2019)\]]*$")
 _QUOTED = re.compile(r"\"[^\"]*\"?|\u201c[^\u201d]*\u201d?")
 _DIGITS = re.compile(r"\d+")
@@ -827,6 +831,8 @@ def _is_filler(sentence: str, words: int, config: RankingConfig) -> bool:
         return True  # headings, running heads, captions, cut-off lines
     if _BOILERPLATE.search(sentence) or _BYLINE.fullmatch(sentence) or _CITATION.search(sentence):
         return True
+    if _INDEX_TERMS.match(sentence):
+        return True  # a paper's keyword line ("Keywords JavaScript, just-in-time compilation, ...")
     if sum(map(str.isupper, sentence)) > 0.5 * sum(map(str.isalpha, sentence)):
         return True  # ALL-CAPS headings
     return sentence.lstrip("\"'\u201c\u2018([")[:1].islower()  # a fragment from a bad split
