@@ -416,3 +416,97 @@ def test_a_line_ending_in_a_function_word_is_wrapped_not_a_heading() -> None:
     assert sentences[-1].startswith("You may well ask") and sentences[-1].endswith("widely?\u201d")
     heading = "Introduction\nThe first line of text that is long enough to set the width."
     assert split_paragraphs(heading)[0] == "Introduction"
+
+
+def test_recurring_names_raise_a_prose_sentence() -> None:
+    text = (
+        "The old freighter left the station at dawn with a cargo of mail for the colonies. "
+        "On the third day, Strike met Cob on the bridge and Strike told Cob about Gorman. "
+        "The engines of the old freighter failed again on the long run to the colonies. "
+        "Later that week, Cob said that Gorman had sent Strike away to punish him. "
+        "The crew of the freighter waited for the engines to be repaired at the station. "
+        "Strike and Cob agreed that Gorman would never forgive them. "
+    )
+    sentences = split_sentences(text)
+    named = dict(zip(*rank_sentences(sentences), strict=True))
+    plain = dict(zip(*rank_sentences(sentences, replace(DEFAULT_CONFIG, w_names=0.0)), strict=True))
+    gains = {i: named[i] - plain[i] for i in named}
+    assert gains[1] > 0.5 * DEFAULT_CONFIG.w_names  # a third of its words are recurring names
+    assert gains[0] == pytest.approx(0.0) and gains[2] == pytest.approx(0.0)  # none at all
+    assert gains[5] == pytest.approx(DEFAULT_CONFIG.w_names)  # the densest gets the full weight
+
+
+TRANSCRIPT = "\n".join(
+    [
+        "Project Manager: I think we should maybe talk about what you want for the next meeting .",
+        "Marketing: The survey shows that most customers want a remote control with a large screen .",
+        "Industrial Designer: I mean , we can build our case from rubber if you want a soft case .",
+        "Project Manager: The team chose a rubber case and a kinetic battery for the remote control .",
+        "User Interface: I am not sure we have the time for a kinetic battery in our schedule .",
+        "Marketing: The remote control should cost less than twelve euros fifty per unit .",
+    ]
+)
+
+
+def test_transcripts_can_be_told_in_the_third_person() -> None:
+    from summarizer.models.ranking import TRANSCRIPT_CONFIG, is_transcript
+
+    sentences = split_sentences(TRANSCRIPT)
+    assert is_transcript(sentences)
+    assert not is_transcript(split_sentences(STORY))
+    third = replace(TRANSCRIPT_CONFIG, person_penalty=1.25)
+    penalised = dict(zip(*rank_sentences(sentences, third), strict=True))
+    plain = dict(zip(*rank_sentences(sentences, TRANSCRIPT_CONFIG), strict=True))
+    assert all(penalised[i] < plain[i] for i in (0, 2, 4))  # "I think we should ...", "if you want"
+    assert all(penalised[i] == pytest.approx(plain[i]) for i in (1, 3, 5))
+    chosen = summarize_text(TRANSCRIPT, 30, third)
+    assert not any(" I " in f" {s} " or " we " in f" {s} " for s in chosen), chosen
+    assert TRANSCRIPT_CONFIG.w_names == 0 < DEFAULT_CONFIG.w_names  # speakers are not characters
+
+
+def test_the_configuration_follows_the_kind_of_text(monkeypatch: pytest.MonkeyPatch) -> None:
+    from summarizer.models import ranking
+
+    used: list[ranking.RankingConfig] = []
+    real = ranking._rank
+
+    def spy(sentences, config, title):  # type: ignore[no-untyped-def]
+        used.append(config)
+        return real(sentences, config, title)
+
+    monkeypatch.setattr(ranking, "_rank", spy)
+    summarize_text(TRANSCRIPT, 30)
+    summarize_text(STORY, 30)
+    custom = replace(DEFAULT_CONFIG, w_title=0.0)
+    summarize_text(TRANSCRIPT, 30, custom)  # an explicit configuration is kept
+    assert used == [ranking.TRANSCRIPT_CONFIG, DEFAULT_CONFIG, custom]
+
+
+def test_two_quoted_lines_are_two_sentences() -> None:
+    text = (
+        'Cob waved an expressive arm in the air. "But dammit, man, I thought...." '
+        '"Never thought of that," mused Cob. "Hello there." "Go away!" he said.'
+    )
+    assert [s.text for s in split_sentences(text)] == [
+        "Cob waved an expressive arm in the air.",
+        '"But dammit, man, I thought...."',
+        '"Never thought of that," mused Cob.',
+        '"Hello there."',
+        '"Go away!" he said.',
+    ]
+    # not inside a quotation, nor after a closing quote without sentence punctuation
+    assert len(split_sentences('She said "it is over." "No," he said.')) == 2
+    assert len(split_sentences('The word "alpha" "Beta" and more.')) == 1
+
+
+def test_a_papers_keyword_lines_are_not_candidates() -> None:
+    text = (
+        "We present a compilation technique for dynamic languages that records hot loop traces. "
+        "Keywords JavaScript, just-in-time compilation, trace trees. "
+        "General Terms Design, Experimentation, Measurement, Performance. "
+        "The compiler generates machine code for the hot loop traces it records at run time. "
+        "Our compiler for dynamic languages is faster than the interpreter on loop traces. "
+    )
+    sentences = split_sentences(text)
+    candidates, _ = rank_sentences(sentences)
+    assert candidates == [0, 3, 4], [sentences[i].text for i in candidates]
