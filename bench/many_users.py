@@ -262,6 +262,44 @@ def _summary(values: list[float]) -> dict[str, float]:
     return {"p50": percentile(values, 50), "p99": percentile(values, 99), "max": top}
 
 
+def _lag_attribution(lag: dict[str, Any]) -> dict[str, Any]:
+    """What the server's event-loop stalls were: its own CPU, or waiting for a CPU (starvation).
+
+    ``lag`` is the server probe's summary (:class:`bench.server_proc._LagProbe`):
+    the loop thread's CPU and run-queue wait (``/proc`` ``schedstat``) per second
+    while jobs ran, and the same split of the sleeps late by more than 50 ms.
+    The rest of a stall (neither on a CPU nor runnable) is time blocked, e.g.
+    waiting for the GIL held by another thread.
+    """
+    cpu, runq = lag.get("stall_cpu_share"), lag.get("stall_runq_share")
+    out: dict[str, Any] = {
+        "loop_cpu_per_s": lag.get("loop_cpu_per_s"),
+        "loop_runq_wait_per_s": lag.get("loop_runq_wait_per_s"),
+        "stalls": lag.get("stalls"),
+        "stall_s": lag.get("stall_s"),
+        "stall_cpu_share": cpu,
+        "stall_runq_share": runq,
+    }
+    if not lag.get("stalls") or cpu is None or runq is None or cpu + runq <= 0:
+        out["limited_by"] = "no stalls" if lag.get("stalls") == 0 else "unknown (no schedstat)"
+        out["statement"] = out["limited_by"]
+        return out
+    blocked = max(0.0, 1.0 - cpu - runq)
+    shares = {
+        "own CPU (the loop thread running)": cpu,
+        "run-queue wait (starved of a CPU)": runq,
+        "blocked": blocked,
+    }
+    out["limited_by"] = max(shares, key=lambda k: shares[k])
+    out["statement"] = (
+        f"{lag['stalls']} stalls > 50 ms, {lag['stall_s']:.2f} s: {100 * cpu:.0f}% own CPU, "
+        f"{100 * runq:.0f}% run-queue wait, {100 * blocked:.0f}% blocked; loop thread "
+        f"{lag.get('loop_cpu_per_s', 0):.2f} CPU-s/s, "
+        f"{lag.get('loop_runq_wait_per_s', 0):.2f} s/s waiting for a CPU"
+    )
+    return out
+
+
 def run(ctx: Context) -> dict[str, Any]:
     """Run the sessions at once (ours, bare, ours profiled) and summarize delays, lag and memory."""
     sessions = 100
@@ -314,6 +352,8 @@ def run(ctx: Context) -> dict[str, Any]:
         server=server.result,
         model_server=model.result,
     )
+    out["lag_attribution"] = _lag_attribution(lag)
+    ctx.log(f"many users: server loop stalls: {out['lag_attribution']['statement']}")
     out["passed_delay"] = out["added_p99_ms"] <= DELAY_GOAL_MS
     out["passed_session"] = out["session_ratio_p99"] <= SESSION_GOAL
     out["passed_lag"] = (lag.get("p99") or math.inf) <= LAG_GOAL_MS

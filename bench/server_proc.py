@@ -29,6 +29,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import resource
 import secrets
 import socket
@@ -96,31 +97,198 @@ def _stop_profile(profiler: Any, path: str | None) -> None:
         profiler.dump_stats(path)
 
 
+def _schedstat_ns(fd: int | None) -> tuple[int, int]:
+    """(CPU ns, run-queue wait ns) of a thread from its open ``/proc/.../schedstat`` ``fd``.
+
+    The kernel's ``schedstat`` line is ``<ns on CPU> <ns runnable but waiting for a
+    CPU> <timeslices>``; ``(0, 0)`` when ``fd`` is ``None`` or cannot be read.
+    """
+    if fd is None:
+        return (0, 0)
+    try:
+        fields = os.pread(fd, 128, 0).split()
+        return (int(fields[0]), int(fields[1]))
+    except (OSError, ValueError, IndexError):
+        return (0, 0)
+
+
+def _open_schedstat() -> int | None:
+    """An fd on this thread's ``/proc/thread-self/schedstat``, or ``None`` (not Linux, no schedstats)."""
+    try:
+        fd = os.open("/proc/thread-self/schedstat", os.O_RDONLY)
+    except OSError:
+        return None
+    if _schedstat_ns(fd) == (0, 0):
+        os.close(fd)
+        return None
+    return fd
+
+
+STALL_S = 0.05
+"""A sleep this much (seconds) later than asked is a stall: attributed and, with a tracer, sampled."""
+
+
 class _LagProbe:
-    """Oversleep of a 10 ms sleep, sampled while ``busy()`` is true."""
+    """Oversleep of a 10 ms sleep, sampled while ``busy()`` is true.
+
+    On Linux it also reads the event-loop thread's ``schedstat`` around every
+    sleep, so that lag is split into the loop thread's own CPU, its run-queue
+    wait (runnable, but every core busy with other threads or processes) and
+    the rest (off CPU and not runnable: blocked, e.g. waiting for the GIL).
+    """
 
     def __init__(self, busy: Any, period: float = 0.01) -> None:
         self.busy = busy
         self.period = period
         self.samples: list[float] = []
+        self.heartbeat = time.perf_counter()
+        """When the loop last ran the probe (seconds, ``perf_counter``): the stall tracer's clock."""
+        self.busy_s = 0.0
+        self.cpu_ns = self.runq_ns = 0
+        self.stalls = 0
+        self.stall_s = 0.0
+        self.stall_cpu_ns = self.stall_runq_ns = 0
 
     async def run(self) -> None:
-        while len(self.samples) < 1_000_000:
-            began = time.perf_counter()
-            await asyncio.sleep(self.period)
-            late = time.perf_counter() - began - self.period
-            if self.busy():
-                self.samples.append(late)
+        fd = _open_schedstat()
+        try:
+            while len(self.samples) < 1_000_000:
+                began = time.perf_counter()
+                cpu0, runq0 = _schedstat_ns(fd)
+                await asyncio.sleep(self.period)
+                now = time.perf_counter()
+                self.heartbeat = now
+                cpu1, runq1 = _schedstat_ns(fd)
+                late = now - began - self.period
+                if self.busy():
+                    self.samples.append(late)
+                    self.busy_s += now - began
+                    self.cpu_ns += cpu1 - cpu0
+                    self.runq_ns += runq1 - runq0
+                    if late > STALL_S:
+                        self.stalls += 1
+                        self.stall_s += now - began
+                        self.stall_cpu_ns += cpu1 - cpu0
+                        self.stall_runq_ns += runq1 - runq0
+        finally:
+            if fd is not None:
+                os.close(fd)
 
     def summary(self) -> dict[str, Any]:
         from bench.common import percentile
 
         ms = [1000 * s for s in self.samples]
+        busy = max(self.busy_s, 1e-9)
+        stall = max(self.stall_s, 1e-9)
         return {
             "samples": len(ms),
             "p50": percentile(ms, 50),
             "p99": percentile(ms, 99),
             "max": max(ms) if ms else None,
+            # The loop thread while jobs ran, per second of wall time (schedstat; 0 if unavailable).
+            "loop_cpu_per_s": self.cpu_ns / 1e9 / busy,
+            "loop_runq_wait_per_s": self.runq_ns / 1e9 / busy,
+            # Sleeps late by more than STALL_S: their wall time split into CPU / run-queue wait / other.
+            "stalls": self.stalls,
+            "stall_s": self.stall_s,
+            "stall_cpu_share": self.stall_cpu_ns / 1e9 / stall,
+            "stall_runq_share": self.stall_runq_ns / 1e9 / stall,
+        }
+
+
+class _StallTracer:
+    """A daemon thread sampling the event-loop thread's Python stack while the loop is stalled.
+
+    Every ``interval`` seconds it checks the probe's heartbeat; once the loop has
+    not run the probe for ``STALL_S`` + the probe's period, it records the loop
+    thread's stack (``sys._current_frames``, innermost ``depth`` frames) and
+    counts identical stacks. A thread holding the GIL in C code cannot be
+    sampled until it lets go, so samples under-count such stalls.
+    """
+
+    def __init__(self, probe: _LagProbe, interval: float = 0.005, depth: int = 14) -> None:
+        self.probe = probe
+        self.interval = interval
+        self.depth = depth
+        self.loop_ident = threading.get_ident()
+        self.stacks: dict[str, int] = {}
+        self.samples = 0
+        self.running = True
+        self.thread = threading.Thread(target=self._run, daemon=True, name="stall-tracer")
+        self.gc_pauses: dict[int, list[float]] = {}
+        self._gc_began = 0.0
+        self.tasks0 = self._tasks()
+
+    @staticmethod
+    def _tasks() -> dict[str, tuple[str, int, int]]:
+        """This process's threads: tid -> (name, CPU ns, run-queue wait ns) from ``/proc/self/task``."""
+        out: dict[str, tuple[str, int, int]] = {}
+        with contextlib.suppress(OSError):
+            for tid in os.listdir("/proc/self/task"):
+                with contextlib.suppress(OSError, ValueError, IndexError):
+                    name = Path(f"/proc/self/task/{tid}/comm").read_text().strip()
+                    fields = Path(f"/proc/self/task/{tid}/schedstat").read_text().split()
+                    out[tid] = (name, int(fields[0]), int(fields[1]))
+        return out
+
+    def _gc(self, phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            self._gc_began = time.perf_counter()
+        else:
+            pause = time.perf_counter() - self._gc_began
+            self.gc_pauses.setdefault(int(info.get("generation", -1)), []).append(pause)
+
+    def start(self) -> None:
+        import gc
+
+        gc.callbacks.append(self._gc)
+        self.thread.start()
+
+    def stop(self) -> None:
+        import gc
+
+        self.running = False
+        self.thread.join(timeout=1)
+        with contextlib.suppress(ValueError):
+            gc.callbacks.remove(self._gc)
+
+    def _run(self) -> None:
+        import traceback
+
+        limit = STALL_S + self.probe.period
+        while self.running:
+            time.sleep(self.interval)
+            if time.perf_counter() - self.probe.heartbeat < limit or not self.probe.busy():
+                continue
+            frame = sys._current_frames().get(self.loop_ident)
+            if frame is None:
+                continue
+            stack = traceback.extract_stack(frame)[-self.depth :]
+            key = " <- ".join(
+                f"{Path(f.filename).parent.name}/{Path(f.filename).name}:{f.name}:{f.lineno}"
+                for f in reversed(stack)
+            )
+            self.stacks[key] = self.stacks.get(key, 0) + 1
+            self.samples += 1
+
+    def summary(self, top: int = 25) -> dict[str, Any]:
+        ordered = sorted(self.stacks.items(), key=lambda kv: -kv[1])[:top]
+        threads = []
+        for tid, (name, cpu, runq) in self._tasks().items():
+            _, cpu0, runq0 = self.tasks0.get(tid, (name, 0, 0))
+            threads.append(
+                {"tid": tid, "name": name, "cpu_s": (cpu - cpu0) / 1e9, "runq_s": (runq - runq0) / 1e9}
+            )
+        gc_ms = {
+            str(gen): {"count": len(p), "total_ms": 1000 * sum(p), "max_ms": 1000 * max(p)}
+            for gen, p in sorted(self.gc_pauses.items())
+        }
+        return {
+            "samples": self.samples,
+            "interval_s": self.interval,
+            "gc": gc_ms,
+            "threads": sorted(threads, key=lambda t: -t["cpu_s"]),
+            "stacks": [[n, k] for k, n in ordered],
         }
 
 
@@ -183,6 +351,9 @@ async def _serve_app(args: argparse.Namespace) -> dict[str, Any]:
     start_rss = _rss_mib()
     probe = _LagProbe(lambda: app.state.jobs.running() > 0) if args.probe else None
     probing = asyncio.create_task(probe.run()) if probe is not None else None
+    tracer = _StallTracer(probe) if probe is not None and args.stall_trace else None
+    if tracer is not None:
+        tracer.start()
     profiler = _start_profile(args.profile)
     loop_cpu = time.thread_time()
     print(f"PORT {sock.getsockname()[1]}", flush=True)
@@ -191,6 +362,9 @@ async def _serve_app(args: argparse.Namespace) -> dict[str, Any]:
     finally:
         loop_cpu = time.thread_time() - loop_cpu
         _stop_profile(profiler, args.profile)
+        if tracer is not None:
+            tracer.stop()
+            Path(args.stall_trace).write_text(json.dumps(tracer.summary(), indent=1))
         if probing is not None:
             probing.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -295,6 +469,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--token-delay-s", type=float, default=0.01)
     parser.add_argument("--tokens", type=int, default=60)
     parser.add_argument("--profile", default=None, help="write cProfile stats of the serving loop here")
+    parser.add_argument(
+        "--stall-trace", default=None, help="app, with --probe: write the loop's stacks during stalls here"
+    )
     parser.add_argument("--max-jobs", type=int, default=None, help="app: Settings.max_jobs")
     parser.add_argument(
         "--max-messages-per-second", type=float, default=None, help="app: Settings.max_messages_per_second"

@@ -244,3 +244,18 @@ def test_docs_match_limits(client: TestClient) -> None:
     with client.websocket_connect("/ws") as ws:
         accepted = start(ws, filename="a.txt")
     assert json.loads(accepted.limits.model_dump_json())["max_frame_bytes"] == 64 * 1024
+
+
+def test_start_up_heap_is_frozen_while_serving_and_thawed_after() -> None:
+    """Full collections skip the start-up heap while an app serves (gc.freeze), and not after it stops."""
+    import gc
+
+    assert gc.get_freeze_count() == 0
+    settings = Settings(allowed_hosts=TEST_HOSTS)
+    with TestClient(create_app(settings)) as first:
+        assert gc.get_freeze_count() > 1000  # the imported libraries, at least
+        with TestClient(create_app(settings)):  # a second app in the process shares the frozen heap
+            assert gc.get_freeze_count() > 1000
+        assert gc.get_freeze_count() > 1000  # the first one still serves: still frozen
+        assert first.get("/healthz").status_code == 200
+    assert gc.get_freeze_count() == 0

@@ -256,3 +256,37 @@ async def test_the_fast_path_can_be_turned_off(
     events = [e async for e in summarize_chunks(chunks(), model_for(fake), config=config)]
     assert events[-1].type == "summary"
     assert (calls == 0) if fast_path else (calls == fake.count() >= 2)
+
+
+async def test_many_streams_are_spread_over_pools_of_at_most_pool_streams(fake: FakeOpenAI) -> None:
+    """40 streams at once go over 3 connection pools (16 + 16 + 8), each sending the same request."""
+    import asyncio
+
+    from summarizer.models import streaming
+
+    model = model_for(fake)
+    results = await asyncio.gather(*(collect(model, fast=True) for _ in range(40)))
+    assert all("".join(texts) == "one two three four five six seven eight" for texts, _ in results)
+    pools = streaming._POOLS[model.root_async_client]
+    assert len(pools.clients) == 3 and pools.streams == [0, 0, 0]
+    assert pools.clients[0] is model.root_async_client
+    assert len({id(client._client) for client in pools.clients}) == 3  # three connection pools
+    assert all(str(c.base_url) == str(model.root_async_client.base_url) for c in pools.clients)
+    # The root's TLS context is shared: making one per pool would load the CA file on the event loop.
+    contexts = {id(c._client._transport._pool._ssl_context) for c in pools.clients}
+    assert len(contexts) == 1
+    assert fake.count() == 40 and all(r.stream and r.include_usage for r in fake.requests)
+    assert len({(r.model, r.chars) for r in fake.requests}) == 1
+
+
+async def test_a_given_http_client_is_never_spread(fake: FakeOpenAI) -> None:
+    import asyncio
+
+    import openai
+
+    from summarizer.models import streaming
+
+    model = model_for(fake)
+    model.http_async_client = openai.DefaultAsyncHttpxClient()  # as if the user had given one
+    await asyncio.gather(*(collect(model, fast=True) for _ in range(20)))
+    assert model.root_async_client not in streaming._POOLS
