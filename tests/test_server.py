@@ -250,6 +250,7 @@ def test_start_up_heap_is_frozen_while_serving_and_thawed_after() -> None:
     """Full collections skip the start-up heap while an app serves (gc.freeze), and not after it stops."""
     import gc
 
+    gc.unfreeze()  # an app an earlier test left running (never shut down) may hold it frozen
     assert gc.get_freeze_count() == 0
     settings = Settings(allowed_hosts=TEST_HOSTS)
     with TestClient(create_app(settings)) as first:
