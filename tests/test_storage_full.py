@@ -53,17 +53,22 @@ async def test_a_full_database_fails_the_job_with_storage_error_and_no_reader_se
     tmp_path: Path,
 ) -> None:
     store = Storage(tmp_path / "data")
-    mgr = JobManager(store, lambda name: EchoModel(words=12))
+    # Each map call waits 0.2 s: the map of 40-odd chunks outlasts the moment the disk fills.
+    mgr = JobManager(store, lambda name: EchoModel(words=12, delay_s=0.2))
     try:
         job = mgr.create(make_spec())
         follower = asyncio.create_task(collect(job, timeout=60))
         await asyncio.sleep(0.05)  # the follower has 'accepted'
-        fill_up(store, extra_pages=4)
         job.run()
         text = TEXT * 60  # far more events than the free room in the database's pages
         for i in range(0, len(text), 400):
             await job.feed_text(text[i : i + 400])
         await job.end(hashlib.sha256(text.encode()).hexdigest())
+        # The disk fills mid-map: once the first chunk summary is stored, not one page more.
+        async with asyncio.timeout(30):
+            while not any(row.type == "chunk.summary" for row in store.events(job.job_id)):
+                await asyncio.sleep(0.01)
+        fill_up(store, extra_pages=0)
         events = await follower
         # A reader that dropped half-way and resumes from the last seq it had.
         half = events[len(events) // 2].seq
