@@ -551,6 +551,8 @@ def _ocr(r: dict[str, Any]) -> tuple[str, list[Goal]]:
     from .ocr import report
 
     return report(r)
+
+
 def _user_path(r: dict[str, Any]) -> tuple[str, list[Goal]]:
     bare = r["bare"]
     load = r.get("load", {})
@@ -850,10 +852,7 @@ def _scaleout(r: dict[str, Any]) -> tuple[str, list[Goal]]:
     times = _table(["", "median job time (s)", "runs (s)"], rows, "lrl")
     take = _table(
         ["lease (s)", "other replica holds the lease after (s)", "job's next event after (s)", "goal (s)"],
-        [
-            [_num(t[k], 1 if k in ("lease_s", "goal_s") else 2) for k in _TAKEOVER_KEYS]
-            for t in r["takeover"]
-        ],
+        [[_num(t[k], 1 if k in ("lease_s", "goal_s") else 2) for k in _TAKEOVER_KEYS] for t in r["takeover"]],
     )
     ratio = _num(jt["ratio_redis_over_sqlite"], 2)
     pairs = ", ".join(map(_num, jt.get("pairwise_ratios", [])))

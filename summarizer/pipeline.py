@@ -675,7 +675,8 @@ class _Run:
         self.failed: dict[int, tuple[tuple[int, int], ModelError]] = {}
         self.total: int | None = None
         self.map_started: float | None = None
-        self.title: str | None = None  # the document's, from its chunks, for every prompt
+        self.title: str | None = None  # the document's, from its first chunk, for map and collapse prompts
+        self.final_title: str | None = None  # from its last chunk, for the reduce (a cover completes it late)
 
     def _take_limiter(self, model: Runnable[Any, Any]) -> Runnable[Any, Any]:
         """Take over a chat model's rate limiter, so that waiting for it is not a timeout.
@@ -815,6 +816,7 @@ class _Run:
             async for chunk in chunks:
                 if self.map_started is None:
                     self.map_started = self.clock()
+                self.final_title = chunk.title or self.final_title
                 group.create_task(self.map_one(chunk))
                 count += 1
             self.total = count
@@ -1003,7 +1005,7 @@ class _Run:
                     summary_format=self.config.summary_format,
                     language=self.config.language,
                     instructions=self.config.instructions,
-                    title=self.title,
+                    title=self.final_title or self.title,
                 )
                 try:
                     await self._call(

@@ -329,3 +329,68 @@ async def test_ocr_runs_under_the_worker_memory_limit(scan: bytes) -> None:
     message = await _no_text_message(scan, ocr="auto", parse_memory_bytes=64 * 1024 * 1024)
     assert "memory limit" in message and "parse_memory_bytes" in message
     assert await no_workers_left()
+
+
+def covered_book() -> bytes:
+    """freeculture.pdf's image-only cover, then six text pages of a story, titled "Free Culture"."""
+    from pypdf import PdfReader, PdfWriter
+
+    writer = PdfWriter()
+    writer.add_page(PdfReader(BAD.parent / "pdf" / "freeculture.pdf").pages[0])
+    for page in PdfReader(SOURCE).pages[:6]:
+        writer.add_page(page)
+    writer.add_metadata({"/Title": "Free Culture"})
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
+
+
+async def test_a_cover_is_ocrd_beside_the_first_chunk_and_completes_the_title() -> None:
+    """The first chunk does not wait for the cover's OCR (a second of Tesseract); the title gets its subtitle.
+
+    Order, not wall time: a chunk of the text pages is yielded before OCR reports
+    the cover done. The cover's text is in no chunk; the last chunk (and so the
+    reduce) carries "Free Culture: How Big Media Uses Technology...".
+    """
+    seen: list[str] = []  # "chunk" and "ocr" in the order they happened
+    progress: list[IngestProgress] = []
+
+    def on_progress(snapshot: IngestProgress) -> None:
+        progress.append(snapshot)
+        if snapshot.ocr_done and "ocr" not in seen:
+            seen.append("ocr")
+
+    async def upload() -> AsyncIterator[bytes]:
+        yield covered_book()
+
+    chunks = []
+    async for chunk in iter_chunks(
+        upload(),
+        filename="covered.pdf",
+        media_type="application/pdf",
+        options=IngestOptions(ocr="auto", chunk_size=2000, chunk_overlap=100),
+        on_progress=on_progress,
+    ):
+        seen.append("chunk")
+        chunks.append(chunk)
+    assert seen[0] == "chunk", seen
+    assert "ocr" in seen  # the cover was OCR'd, before the iterator ended
+    assert chunks[0].first_page == 2 and not any(chunk.ocr for chunk in chunks)
+    assert not any("CULTURE" in chunk.text.upper() for chunk in chunks)
+    assert chunks[-1].title is not None
+    assert chunks[-1].title.startswith("Free Culture: How Big Media Uses Technology"), chunks[-1].title
+    assert chunks[0].title == "Free Culture"  # an earlier chunk keeps the title it was cut with
+    last = progress[-1]
+    assert last.ocr_pages == [1] and last.ocr_done == 1
+    assert last.title == chunks[-1].title
+
+
+async def test_a_scan_defers_no_page() -> None:
+    """Every page of a scan is content: page 1's OCR text is in the first chunk, in page order."""
+    events: list[Any] = []
+    async with contextlib.aclosing(extract_pages(make_scan(SOURCE, range(3)), ocr="auto")) as stream:
+        async for event in stream:
+            if isinstance(event, PdfPage):
+                events.append(event)
+    assert [event.number for event in events] == [1, 2, 3]
+    assert all(event.ocr and not event.deferred and event.text.strip() for event in events)

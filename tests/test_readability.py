@@ -62,6 +62,8 @@ NOISE = {
     ),
     "caption": re.compile(r"^(?:Figure|Fig\.|Table|Listing) \d+[.:]"),
 }
+CAPTION_LABEL_BEFORE = re.compile(r"\b(?:Figure|Fig\.|Table|Listing) \d+[a-z]?[.:] ")
+"""A caption's label; a summary sentence that follows one in the document is the caption."""
 SPLIT_WORD = re.compile(r"\b[^\W\d_]+- (?!and\b|or\b|nor\b|to\b|und\b|oder\b)[^\W\d_]+")
 
 
@@ -105,6 +107,7 @@ def offences(summary: str, document: tuple[str, ...]) -> list[str]:
     for previous, sentence in itertools.pairwise(document):
         before.setdefault(sentence, set()).add(previous)
     found: list[str] = []
+    joined = " ".join(document)
     lines = [line.removeprefix("- ") for line in summary.split("\n")]
     sentences = [_norm(s.text) for line in lines for s in split_sentences(line)]
     for k, sentence in enumerate(sentences):
@@ -114,6 +117,8 @@ def offences(summary: str, document: tuple[str, ...]) -> list[str]:
         for kind, pattern in NOISE.items():
             if pattern.search(sentence):
                 found.append(f"{kind}: {sentence}")
+        if re.search(CAPTION_LABEL_BEFORE.pattern + re.escape(sentence[:60]), joined):
+            found.append(f"caption (its label split off): {sentence}")
         for match in SPLIT_WORD.finditer(sentence):
             found.append(f"split word {match.group(0)!r}: {sentence}")
     return found
@@ -122,7 +127,10 @@ def offences(summary: str, document: tuple[str, ...]) -> list[str]:
 def test_the_checks_catch_what_they_look_for() -> None:
     document = ("The VM records traces.", "But it stops at loops.", "However, nothing else.")
     summary = "The VM records traces. But it stops at loops. However, nothing else? Trace- Monkey runs."
+    document += ("Figure 11.", "Fraction of bytecodes run on traces.")
+    summary += " Fraction of bytecodes run on traces."
     found = offences(summary + " Dynamo. In Proceedings of PLDI, pages 1\u201312, 2000.", document)
+    assert any(f.startswith("caption (its label split off): Fraction") for f in found)
     assert any(f.startswith("dangling: However") for f in found)
     assert not any(f.startswith("dangling: But") for f in found)  # its previous sentence is there
     assert any(f.startswith("split word") for f in found)

@@ -14,6 +14,7 @@ from summarizer.ingest.structure import (
     StructureFilter,
     back_matter_heading,
     clean_title,
+    cover_title,
     index_ratio,
     is_licence_page,
     is_toc_page,
@@ -114,6 +115,39 @@ def test_index_licence_and_toc_pages() -> None:
 )
 def test_title_from_first_page(text: str, title: str) -> None:
     assert title_from_text(text) == title
+
+
+FREE_CULTURE_COVER = (
+    "FREE CULTURE\n\nHOW BIG MEDIA USES TECHNOLOGY AND THE LAW TO\nLOCK DOWN CULTURE AND CONTROL CREATIVITY"
+)
+"""freeculture.pdf's cover page as Tesseract reads it at 300 dpi."""
+FREE_CULTURE_TITLE = (
+    "Free Culture: How Big Media Uses Technology and the Law to Lock Down Culture and Control Creativity"
+)
+
+
+@pytest.mark.parametrize(
+    ("title", "cover", "expected"),
+    [
+        (
+            "Free Culture",
+            FREE_CULTURE_COVER,
+            FREE_CULTURE_TITLE,
+        ),
+        (
+            None,
+            FREE_CULTURE_COVER,
+            FREE_CULTURE_TITLE,
+        ),
+        ("Another Book", FREE_CULTURE_COVER, "Another Book"),  # a cover that does not repeat the title
+        ("Free Culture", "FREE CULTURE\n\nLAWRENCE LESSIG", "Free Culture"),  # a name is no subtitle
+        ("Free Culture", "FREE CULTURE\n\nby Lawrence Lessig and many friends of his", "Free Culture"),
+        ("Free Culture", "FREE CULTURE\n\n" + "A long page of prose. " * 40, "Free Culture"),  # not a cover
+        (None, "", None),
+    ],
+)
+def test_a_cover_completes_the_title(title: str | None, cover: str, expected: str | None) -> None:
+    assert cover_title(title, cover) == expected
 
 
 def test_titles_refuse_placeholders_and_fall_back_to_the_file_name() -> None:
@@ -267,20 +301,32 @@ def test_a_hostile_outline_message_is_cut_to_plain_values() -> None:
 
 
 @pytest.mark.parametrize(
-    ("name", "title", "index_from"),
+    ("name", "title", "final", "index_from"),
     [
-        # metadata titles: pdf_outline gives them, the first page has a subtitle or a longer heading
-        ("freeculture.pdf", "Free Culture", 339),
-        ("GeoTopo-komprimiert.pdf", "Geometrie und Topologie", 114),  # the outline's "Index" bookmark
+        # metadata titles: pdf_outline gives them, the first page has a subtitle or a longer heading;
+        # freeculture.pdf's image-only cover, OCR'd, completes it (for the last chunk and the reduce)
+        (
+            "freeculture.pdf",
+            "Free Culture",
+            FREE_CULTURE_TITLE,
+            339,
+        ),
+        (
+            "GeoTopo-komprimiert.pdf",
+            "Geometrie und Topologie",
+            "Geometrie und Topologie",
+            114,
+        ),  # "Index" bookmark
     ],
 )
 def test_pdf_ingestion_uses_the_metadata_title_and_the_outline(
-    name: str, title: str, index_from: int
+    name: str, title: str, final: str, index_from: int
 ) -> None:
     progress: list[IngestProgress] = []
     chunks = read_document(corpus_pdf(name), on_progress=progress.append)
-    assert {chunk.title for chunk in chunks} == {title}
-    assert progress[-1].title == title
+    assert {chunk.title for chunk in chunks[:-1]} == {title}
+    assert chunks[-1].title == final
+    assert progress[-1].title == final
     index = [s for s in progress[-1].skipped if s.reason == "index"]
     assert index and index[0].first == index_from
 

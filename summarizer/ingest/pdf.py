@@ -61,6 +61,7 @@ __all__ = [
     "PROCESS_NAME",
     "PYPDF_LIMITS",
     "WORKER_MODULE",
+    "PdfCoverRead",
     "PdfEvent",
     "PdfNotice",
     "PdfOcrPlan",
@@ -287,6 +288,9 @@ class PdfPage:
         error: Why the page could not be read (``"LimitReachedError: ..."``),
             or ``None``.
         ocr: ``True`` when ``text`` comes from OCR.
+        deferred: A cover (see :data:`summarizer.ingest.worker.COVER_PAGES`)
+            sent without its text while it is OCR'd; a :class:`PdfCoverRead`
+            follows.
     """
 
     number: int
@@ -295,6 +299,20 @@ class PdfPage:
     blank: bool = False
     error: str | None = None
     ocr: bool = False
+    deferred: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class PdfCoverRead:
+    """The OCR of a cover page yielded earlier as a ``deferred`` :class:`PdfPage`.
+
+    It may come any time after that page, before the iterator ends.
+
+    Attributes:
+        page: The page as OCR read it (``text`` empty, ``error`` set, if OCR failed).
+    """
+
+    page: PdfPage
 
 
 @dataclass(frozen=True, slots=True)
@@ -345,7 +363,7 @@ class PdfOutlineRead:
     outline: PdfOutline
 
 
-PdfEvent = PdfOpened | PdfOutlineRead | PdfPage | PdfNotice | PdfOcrPlan | PdfOcrUnavailable
+PdfEvent = PdfOpened | PdfOutlineRead | PdfPage | PdfCoverRead | PdfNotice | PdfOcrPlan | PdfOcrUnavailable
 """What :func:`extract_pages` yields."""
 
 
@@ -392,7 +410,8 @@ async def extract_pages(
 
     Yields :class:`PdfOpened` first, then one :class:`PdfPage` per page in
     order, with :class:`PdfNotice` events interleaved (and, with OCR on,
-    :class:`PdfOcrPlan` or :class:`PdfOcrUnavailable` before the pages). The
+    :class:`PdfOcrPlan` or :class:`PdfOcrUnavailable` before the pages, and
+    :class:`PdfCoverRead` after a ``deferred`` cover page). The
     worker is killed when the iterator is closed or cancelled, so use it with
     :func:`contextlib.aclosing` if you may stop early.
 
@@ -467,6 +486,7 @@ async def extract_pages(
     held: dict[int, PdfPage] = {}  # pages that came before an earlier one
     primary_done = False
     said: set[tuple[Any, ...]] = set()  # notices and OCR messages already passed on
+    covers: set[int] = set()  # deferred cover pages whose OCR has not come yet
     try:
         while True:
             index, message = await queue.get()
@@ -486,21 +506,32 @@ async def extract_pages(
                 if index == 0:
                     yield PdfOutlineRead(_parse_outline(message))
             elif kind == "page":
-                _, number, text, has_images, blank, error, from_ocr = message
+                _, number, text, has_images, blank, error, from_ocr, deferred = message
                 if not group.owns(index, number) or number < next_page or number in held:
-                    raise SummarizerError(
-                        f"A PDF worker sent page {number}, which it was not asked for or which came "
-                        "twice; please report this.",
-                        code=ErrorCode.INTERNAL_ERROR,
-                        retryable=True,
-                    )
+                    raise _stray_page(number)
+                if deferred:
+                    covers.add(number)
                 held[number] = PdfPage(
-                    number, text, has_images=has_images, blank=blank, error=error, ocr=from_ocr
+                    number,
+                    text,
+                    has_images=has_images,
+                    blank=blank,
+                    error=error,
+                    ocr=from_ocr,
+                    deferred=deferred,
                 )
                 while next_page in held:
                     page = held.pop(next_page)
                     next_page += 1
                     yield page
+            elif kind == "cover":
+                _, number, text, has_images, blank, error, from_ocr = message
+                if number not in covers:
+                    raise _stray_page(number)
+                covers.discard(number)
+                yield PdfCoverRead(
+                    PdfPage(number, text, has_images=has_images, blank=blank, error=error, ocr=from_ocr)
+                )
             elif kind in ("notice", "ocr_plan", "ocr_unavailable"):
                 if (index == 0 or kind != "ocr_plan") and message not in said:
                     said.add(message)
@@ -531,9 +562,25 @@ async def extract_pages(
                     max_text_chars=max_text_chars,
                 )
             if primary_done and pages_total is not None and next_page > pages_total:
+                if covers:
+                    raise SummarizerError(
+                        f"The PDF worker ended without the OCR of cover page {min(covers)}; "
+                        "please report this.",
+                        code=ErrorCode.INTERNAL_ERROR,
+                        retryable=True,
+                    )
                 return
     finally:
         group.stop()
+
+
+def _stray_page(number: int) -> SummarizerError:
+    return SummarizerError(
+        f"A PDF worker sent page {number}, which it was not asked for or which came twice; "
+        "please report this.",
+        code=ErrorCode.INTERNAL_ERROR,
+        retryable=True,
+    )
 
 
 def unreadable_reason(text: str) -> str | None:
@@ -850,7 +897,7 @@ class _Worker:
                     with contextlib.suppress(OSError):  # the worker died: the pump sees EOF
                         write_frame(process.stdin, json.dumps(self._group.want(self)).encode("utf-8"))
                     continue
-                if kind == "page" and not self._group.add_text(len(message[2])):
+                if kind in ("page", "cover") and not self._group.add_text(len(message[2])):
                     _kill_group(process)
                     self._post(("too_much_text", 0))
                     return

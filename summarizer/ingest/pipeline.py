@@ -19,6 +19,7 @@ is nothing to summarize.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import dataclasses
 import logging
@@ -37,6 +38,7 @@ from summarizer.ingest.chunking import PAGE_SEPARATOR, IncrementalChunker
 from summarizer.ingest.clean import PageCleaner
 from summarizer.ingest.detect import MAGIC_WINDOW, DocumentKind, detect_kind
 from summarizer.ingest.pdf import (
+    PdfCoverRead,
     PdfNotice,
     PdfOcrPlan,
     PdfOcrUnavailable,
@@ -442,8 +444,12 @@ async def _pdf_chunks(
             elif isinstance(event, PdfOcrUnavailable):
                 report.ocr_unavailable = event.reason
                 logger.warning("OCR is unavailable: %s", event.reason)
+            elif isinstance(event, PdfCoverRead):
+                _take_cover(event.page, structure, report, progress, ocr_pages)
+                _report(on_progress, progress)
             elif isinstance(event, PdfPage):
-                _note_page(event, report)
+                if not event.deferred:  # a cover's OCR is noted when it comes
+                    _note_page(event, report)
                 structure.raw_leaders[event.number] = raw_leader_lines(event.text)
                 if event.ocr:
                     if report.first_ocr_page is None:
@@ -516,6 +522,28 @@ def _mark_ocr(chunk: Chunk, ocr_pages: set[int]) -> Chunk:
     if ocr_pages and any(number in ocr_pages for number in range(chunk.first_page, chunk.last_page + 1)):
         return dataclasses.replace(chunk, ocr=True)
     return chunk
+
+
+def _take_cover(
+    page: PdfPage,
+    structure: StructureFilter,
+    report: _PdfReport,
+    progress: IngestProgress,
+    ocr_pages: set[int],
+) -> None:
+    """A deferred cover's OCR: its text goes to the title, its failure into the warnings."""
+    if page.ocr and page.text.strip():
+        structure.use_cover(page.text)
+        ocr_pages.add(page.number)
+        bisect.insort(progress.ocr_pages, page.number)
+        if report.first_ocr_page is None or page.number < report.first_ocr_page:
+            report.first_ocr_page = page.number
+    else:
+        _note_page(page, report)
+    if page.ocr or page.number in report.ocr_failed:
+        progress.ocr_done += 1
+        progress.ocr_total = max(progress.ocr_total or 0, progress.ocr_done)
+    progress.warnings = report.warnings()
 
 
 def _note_page(page: PdfPage, report: _PdfReport) -> None:

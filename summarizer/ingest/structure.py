@@ -56,6 +56,7 @@ __all__ = [
     "back_matter_heading",
     "citation_ratio",
     "clean_title",
+    "cover_title",
     "index_ratio",
     "is_dedication",
     "is_licence_page",
@@ -415,6 +416,50 @@ def _title_from_filename(filename: str) -> str | None:
     return clean_title(re.sub(r"[_]+", " ", stem))
 
 
+_COVER_MAX_CHARS = 400
+"""A cover's OCR text longer than this is not a title page: it adds nothing to the title."""
+
+
+def cover_title(title: str | None, cover: str) -> str | None:
+    """The title completed from a cover page's text: ``"Title: Subtitle"``.
+
+    A cover (an image-only first page, read by OCR) shows the title and often
+    a subtitle that says what the document is about, which the metadata title
+    lacks: freeculture.pdf's cover reads "FREE CULTURE" then "HOW BIG MEDIA
+    USES TECHNOLOGY AND THE LAW TO LOCK DOWN CULTURE AND CONTROL CREATIVITY".
+    The cover's first paragraph is its heading; the second, of 3 to 25 words
+    and not a byline, is the subtitle. The subtitle is added only where the
+    heading repeats ``title`` (words compared without case), so an unrelated
+    cover never changes a title; without a ``title`` the heading becomes it.
+
+    Args:
+        title: The title known so far (metadata or first heading), or ``None``.
+        cover: The cover's text (blank lines between its paragraphs).
+
+    Returns:
+        The completed title (cleaned, :func:`clean_title`), or ``title`` unchanged.
+    """
+    if len(cover) > _COVER_MAX_CHARS:
+        return title
+    paragraphs = [" ".join(p.split()) for p in re.split(r"\n\s*\n", cover) if _WORDS.search(p)]
+    if not paragraphs:
+        return title
+    heading = clean_title(paragraphs[0])
+    if heading is None:
+        return title
+    words = [w.lower() for w in _WORDS.findall(heading)]
+    if title is not None and words != [w.lower() for w in _WORDS.findall(title)]:
+        return title
+    base = title or heading
+    if len(paragraphs) < 2:
+        return base
+    subtitle = paragraphs[1]
+    count = len(_WORDS.findall(subtitle))
+    if not 3 <= count <= 25 or re.match(r"(?i)by\s", subtitle) or subtitle.endswith("."):
+        return base
+    return clean_title(f"{base}: {clean_title(subtitle)}") or base
+
+
 def text_title(opening: str, filename: str = "") -> str | None:
     """The title of a text or Markdown document: its first heading, else the file name.
 
@@ -568,6 +613,7 @@ class StructureFilter:
     _front: list[Page] = field(default_factory=list)  # skipped front pages, in case nothing else is kept
     _kept_any: bool = False
     _changed: set[int] = field(default_factory=set)  # pages skipped, cut or re-joined
+    _cover: str | None = None  # a deferred cover's OCR text, for the title at :meth:`finish`
 
     def __post_init__(self) -> None:
         if self.outline is not None:
@@ -587,6 +633,20 @@ class StructureFilter:
         self.outline = outline
         if not self._title_done:
             self.__post_init__()
+
+    def use_cover(self, text: str) -> None:
+        """Take a cover page's OCR text, which arrives out of page order (any time before :meth:`finish`).
+
+        The cover is not summarized: at :meth:`finish` its heading and subtitle
+        complete :attr:`title` (see :func:`cover_title`), so the chunks that
+        :meth:`finish` releases, and the reduce that follows them, carry the
+        completed title. Chunks released earlier keep the title they had: what
+        the map prompts see never depends on when the OCR ended.
+
+        Args:
+            text: The cover's text as OCR read it.
+        """
+        self._cover = text
 
     # -- public --------------------------------------------------------------------------
 
@@ -613,6 +673,9 @@ class StructureFilter:
         are returned after all and nothing is reported skipped: a document is
         never reduced to nothing.
         """
+        if self._cover is not None:
+            self.title = cover_title(self.title, self._cover)
+            self._title_done = self._title_done or self.title is not None
         self._title_fallback()
         held, self._held = self._held, None
         if held is None and not self._kept_any and self._front:

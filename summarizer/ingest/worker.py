@@ -23,7 +23,9 @@ the payload.
   then ``["opened", pages]``,
   ``["outline", title, [[bookmark, page, depth], ...]]`` (the metadata title
   or ``null`` and the outline, see :func:`summarizer.ingest.structure.pdf_outline`),
-  ``["page", number, text, has_images, blank, error, ocr]`` in page order,
+  ``["page", number, text, has_images, blank, error, ocr, deferred]`` in page order,
+  ``["cover", number, text, has_images, blank, error, ocr]`` (the OCR of a
+  page sent earlier with ``deferred`` true, see :data:`COVER_PAGES`),
   ``["notice", logger, message]``, ``["ocr_plan", pages]``,
   ``["ocr_unavailable", reason]``, ``["want"]`` (ranges mode) and finally ``["done"]`` or
   ``["failed", reason, detail]``.
@@ -79,6 +81,17 @@ PYPDF_LIMITS: Final[dict[str, int]] = {
     "page_tree_maximum_depth": 100,
 }
 """Values passed to :func:`pypdf.overwrite_configuration` in the worker."""
+
+COVER_PAGES: Final = 2
+"""Leading image-only pages of a document with a text layer whose OCR does not hold up the pages after them.
+
+Such a page is a cover: its text (title, subtitle) becomes the document's title
+(:meth:`summarizer.ingest.structure.StructureFilter.use_cover`), not a chunk.
+The page is sent at once with ``deferred`` true and no text, and its OCR follows
+as a ``cover`` message: the first chunk (page 2 on) no longer waits one to two
+seconds of Tesseract. A scan (at least half of its pages image-only) and
+``ocr="force"`` defer nothing: there every page is content.
+"""
 
 _MAX_NOTICES: Final = 50
 _MAX_DETAIL_CHARS: Final = 300
@@ -198,6 +211,10 @@ def main() -> int:
             # pypdf loaded when its document comes (~0.3 s), and the limit counts
             # what parsing adds, not the library.
             _configure_pypdf(channel)
+            # The outline reader, imported now and not under the limit: a tight
+            # limit fails an import in odd ways (a ValueError from compile), not
+            # as the MemoryError that reports the limit.
+            import summarizer.ingest.structure  # noqa: F401
         except ImportError as exc:
             channel.send("failed", "internal", _describe(exc))
             return 0
@@ -349,6 +366,9 @@ def _configure_pypdf(channel: _Channel) -> None:
 _PageMessage = tuple[int, str, bool, bool, str | None, bool]
 """``(number, text, has_images, blank, error, ocr)``."""
 
+_Pending = tuple[Future[_PageMessage], bool]
+"""A page's message (ready, or a future while it is OCR'd) and whether it is a deferred cover."""
+
 
 def _extract(data: bytes, config: WorkerConfig, channel: _Channel, ranges: _Ranges | None = None) -> None:
     from pypdf import PasswordType, PdfReader
@@ -389,18 +409,35 @@ def _extract(data: bytes, config: WorkerConfig, channel: _Channel, ranges: _Rang
     send("opened", count)
     _send_outline(reader, channel)
     ocr = _Ocr.create(data, config, channel, pages, count)
-    window: deque[Future[_PageMessage]] = deque()
+    window: deque[_Pending] = deque()
+    covers: deque[Future[_PageMessage]] = deque()  # deferred covers being OCR'd
+    text_seen = False  # a page with text was read: no later page is a cover
 
     def flush(*, keep: int) -> None:
         """Send finished pages in order; wait for the oldest while more than ``keep`` are pending."""
-        while window and (window[0].done() or len(window) > keep):
-            send("page", *window.popleft().result())
+        while covers and covers[0].done():
+            send("cover", *covers.popleft().result())
+        while window and (window[0][0].done() or len(window) > keep):
+            future, deferred = window.popleft()
+            send("page", *future.result(), deferred)
 
     try:
         for index in range(count) if ranges is None else ranges.indexes(channel, count):
-            window.append(_read_page(pages, index, ocr))
+            message, to_ocr = _read_page(pages, index, ocr)
+            if not to_ocr:
+                text_seen = text_seen or bool(message[1].strip())
+                window.append((_ready(message), False))
+            else:
+                assert ocr is not None
+                if not text_seen and ocr.defers_cover(index):
+                    covers.append(ocr.submit(index, message))
+                    window.append((_ready(message), True))
+                else:
+                    window.append((ocr.submit(index, message), False))
             flush(keep=ocr.window if ocr else 0)
         flush(keep=0)
+        while covers:
+            send("cover", *covers.popleft().result())
     finally:
         if ocr:
             ocr.close()
@@ -420,8 +457,8 @@ def _send_outline(reader: Any, channel: _Channel) -> None:
     channel.send("outline", outline.title, [[e.title, e.page, e.depth] for e in outline.entries])
 
 
-def _read_page(pages: Any, index: int, ocr: _Ocr | None) -> Future[_PageMessage]:
-    """One page's message, ready now, or a future when the page goes to OCR."""
+def _read_page(pages: Any, index: int, ocr: _Ocr | None) -> tuple[_PageMessage, bool]:
+    """One page's message from its text layer, and whether the page goes to OCR."""
     number = index + 1
     try:
         page = pages[index]
@@ -429,13 +466,12 @@ def _read_page(pages: Any, index: int, ocr: _Ocr | None) -> Future[_PageMessage]
     except MemoryError:
         raise
     except Exception as exc:  # one bad page must not end the document
-        return _ready((number, "", False, False, _describe(exc), False))
+        return (number, "", False, False, _describe(exc), False), False
     has_images = blank = False
     if not text.strip():
         has_images, blank = _inspect_textless(page)
-    if ocr is not None and ocr.wants(text, has_images):
-        return ocr.submit(index, (number, text, has_images, blank, None, False))
-    return _ready((number, text, has_images, blank, None, False))
+    message = (number, text, has_images, blank, None, False)
+    return message, ocr is not None and ocr.wants(text, has_images)
 
 
 def _ready(message: _PageMessage) -> Future[_PageMessage]:
@@ -461,6 +497,8 @@ class _Ocr:
         self._pool: ThreadPoolExecutor | None = None
         self.window = 2 * max(1, config.ocr_workers) + 2
         """Pages at most waiting to be sent (bounds memory and keeps OCR busy)."""
+        self.text_layer = False
+        """Whether the document has a text layer (under half of its pages look scanned)."""
 
     @classmethod
     def create(
@@ -473,6 +511,7 @@ class _Ocr:
         if config.secondary:
             return ocr  # the first worker sent the plan; :meth:`wants` starts OCR when a page needs it
         planned = count if config.ocr == "force" else _estimate_scanned(pages, count)
+        ocr.text_layer = config.ocr == "auto" and 2 * planned < count
         if planned and ocr.start():
             channel.send("ocr_plan", planned)
         return ocr
@@ -506,6 +545,14 @@ class _Ocr:
         """Whether a page goes to OCR: every page with ``force``; else textless pages with images."""
         wanted = self._config.ocr == "force" or (has_images and not text.strip())
         return wanted and self.start()
+
+    def defers_cover(self, index: int) -> bool:
+        """Whether page ``index`` (0-based, image-only, no page with text before it) is a cover to defer.
+
+        See :data:`COVER_PAGES`. Only the worker that reads the first pages
+        (not a ``secondary`` one) defers.
+        """
+        return self.text_layer and not self._config.secondary and index < COVER_PAGES
 
     def submit(self, index: int, fallback: _PageMessage) -> Future[_PageMessage]:
         assert self._pool is not None

@@ -431,9 +431,19 @@ def split_sentences(text: str) -> list[Sentence]:
     for (number, _), texts in zip(parts, by_part, strict=True):
         for sentence in texts:
             if sentences and sentences[-1].paragraph == number:
+                if _CAPTION_LABEL.fullmatch(sentences[-1].text):
+                    # "Figure 11." and its caption are one sentence (a caption, see is_noise).
+                    sentences[-1] = Sentence(f"{sentences[-1].text} {sentence}", len(sentences) - 1, number)
+                    continue
                 sentence = _FOOTNOTE_MARK.sub("", sentence, count=1) or sentence
             sentences.append(Sentence(sentence, len(sentences), number))
     return sentences
+
+
+_CAPTION_LABEL = re.compile(
+    r"(?:figure|fig\.|table|listing|algorithm|chart|plate|exhibit)\s*\d+[a-z]?\s*[.:\u2014-]?", re.IGNORECASE
+)
+"""A sentence that is only a caption's label ("Figure 11.", split off by pysbd)."""
 
 
 # -- tokens and vectors -------------------------------------------------------------
