@@ -394,3 +394,30 @@ async def test_a_scan_defers_no_page() -> None:
                 events.append(event)
     assert [event.number for event in events] == [1, 2, 3]
     assert all(event.ocr and not event.deferred and event.text.strip() for event in events)
+
+
+async def test_a_cover_without_the_tesseract_program_is_named_in_a_warning(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """OCR cannot run: the text pages are summarized, a warning names the cover and the fix."""
+    monkeypatch.setenv("PATH", str(tmp_path))  # the worker is started by absolute path
+    progress: list[IngestProgress] = []
+
+    async def upload() -> AsyncIterator[bytes]:
+        yield covered_book()
+
+    chunks = [
+        chunk
+        async for chunk in iter_chunks(
+            upload(),
+            filename="covered.pdf",
+            media_type="application/pdf",
+            options=IngestOptions(ocr="auto", chunk_size=2000, chunk_overlap=100),
+            on_progress=progress.append,
+        )
+    ]
+    assert chunks and chunks[0].first_page == 2 and chunks[-1].title == "Free Culture"
+    last = progress[-1]
+    assert last.ocr_pages == []
+    (warning,) = [note for note in last.warnings if "Page 1 has no text layer" in note]
+    assert "OCR cannot run" in warning and "tesseract" in warning, warning

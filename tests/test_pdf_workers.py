@@ -207,7 +207,11 @@ def test_only_the_first_worker_plans_ocr() -> None:
     assert second is not None and sent == []
     assert second._available is None  # not even checked
     first = _Ocr.create(data, WorkerConfig(ocr="auto"), Channel(), pages, len(pages))  # type: ignore[arg-type]
-    assert first is not None and [message[0] for message in sent] in (["ocr_plan"], ["ocr_unavailable"])
+    # A document with a text layer: OCR is checked when its cover is OCR'd, off the page loop.
+    assert first is not None and sent == [] and first._available is None
+    first.start()
+    first.start()  # once
+    assert [message[0] for message in sent] in (["ocr_plan"], ["ocr_unavailable"])
     for ocr in (first, second):
         ocr.close()
 

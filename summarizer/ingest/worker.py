@@ -424,16 +424,14 @@ def _extract(data: bytes, config: WorkerConfig, channel: _Channel, ranges: _Rang
     try:
         for index in range(count) if ranges is None else ranges.indexes(channel, count):
             message, to_ocr = _read_page(pages, index, ocr)
-            if not to_ocr:
+            if ocr is not None and to_ocr and not text_seen and ocr.defers_cover(index):
+                covers.append(ocr.submit_cover(index, message))
+                window.append((_ready(message), True))
+            elif ocr is not None and to_ocr and ocr.start():
+                window.append((ocr.submit(index, message), False))
+            else:
                 text_seen = text_seen or bool(message[1].strip())
                 window.append((_ready(message), False))
-            else:
-                assert ocr is not None
-                if not text_seen and ocr.defers_cover(index):
-                    covers.append(ocr.submit(index, message))
-                    window.append((_ready(message), True))
-                else:
-                    window.append((ocr.submit(index, message), False))
             flush(keep=ocr.window if ocr else 0)
         flush(keep=0)
         while covers:
@@ -458,7 +456,7 @@ def _send_outline(reader: Any, channel: _Channel) -> None:
 
 
 def _read_page(pages: Any, index: int, ocr: _Ocr | None) -> tuple[_PageMessage, bool]:
-    """One page's message from its text layer, and whether the page goes to OCR."""
+    """One page's message from its text layer, and whether the page is one for OCR."""
     number = index + 1
     try:
         page = pages[index]
@@ -483,9 +481,10 @@ def _ready(message: _PageMessage) -> Future[_PageMessage]:
 class _Ocr:
     """Renders and OCRs pages on a small thread pool (one Tesseract process per page).
 
-    Whether OCR can run (packages, the ``tesseract`` program, language packs)
-    is checked on the first page that needs it, so a PDF with a text layer
-    never pays for the check.
+    Whether OCR can run (packages, the ``tesseract`` program, language packs:
+    0.3 s) is checked on the first page that needs it, so a PDF with a text
+    layer never pays for the check; for a cover (:data:`COVER_PAGES`) it is
+    checked on the cover's own thread, beside the pages after it.
     """
 
     def __init__(self, data: bytes, config: WorkerConfig, channel: _Channel) -> None:
@@ -495,6 +494,9 @@ class _Ocr:
         self._available: bool | None = None
         self._renderer: Any = None
         self._pool: ThreadPoolExecutor | None = None
+        self._cover_pool: ThreadPoolExecutor | None = None
+        self._start_lock = threading.Lock()
+        self._plan = 0  # pages the ``ocr_plan`` message announces once OCR has started
         self.window = 2 * max(1, config.ocr_workers) + 2
         """Pages at most waiting to be sent (bounds memory and keeps OCR busy)."""
         self.text_layer = False
@@ -512,12 +514,20 @@ class _Ocr:
             return ocr  # the first worker sent the plan; :meth:`wants` starts OCR when a page needs it
         planned = count if config.ocr == "force" else _estimate_scanned(pages, count)
         ocr.text_layer = config.ocr == "auto" and 2 * planned < count
-        if planned and ocr.start():
-            channel.send("ocr_plan", planned)
+        ocr._plan = planned
+        if planned and not ocr.text_layer:
+            ocr.start()  # a scan: OCR is the work, check it before the first page
         return ocr
 
     def start(self) -> bool:
-        """Check (once) that OCR can run and set it up; says ``ocr_unavailable`` if not."""
+        """Check (once) that OCR can run and set it up; says ``ocr_plan``, or ``ocr_unavailable`` if not.
+
+        Thread-safe: the first caller checks, the others wait for its answer.
+        """
+        with self._start_lock:
+            return self._start()
+
+    def _start(self) -> bool:
         if self._available is None:
             self._available = False
             try:
@@ -533,6 +543,8 @@ class _Ocr:
                         max(1, self._config.ocr_workers), thread_name_prefix="ocr"
                     )
                     self._available = True
+                    if self._plan:
+                        self._channel.send("ocr_plan", self._plan)
             except MemoryError:
                 raise
             except Exception as exc:  # a broken installation
@@ -542,9 +554,11 @@ class _Ocr:
         return self._available
 
     def wants(self, text: str, has_images: bool) -> bool:
-        """Whether a page goes to OCR: every page with ``force``; else textless pages with images."""
-        wanted = self._config.ocr == "force" or (has_images and not text.strip())
-        return wanted and self.start()
+        """Whether a page is one for OCR: every page with ``force``; else textless pages with images.
+
+        Does not check that OCR can run (see :meth:`start`).
+        """
+        return self._config.ocr == "force" or (has_images and not text.strip())
 
     def defers_cover(self, index: int) -> bool:
         """Whether page ``index`` (0-based, image-only, no page with text before it) is a cover to defer.
@@ -555,8 +569,15 @@ class _Ocr:
         return self.text_layer and not self._config.secondary and index < COVER_PAGES
 
     def submit(self, index: int, fallback: _PageMessage) -> Future[_PageMessage]:
+        """OCR page ``index`` on the pool (call :meth:`start` first); ``fallback``: its text-layer message."""
         assert self._pool is not None
         return self._pool.submit(self._run, index, fallback)
+
+    def submit_cover(self, index: int, fallback: _PageMessage) -> Future[_PageMessage]:
+        """OCR a cover on its own thread, which also starts OCR (``fallback`` if OCR cannot run)."""
+        if self._cover_pool is None:
+            self._cover_pool = ThreadPoolExecutor(1, thread_name_prefix="ocr-cover")
+        return self._cover_pool.submit(lambda: self._run(index, fallback) if self.start() else fallback)
 
     def _run(self, index: int, fallback: _PageMessage) -> _PageMessage:
         number, text, has_images, blank, _, _ = fallback
@@ -580,8 +601,9 @@ class _Ocr:
         return (number, cleaned, has_images, False, None, True)
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
+        for pool in (self._pool, self._cover_pool):
+            if pool is not None:
+                pool.shutdown(wait=False, cancel_futures=True)
         if self._renderer is not None:
             self._renderer.close()
 
