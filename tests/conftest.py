@@ -10,6 +10,8 @@ import pytest
 
 from summarizer.settings import Settings
 
+from .fake_openai import FakeOpenAI
+
 CORPUS = Path(
     os.environ.get("SUMMARIZER_CORPUS", Path(__file__).resolve().parent.parent.parent / "shared" / "corpus")
 )
@@ -48,3 +50,19 @@ def live_server() -> Iterator[str]:
 
     with running_server(Settings()) as url:
         yield url
+
+
+@pytest.fixture(scope="module")
+def fake_server() -> Iterator[FakeOpenAI]:
+    """A scripted OpenAI-compatible server on loopback (one per test module; see tests/fake_openai.py)."""
+    with FakeOpenAI(stall_s=2.0).running() as server:
+        yield server
+
+
+@pytest.fixture
+def fake(fake_server: FakeOpenAI, monkeypatch: pytest.MonkeyPatch) -> FakeOpenAI:
+    """:func:`fake_server`, its script and counters reset, with no OpenAI variables from the environment."""
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    fake_server.reset()
+    return fake_server

@@ -277,3 +277,21 @@ def _error(
         status_code=status,
         headers=headers,
     )
+
+
+def model_for(fake: FakeOpenAI, name: str = "fake-ok", **kwargs: Any) -> Any:
+    """A chat model of ours (``load_model("openai:NAME")``) talking to ``fake``.
+
+    Args:
+        fake: The running server.
+        name: The model name, which picks the server's script (default ``"fake-ok"``).
+        **kwargs: More :func:`summarizer.models.loader.load_model` arguments.
+
+    Returns:
+        The LangChain chat model (connect timeout 2 s, read timeout 3 s).
+    """
+    from summarizer.models.loader import load_model
+
+    return load_model(
+        f"openai:{name}", base_url=fake.url, connect_timeout_s=2.0, read_timeout_s=3.0, **kwargs
+    )

@@ -19,7 +19,6 @@ from typing import Any
 import httpx
 import openai
 import pytest
-from langchain_core.language_models import BaseChatModel
 
 from summarizer.cli import EXIT_ERROR, main, running_server
 from summarizer.errors import (
@@ -33,13 +32,13 @@ from summarizer.errors import (
     RateLimited,
 )
 from summarizer.ingest.types import Chunk
-from summarizer.models.loader import LOCAL_API_KEY, load_model, rate_limiter
+from summarizer.models.loader import LOCAL_API_KEY, rate_limiter
 from summarizer.models.retry import RetryPolicy, classify_error, is_context_overflow, parse_retry_after
 from summarizer.pipeline import PipelineConfig, summarize_chunks
 from summarizer.server import ModelRegistry
 from summarizer.settings import Settings
 
-from .fake_openai import FakeOpenAI
+from .fake_openai import FakeOpenAI, model_for
 from .fakes import EchoModel
 
 FAST: dict[str, Any] = {
@@ -65,26 +64,6 @@ FAULTS = [
 
 
 # -- fixtures and helpers ---------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def fake_server() -> Iterator[FakeOpenAI]:
-    with FakeOpenAI(stall_s=2.0).running() as server:
-        yield server
-
-
-@pytest.fixture
-def fake(fake_server: FakeOpenAI, monkeypatch: pytest.MonkeyPatch) -> FakeOpenAI:
-    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
-    fake_server.reset()
-    return fake_server
-
-
-def model_for(fake: FakeOpenAI, name: str, **kwargs: Any) -> BaseChatModel:
-    return load_model(
-        f"openai:{name}", base_url=fake.url, connect_timeout_s=2.0, read_timeout_s=3.0, **kwargs
-    )
 
 
 def sentences(tag: str, n: int) -> str:

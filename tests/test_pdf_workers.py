@@ -273,3 +273,25 @@ async def test_opened_and_pages_with_two_workers_on_a_doubled_book(tmp_path: Pat
 
 if sys.platform != "linux":  # pragma: no cover
     pytestmark = pytest.mark.skip("process groups and /proc: Linux only")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread nice values are Linux's")
+def test_the_cover_thread_alone_runs_at_a_lower_priority() -> None:
+    """The cover's OCR yields the cores to the page loop: its thread (and its Tesseract) alone is niced."""
+    import os
+    import threading
+
+    from summarizer.ingest.worker import COVER_NICENESS, _lower_priority
+
+    own = os.getpriority(os.PRIO_PROCESS, 0)
+    seen: list[int] = []
+
+    def cover() -> None:
+        _lower_priority()
+        seen.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+
+    thread = threading.Thread(target=cover)
+    thread.start()
+    thread.join()
+    assert seen == [min(19, own + COVER_NICENESS)]
+    assert os.getpriority(os.PRIO_PROCESS, 0) == own  # the calling thread keeps its priority

@@ -9,7 +9,6 @@ with the same exceptions, against the scripted server of :mod:`tests.fake_openai
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -18,35 +17,15 @@ from langchain_core.prompt_values import PromptValue
 from langchain_core.prompts import ChatPromptTemplate
 from langchain_openai import ChatOpenAI
 
-from summarizer.models.loader import load_model, rate_limiter
+from summarizer.models.loader import rate_limiter
 from summarizer.models.retry import classify_error
 from summarizer.models.streaming import fast_path_reason, open_stream
 from summarizer.models.usage import TokenCount
 from summarizer.pipeline import PipelineConfig, summarize_chunks
 
-from .fake_openai import FakeOpenAI
+from .fake_openai import FakeOpenAI, model_for
 from .fakes import EchoModel
 from .test_openai_compat import aiter, chunks_of, sentences
-
-
-@pytest.fixture(scope="module")
-def fake_server() -> Iterator[FakeOpenAI]:
-    with FakeOpenAI(stall_s=2.0).running() as server:
-        yield server
-
-
-@pytest.fixture
-def fake(fake_server: FakeOpenAI, monkeypatch: pytest.MonkeyPatch) -> FakeOpenAI:
-    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
-    fake_server.reset()
-    return fake_server
-
-
-def model_for(fake: FakeOpenAI, name: str = "fake-ok", **kwargs: Any) -> Any:
-    return load_model(
-        f"openai:{name}", base_url=fake.url, connect_timeout_s=2.0, read_timeout_s=3.0, **kwargs
-    )
 
 
 def prompt() -> PromptValue:

@@ -576,7 +576,9 @@ class _Ocr:
     def submit_cover(self, index: int, fallback: _PageMessage) -> Future[_PageMessage]:
         """OCR a cover on its own thread, which also starts OCR (``fallback`` if OCR cannot run)."""
         if self._cover_pool is None:
-            self._cover_pool = ThreadPoolExecutor(1, thread_name_prefix="ocr-cover")
+            self._cover_pool = ThreadPoolExecutor(
+                1, thread_name_prefix="ocr-cover", initializer=_lower_priority
+            )
         return self._cover_pool.submit(lambda: self._run(index, fallback) if self.start() else fallback)
 
     def _run(self, index: int, fallback: _PageMessage) -> _PageMessage:
@@ -606,6 +608,22 @@ class _Ocr:
                 pool.shutdown(wait=False, cancel_futures=True)
         if self._renderer is not None:
             self._renderer.close()
+
+
+COVER_NICENESS: Final = 10
+"""Added to the cover thread's nice value (Linux): its rendering and Tesseract yield to the first chunk."""
+
+
+def _lower_priority() -> None:
+    """Lower the calling thread's CPU priority by :data:`COVER_NICENESS`; processes it starts inherit it.
+
+    On Linux the nice value belongs to the thread, not the process (``nice(2)``
+    under NPTL), so the page loop and the parent keep theirs. Elsewhere it would
+    lower the whole worker: nothing is done there.
+    """
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError):
+            os.nice(COVER_NICENESS)
 
 
 def _estimate_scanned(pages: Any, count: int) -> int:
