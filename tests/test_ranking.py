@@ -13,6 +13,7 @@ from summarizer.models.ranking import (
     MAX_PIECE_CHARS,
     is_dangling,
     is_noise,
+    is_run_in_heading,
     lexrank,
     rank_sentences,
     split_paragraphs,
@@ -510,3 +511,20 @@ def test_a_papers_keyword_lines_are_not_candidates() -> None:
     sentences = split_sentences(text)
     candidates, _ = rank_sentences(sentences)
     assert candidates == [0, 3, 4], [sentences[i].text for i in candidates]
+
+
+def test_a_run_in_heading_is_no_candidate() -> None:
+    """tracemonkey.pdf: "8. Related Work / Trace optimization for dynamic languages. The closest..."."""
+    text = (
+        "We are able to outperform the fastest available compiler on 9 of 26 benchmarks.\n"
+        "8. Related Work\n"
+        "Trace optimization for dynamic languages. The closest area of related work is on applying "
+        "trace optimization to type-specialize dynamic languages. Existing work shares the idea.\n\n"
+        "Speaker A: Okay then. We should cut the travel budget this year."
+    )
+    sentences = split_sentences(text)
+    flags = {s.text: is_run_in_heading(sentences, s.index) for s in sentences}
+    assert flags["Trace optimization for dynamic languages."]
+    assert [text for text, flag in flags.items() if flag] == ["Trace optimization for dynamic languages."]
+    candidates, _ = rank_sentences(sentences)
+    assert all(not flags[sentences[i].text] for i in candidates)

@@ -51,6 +51,7 @@ __all__ = [
     "Sentence",
     "is_dangling",
     "is_noise",
+    "is_run_in_heading",
     "is_transcript",
     "lexrank",
     "rank_sentences",
@@ -941,6 +942,59 @@ _LICENCE = re.compile(
 )
 
 
+_CLAUSE_WORDS = frozenset(
+    (
+        *("i", "we", "you", "he", "she", "it", "they", "this", "these", "those", "there"),
+        *("is", "are", "was", "were", "be", "been", "being", "am", "has", "have", "had"),
+        *("do", "does", "did", "can", "could", "will", "would", "may", "might", "must"),
+        *("shall", "should", "not"),
+    )
+)
+"""Pronouns and auxiliaries: a short sentence with none of them is likely a run-in heading."""
+_RUN_IN_MAX_WORDS = 7
+_HEADING_END = re.compile(r"[^\W_]$")
+"""A heading ends with a letter or digit ("8. Related Work"), not a dash or a quote."""
+
+
+def is_run_in_heading(sentences: Sequence[Sentence], index: int) -> bool:
+    """Whether sentence ``index`` is a run-in heading: a paragraph's title set on its first line.
+
+    Papers open paragraphs with a bold phrase and a full stop ("8. Related
+    Work / Trace optimization for dynamic languages. The closest area of
+    related work is..."). Such a "sentence" follows a heading (a short line
+    ending in a letter or digit), opens its paragraph, is followed by more
+    text in the same paragraph, has at most 7 words and no comma, starts with
+    a capital and has no pronoun nor auxiliary verb (:data:`_CLAUSE_WORDS`).
+    It is no summary sentence, and the sentence after it opens the section.
+    Only after such a heading: in a story, a paragraph's short first sentence
+    ("Captain Tiller nodded.") is prose (ROUGE on SQuALITY dev fell by up to
+    1.1 without those conditions).
+
+    Args:
+        sentences: The text's sentences in document order.
+        index: The sentence to check.
+
+    Returns:
+        ``True`` for a run-in heading.
+    """
+    sentence = sentences[index]
+    words = sentence.text.split()
+    return (
+        index > 0
+        and sentences[index - 1].paragraph != sentence.paragraph
+        and _HEADING_END.search(sentences[index - 1].text) is not None  # right after a heading
+        and sentences[index - 1].words <= _RUN_IN_MAX_WORDS + 3
+        and "," not in sentence.text
+        and index + 1 < len(sentences)
+        and sentences[index + 1].paragraph == sentence.paragraph
+        and len(words) <= _RUN_IN_MAX_WORDS
+        and sentence.text.endswith(".")
+        and sentence.text[:1].isupper()
+        and not SPEAKER.match(sentence.text)  # a transcript's turn ("PhD F: Yeah. So ...")
+        and not any(word.strip(".,;:").lower() in _CLAUSE_WORDS for word in words)
+    )
+
+
 def is_noise(sentence: str) -> bool:
     """Whether a sentence is a caption, a bibliography or index entry, or a licence notice.
 
@@ -1076,10 +1130,12 @@ def _rank(sentences: Sequence[Sentence], config: RankingConfig, title: str | Non
     word_counts = [s.words for s in sentences]
     all_tokens = [tokenize(_content(s.text)) for s in sentences]
     seen = Counter(_DIGITS.sub("#", s.text.lower()) for s in sentences)
+    run_in = {i for i in range(len(sentences)) if is_run_in_heading(sentences, i)}
     candidates = [
         i
         for i, s in enumerate(sentences)
-        if not _is_filler(_content(s.text), word_counts[i], config)
+        if i not in run_in
+        and not _is_filler(_content(s.text), word_counts[i], config)
         and len(set(all_tokens[i])) >= config.min_content_words
         and seen[_DIGITS.sub("#", s.text.lower())] < 3
         and not _is_listing_noise(_content(s.text))
@@ -1114,8 +1170,13 @@ def _rank(sentences: Sequence[Sentence], config: RankingConfig, title: str | Non
         [
             1.0
             if i > 0
-            and sentences[i - 1].paragraph != sentences[i].paragraph
-            and not _ENDS_SENTENCE.search(sentences[i - 1].text)
+            and (
+                i - 1 in run_in
+                or (
+                    sentences[i - 1].paragraph != sentences[i].paragraph
+                    and not _ENDS_SENTENCE.search(sentences[i - 1].text)
+                )
+            )
             else 0.0
             for i in candidates
         ]
