@@ -23,7 +23,12 @@ fits in the budget (the budget refills at ``tokens_per_minute / 60`` a second an
 holds at most one minute's worth); a take larger than a whole minute's budget
 waits until the budget is full, goes, and leaves the rest as a debt that later
 takes wait out. Nothing is ever refused, so no call can deadlock; the long-run
-rate is the setting. :mod:`summarizer.models.tokenlimit` applies it to model calls.
+rate is the setting. Blocking takes are served first come, first served: a take
+*reserves* its tokens when it asks (the TAT moves at once) and then sleeps until
+they are its own, so a large call (a reduce) is never overtaken by a stream of
+small ones (map calls) that would each fit sooner; with Redis the order holds
+across replicas. A waiter that is cancelled gives its reservation back.
+:mod:`summarizer.models.tokenlimit` applies it to model calls.
 
 ``redis`` is imported lazily (the ``redis`` extra).
 """
@@ -79,6 +84,23 @@ redis.call('SET', KEYS[1], string.format('%.0f', new_tat), 'PX', math.ceil((new_
 return 0
 """
 
+# Reservation (ARGV: interval, cost, tolerance): take ``cost`` now, in order of arrival, and
+# return the microseconds until it is within the tolerance (0: at once).
+_RESERVE = """
+local interval = tonumber(ARGV[1])
+local cost = tonumber(ARGV[2])
+local tolerance = tonumber(ARGV[3])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
+if tat < now then tat = now end
+local new_tat = tat + interval * cost
+redis.call('SET', KEYS[1], string.format('%.0f', new_tat), 'PX', math.ceil((new_tat - now) / 1000) + 1000)
+local wait = new_tat - tolerance - now
+if wait < 0 then return 0 end
+return math.ceil(wait)
+"""
+
 # Unconditional charge (ARGV: interval, cost; a negative cost refunds, never below "now").
 _CHARGE = """
 local interval = tonumber(ARGV[1])
@@ -103,8 +125,9 @@ class RedisRateLimiter(BaseRateLimiter):
             ``None`` for no request limit.
         tokens_per_minute: Tokens per minute for :meth:`acquire_tokens`, or ``None``.
         prefix: Key prefix (the store's, by default ``summarizer:``).
-        max_wait_step_s: Longest single sleep while waiting (seconds, default 0.5 s),
-            so a waiter re-checks often.
+        max_wait_step_s: Longest single sleep of a request waiting for its turn
+            (seconds, default 0.5 s), so it re-checks often; token takes reserve
+            and sleep once.
 
     Raises:
         ValueError: A rate is not positive.
@@ -131,6 +154,7 @@ class RedisRateLimiter(BaseRateLimiter):
         self._r: Any = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
         self._script = self._r.register_script(_GCRA)
         self._charge = self._r.register_script(_CHARGE)
+        self._reserve = self._r.register_script(_RESERVE)
         self._requests_key = f"{prefix}{{rl}}:requests"
         self._tokens_key = f"{prefix}{{rl}}:tokens"
 
@@ -189,30 +213,43 @@ class RedisRateLimiter(BaseRateLimiter):
     def acquire_tokens(self, tokens: float, *, blocking: bool = True) -> bool:
         """Take ``tokens`` of the per-minute budget (a take larger than the budget takes all of it).
 
+        Blocking, the take reserves its place at once and sleeps until its turn
+        (first come, first served across replicas); not blocking, it takes only
+        if the tokens fit now.
+
         Returns:
             Whether they were taken (always, when blocking or with no token limit).
         """
         if self.tokens_per_minute is None or tokens <= 0:
             return True
-        while True:
-            wait = self._try(*self._token_args(tokens))
-            if wait == 0:
-                return True
-            if not blocking:
-                return False
-            time.sleep(min(wait, self.max_wait_step_s))
+        if not blocking:
+            return self._try(*self._token_args(tokens)) == 0
+        key, interval, cost, tolerance = self._token_args(tokens)
+        wait = int(self._reserve(keys=[key], args=[repr(interval), repr(cost), repr(tolerance)])) / 1e6
+        try:
+            if wait > 0:
+                time.sleep(wait)
+        except BaseException:
+            self.charge_tokens(-cost)  # interrupted: the reservation is given back
+            raise
+        return True
 
     async def aacquire_tokens(self, tokens: float, *, blocking: bool = True) -> bool:
-        """:meth:`acquire_tokens` for the event loop."""
+        """:meth:`acquire_tokens` for the event loop (a cancelled waiter gives its reservation back)."""
         if self.tokens_per_minute is None or tokens <= 0:
             return True
-        while True:
-            wait = await asyncio.to_thread(self._try, *self._token_args(tokens))
-            if wait == 0:
-                return True
-            if not blocking:
-                return False
-            await asyncio.sleep(min(wait, self.max_wait_step_s))
+        if not blocking:
+            return await asyncio.to_thread(self._try, *self._token_args(tokens)) == 0
+        key, interval, cost, tolerance = self._token_args(tokens)
+        args = [repr(interval), repr(cost), repr(tolerance)]
+        wait = int(await asyncio.to_thread(self._reserve, keys=[key], args=args)) / 1e6
+        try:
+            if wait > 0:
+                await asyncio.sleep(wait)
+        except BaseException:
+            await asyncio.to_thread(self.charge_tokens, -cost)
+            raise
+        return True
 
     def charge_tokens(self, tokens: float) -> None:
         """Add ``tokens`` to the budget's use at once, without waiting (the part of a call beyond
@@ -235,7 +272,6 @@ class LocalTokenBucket:
 
     Args:
         tokens_per_minute: Tokens per minute (> 0).
-        max_wait_step_s: Longest single sleep while waiting (seconds, default 0.5 s).
         clock: Monotonic clock in seconds (injectable for tests).
 
     Raises:
@@ -246,13 +282,11 @@ class LocalTokenBucket:
         self,
         tokens_per_minute: float,
         *,
-        max_wait_step_s: float = 0.5,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if tokens_per_minute <= 0:
             raise ValueError(f"rates must be positive, got {tokens_per_minute}")
         self.tokens_per_minute: float | None = tokens_per_minute
-        self.max_wait_step_s = max_wait_step_s
         self._clock = clock
         self._interval = 60.0 / tokens_per_minute
         self._tat = 0.0
@@ -276,28 +310,54 @@ class LocalTokenBucket:
             self._tat = new_tat
             return 0.0
 
+    def reserve(self, tokens: float) -> float:
+        """Take ``tokens`` (at most one minute's budget) now, behind every earlier reservation.
+
+        Returns:
+            The seconds until they are within the budget (0: at once).
+        """
+        assert self.tokens_per_minute is not None
+        cost = min(tokens, self.tokens_per_minute)
+        with self._lock:
+            now = float(self._clock())
+            self._tat = max(self._tat, now) + self._interval * cost
+            return max(0.0, self._tat - 60.0 - now)
+
     def acquire_tokens(self, tokens: float, *, blocking: bool = True) -> bool:
         """Take ``tokens`` of the per-minute budget (a take larger than the budget takes all of it).
+
+        Blocking, the take reserves its place at once and sleeps until its turn
+        (first come, first served); not blocking, it takes only if the tokens fit now.
 
         Returns:
             Whether they were taken (always, when blocking).
         """
         if tokens <= 0:
             return True
-        while (wait := self.try_take(tokens)) > 0:
-            if not blocking:
-                return False
-            time.sleep(min(wait, self.max_wait_step_s))
+        if not blocking:
+            return self.try_take(tokens) == 0
+        wait = self.reserve(tokens)
+        try:
+            if wait > 0:
+                time.sleep(wait)
+        except BaseException:
+            self.charge_tokens(-min(tokens, self.tokens_per_minute or tokens))
+            raise
         return True
 
     async def aacquire_tokens(self, tokens: float, *, blocking: bool = True) -> bool:
-        """:meth:`acquire_tokens` for the event loop."""
+        """:meth:`acquire_tokens` for the event loop (a cancelled waiter gives its reservation back)."""
         if tokens <= 0:
             return True
-        while (wait := self.try_take(tokens)) > 0:
-            if not blocking:
-                return False
-            await asyncio.sleep(min(wait, self.max_wait_step_s))
+        if not blocking:
+            return self.try_take(tokens) == 0
+        wait = self.reserve(tokens)
+        try:
+            if wait > 0:
+                await asyncio.sleep(wait)
+        except BaseException:
+            self.charge_tokens(-min(tokens, self.tokens_per_minute or tokens))
+            raise
         return True
 
     def charge_tokens(self, tokens: float) -> None:

@@ -273,7 +273,7 @@ def test_three_processes_share_one_token_rate_within_ten_percent(
     assert setting * 0.9 <= rate <= setting * 1.1
     who = [r.prompt.split("Process ", 1)[1][:1] for r in requests if "Process " in r.prompt]
     print("TOKENRATE per process", {p: who.count(p) for p in sorted(set(who))})
-    assert set(who) == {"0", "1", "2"}  # all three took part (the budget is not fair-queued)
+    assert set(who) == {"0", "1", "2"}  # all three took part (first come, first served)
 
 
 async def test_cancel_while_waiting_for_tokens_is_prompt() -> None:
@@ -288,3 +288,44 @@ async def test_cancel_while_waiting_for_tokens_is_prompt() -> None:
     with pytest.raises(asyncio.CancelledError):
         await task
     assert time.monotonic() - started < 1.0
+
+
+@pytest.mark.parametrize("shared", [False, True], ids=["local", "redis"])
+async def test_a_large_take_is_not_overtaken_by_small_ones(shared: bool, redis_server: RedisServer) -> None:  # noqa: F811
+    """First come, first served: a reduce-sized take waits its turn, then goes before the map-sized
+    takes that asked after it, though each of those would fit sooner (they used to sneak in)."""
+    from summarizer.ratelimit import RedisRateLimiter
+
+    bucket: Any = (
+        RedisRateLimiter(redis_server.url, None, tokens_per_minute=6000, prefix=f"fifo{time.monotonic_ns()}:")
+        if shared
+        else LocalTokenBucket(6000)  # 100 tokens a second
+    )
+    try:
+        assert bucket.acquire_tokens(6000, blocking=False)  # the minute's budget is used up
+        done: list[str] = []
+
+        async def take(name: str, tokens: float) -> None:
+            await bucket.aacquire_tokens(tokens)
+            done.append(name)
+
+        large = asyncio.create_task(take("large", 40))  # fits in 0.4 s
+        await asyncio.sleep(0.05)
+        small = [asyncio.create_task(take(f"small{i}", 5)) for i in range(4)]  # each would fit in 0.05 s
+        started = time.monotonic()
+        await asyncio.gather(large, *small)
+        # (the four small ones ask at once: with Redis, their threads reach it in any order)
+        assert done[0] == "large" and sorted(done[1:]) == ["small0", "small1", "small2", "small3"], done
+        assert time.monotonic() - started < 2.0
+        # A waiter that is cancelled gives its place back: the next take is not delayed by it.
+        waiter = asyncio.create_task(take("cancelled", 3000))  # 30 s
+        await asyncio.sleep(0.05)
+        waiter.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiter
+        begun = time.monotonic()
+        await take("after", 5)
+        assert time.monotonic() - begun < 1.0
+    finally:
+        if shared:
+            bucket.close()

@@ -74,10 +74,10 @@ class CallLimiter(BaseRateLimiter):
         requests: The request limiter (``SUMMARIZER_REQUESTS_PER_SECOND``), or ``None``.
         initial_estimate: Tokens reserved before any call was seen.
 
-    The reservation matters for fairness too: the budget is not fair-queued, a
-    waiter asking for less fits first. Callers with the same workload converge to
-    the same mean; a newcomer starts low (the output tokens only), so it is not
-    starved by callers already running.
+    The budget serves takes first come, first served (each reserves its place
+    when it asks, see :mod:`summarizer.ratelimit`), so no caller is starved by
+    callers that ask for less. The estimate converges to the workload's mean; a
+    newcomer starts low (the output tokens only).
     """
 
     def __init__(
