@@ -215,7 +215,10 @@ def test_freeculture_chunks_and_progress(freeculture: Run) -> None:
     # ... beside the first chunks, not before them: its text completes the title, it is in no chunk.
     assert not any(chunk.ocr for chunk in run.chunks) and run.chunks[0].first_page > 1
     assert last.title == run.chunks[-1].title and last.title.startswith("Free Culture: How Big Media")
-    assert any("Page 1 has no text layer" in note and "read by OCR" in note for note in last.warnings)
+    assert any(
+        "Page 1 has no text layer (a cover)" in note and "completes the document's title" in note
+        for note in last.warnings
+    )
     done = [p.pages_done for p in run.progress]
     assert done == sorted(done)
     assert all(p.pages_total == 352 for p in run.progress)

@@ -383,6 +383,10 @@ async def test_a_cover_is_ocrd_beside_the_first_chunk_and_completes_the_title() 
     last = progress[-1]
     assert last.ocr_pages == [1] and last.ocr_done == 1
     assert last.title == chunks[-1].title
+    assert [note for note in last.warnings if "OCR" in note] == [
+        "Page 1 has no text layer (a cover): its text was read by OCR, which can misread words, "
+        "and completes the document's title."
+    ]
 
 
 async def test_a_scan_defers_no_page() -> None:

@@ -270,6 +270,7 @@ class _PdfReport:
     ocr_unavailable: str | None = None
     ocr_failed: dict[int, str] = dataclasses.field(default_factory=dict)
     first_ocr_page: int | None = None
+    cover_ocr: bool = False  # the first OCR'd page is a cover, whose text went to the title
     _rendered: tuple[tuple[int, ...], list[str]] | None = dataclasses.field(default=None, repr=False)
 
     def warnings(self) -> list[str]:
@@ -281,6 +282,7 @@ class _PdfReport:
             self.repaired is None,
             len(self.ocr_failed),
             self.first_ocr_page is None,
+            self.cover_ocr,
         )
         if self._rendered is None or self._rendered[0] != key:
             self._rendered = (key, self._render())
@@ -317,7 +319,12 @@ class _PdfReport:
                 f"{_pages(scanned)} {_were(scanned, 'has', 'have')} no text layer "
                 f"(scanned images?) and {_were(scanned)} skipped; {self.ocr_hint(len(scanned))}"
             )
-        if self.first_ocr_page is not None:
+        if self.first_ocr_page is not None and self.cover_ocr:
+            notes.append(
+                f"Page {self.first_ocr_page} has no text layer (a cover): its text was read by OCR, "
+                "which can misread words, and completes the document's title."
+            )
+        elif self.first_ocr_page is not None:
             notes.append(
                 f"Page {self.first_ocr_page} has no text layer (a scan?): its text was read by OCR, "
                 "which can misread words. The document event lists every page read by OCR."
@@ -452,6 +459,7 @@ async def _pdf_chunks(
                     _note_page(event, report)
                 structure.raw_leaders[event.number] = raw_leader_lines(event.text)
                 if event.ocr:
+                    report.cover_ocr = False  # pages of the body were OCR'd too: say so
                     if report.first_ocr_page is None:
                         report.first_ocr_page = event.number
                     ocr_pages.add(event.number)
@@ -536,6 +544,7 @@ def _take_cover(
         structure.use_cover(page.text)
         ocr_pages.add(page.number)
         bisect.insort(progress.ocr_pages, page.number)
+        report.cover_ocr = report.first_ocr_page is None  # no other page was OCR'd
         if report.first_ocr_page is None or page.number < report.first_ocr_page:
             report.first_ocr_page = page.number
     else:

@@ -211,9 +211,14 @@ def main() -> int:
             # pypdf loaded when its document comes (~0.3 s), and the limit counts
             # what parsing adds, not the library.
             _configure_pypdf(channel)
-            # The outline reader, imported now and not under the limit: a tight
-            # limit fails an import in odd ways (a ValueError from compile), not
-            # as the MemoryError that reports the limit.
+            # What parsing imports on first use, imported now and not under the
+            # limit: a tight limit fails an import in odd ways (a ValueError from
+            # compile, an ImportError from dlopen) that read as a damaged file or
+            # a failed page, not as the MemoryError that reports the limit. The
+            # outline reader, and pypdf's stream filters (they import subprocess).
+            import pypdf._codecs._codecs
+            import pypdf.filters  # noqa: F401
+
             import summarizer.ingest.structure  # noqa: F401
         except ImportError as exc:
             channel.send("failed", "internal", _describe(exc))
