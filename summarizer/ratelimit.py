@@ -69,36 +69,24 @@ class TokenBudget(Protocol):
         ...
 
 
+# ARGV: interval, cost, tolerance, and "1" to reserve. Without it, a take that does not fit is
+# refused with the microseconds to wait; a reservation takes ``cost`` in any case (in order of
+# arrival) and returns the microseconds until it is within the tolerance (0: at once).
 _GCRA = """
 local interval = tonumber(ARGV[1])
 local cost = tonumber(ARGV[2])
 local tolerance = tonumber(ARGV[3])
+local reserve = ARGV[4] == '1'
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
 if tat < now then tat = now end
 local new_tat = tat + interval * cost
 local allow_at = new_tat - tolerance
+if allow_at > now and not reserve then return math.ceil(allow_at - now) end
+redis.call('SET', KEYS[1], string.format('%.0f', new_tat), 'PX', math.ceil((new_tat - now) / 1000) + 1000)
 if allow_at > now then return math.ceil(allow_at - now) end
-redis.call('SET', KEYS[1], string.format('%.0f', new_tat), 'PX', math.ceil((new_tat - now) / 1000) + 1000)
 return 0
-"""
-
-# Reservation (ARGV: interval, cost, tolerance): take ``cost`` now, in order of arrival, and
-# return the microseconds until it is within the tolerance (0: at once).
-_RESERVE = """
-local interval = tonumber(ARGV[1])
-local cost = tonumber(ARGV[2])
-local tolerance = tonumber(ARGV[3])
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
-if tat < now then tat = now end
-local new_tat = tat + interval * cost
-redis.call('SET', KEYS[1], string.format('%.0f', new_tat), 'PX', math.ceil((new_tat - now) / 1000) + 1000)
-local wait = new_tat - tolerance - now
-if wait < 0 then return 0 end
-return math.ceil(wait)
 """
 
 # Unconditional charge (ARGV: interval, cost; a negative cost refunds, never below "now").
@@ -154,7 +142,6 @@ class RedisRateLimiter(BaseRateLimiter):
         self._r: Any = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
         self._script = self._r.register_script(_GCRA)
         self._charge = self._r.register_script(_CHARGE)
-        self._reserve = self._r.register_script(_RESERVE)
         self._requests_key = f"{prefix}{{rl}}:requests"
         self._tokens_key = f"{prefix}{{rl}}:tokens"
 
@@ -225,7 +212,7 @@ class RedisRateLimiter(BaseRateLimiter):
         if not blocking:
             return self._try(*self._token_args(tokens)) == 0
         key, interval, cost, tolerance = self._token_args(tokens)
-        wait = int(self._reserve(keys=[key], args=[repr(interval), repr(cost), repr(tolerance)])) / 1e6
+        wait = int(self._script(keys=[key], args=[repr(interval), repr(cost), repr(tolerance), "1"])) / 1e6
         try:
             if wait > 0:
                 time.sleep(wait)
@@ -241,8 +228,8 @@ class RedisRateLimiter(BaseRateLimiter):
         if not blocking:
             return await asyncio.to_thread(self._try, *self._token_args(tokens)) == 0
         key, interval, cost, tolerance = self._token_args(tokens)
-        args = [repr(interval), repr(cost), repr(tolerance)]
-        wait = int(await asyncio.to_thread(self._reserve, keys=[key], args=args)) / 1e6
+        args = [repr(interval), repr(cost), repr(tolerance), "1"]
+        wait = int(await asyncio.to_thread(self._script, keys=[key], args=args)) / 1e6
         try:
             if wait > 0:
                 await asyncio.sleep(wait)
