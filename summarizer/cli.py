@@ -86,6 +86,7 @@ def cli() -> None:
 @_setting("web_dir", "--web-dir", type=click.Path(file_okay=False, path_type=Path))
 @_setting("redis_url", "--redis-url")
 @_setting("openai_fast_path", "--openai-fast-path/--no-openai-fast-path")
+@_setting("model_http_client", "--model-http-client", type=click.Choice(["auto", "aiohttp", "httpx"]))
 def serve(**given: Any) -> None:
     """Run the server: the WebSocket API at /ws and the web page at /.
 

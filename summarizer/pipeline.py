@@ -667,6 +667,7 @@ class _Run:
         self.reduce_name = config.reduce_model_name or config.model_name
         self.policy = config.retry_policy
         self.limit = asyncio.Semaphore(config.concurrency)
+        self.halted = False  # an error is ending the run: no call waiting for a slot starts
         self.calls = {"map": 0, "collapse": 0, "reduce": 0}
         self.retries = 0
         self.usage = UsageLedger()
@@ -823,6 +824,28 @@ class _Run:
             self.emit_map_progress()
         return [self.summaries[i] for i in range(count) if i in self.summaries]
 
+    @contextlib.asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        """One of the ``concurrency`` call slots; none is handed out once an error ends the run.
+
+        A call that fails the run frees its slot before its task group cancels
+        the others: the next waiting call would otherwise start (a paid request)
+        in that window.
+
+        Raises:
+            asyncio.CancelledError: The run is ending (an earlier call raised).
+        """
+        async with self.limit:
+            if self.halted:
+                raise asyncio.CancelledError
+            try:
+                yield
+            except asyncio.CancelledError:
+                raise
+            except BaseException:
+                self.halted = True
+                raise
+
     async def map_one(self, chunk: Chunk) -> None:
         self.title = self.title or chunk.title
         if chunk.index in self.prior.maps:
@@ -834,7 +857,7 @@ class _Run:
             code, message = self.prior.failed[chunk.index]
             self.failed[chunk.index] = (chunk.pages, ModelError(message, code=ErrorCode(code)))
             return
-        async with self.limit:
+        async with self.slot():
             index, pages = chunk.index, chunk.pages
             self.emit(ChunkStarted(index=index, pages=pages, characters=len(chunk.text), ocr=chunk.ocr))
             began = self.clock()
@@ -934,7 +957,7 @@ class _Run:
         if (level, index) in self.prior.collapses:
             tracker.step()
             return Piece(pages[0], pages[1], self.prior.collapses[(level, index)])
-        async with self.limit:
+        async with self.slot():
             out = _Output(
                 lambda t: self.emit(CollapseToken(level=level, group=index, pages=pages, text=t)),
                 lambda attempt, reason: self.emit(

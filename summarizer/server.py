@@ -34,7 +34,7 @@ from .ingest.pdf import stop_prewarmed as stop_prewarmed_pdf_workers
 from .jobs import JobManager
 from .jobs.lease import LeaseKeeper, is_shared
 from .models import load_model
-from .models.loader import rate_limiter
+from .models.loader import aclose_model, rate_limiter
 from .models.tokenlimit import limit_tokens
 from .protocol import PROTOCOL_VERSION
 from .ratelimit import LocalTokenBucket, TokenBudget
@@ -79,6 +79,7 @@ class ModelRegistry:
         self._loaded: dict[str, BaseChatModel] = {
             name: self._limit_tokens(model) for name, model in (preloaded or {}).items()
         }
+        self._made: dict[str, BaseChatModel] = {}  # loaded here: their HTTP clients are ours to close
         self.names += [name for name in self._loaded if name not in self.names]
         self.reduce_name: str | None = settings.reduce_model or None
 
@@ -121,9 +122,19 @@ class ModelRegistry:
                 connect_timeout_s=s.connect_timeout_s,
                 read_timeout_s=s.read_timeout_s,
                 limiter=None if self.budget is not None else self.limiter,
+                http_client=s.model_http_client,
             )
+            self._made[name] = model
             self._loaded[name] = self._limit_tokens(model)
         return self._loaded[name]
+
+    async def aclose(self) -> None:
+        """Close the HTTP clients of the models loaded here (not the preloaded ones); they
+        load again, in the running event loop, when next asked for."""
+        made, self._made = self._made, {}
+        for name, model in made.items():
+            self._loaded.pop(name, None)
+            await aclose_model(model)
 
 
 class _ConnectionControl:
@@ -355,6 +366,7 @@ def create_app(
             if keeper is not None:
                 await keeper.stop()
             await jobs.shutdown()
+            await registry.aclose()
             await asyncio.to_thread(stop_prewarmed_pdf_workers)
             store.close()
             _unfreeze_heap()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -36,6 +37,33 @@ def _private_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None
         os.environ.pop("SUMMARIZER_DATA_DIR", None)
     else:
         os.environ["SUMMARIZER_DATA_DIR"] = old
+
+
+@pytest.fixture(autouse=True)
+def _close_model_http_clients() -> Iterator[None]:
+    """Close the aiohttp sessions of the models a test loaded itself (``load_model``).
+
+    The server closes its models' clients on shutdown; a model a test loads would
+    otherwise leave an unclosed session behind ("Unclosed client session" logged
+    at garbage collection). A session whose loop still runs (a server in another
+    thread, a module's fixture) is its owner's to close; one whose loop is already
+    closed (pytest-asyncio closes a test's loop first) has lost its sockets with
+    it and is only marked closed.
+    """
+    yield
+    from summarizer.models import loader
+
+    for client in list(loader._OWNED_CLIENTS):
+        session = getattr(getattr(client, "_transport", None), "client", None)
+        loop = getattr(session, "_loop", None)
+        if session is None or loop is None or loop.is_running():
+            continue
+        loader._OWNED_CLIENTS.discard(client)
+        if not loop.is_closed():
+            with contextlib.suppress(Exception):
+                loop.run_until_complete(client.aclose())
+        elif session.connector is not None:
+            session.connector._closed = True
 
 
 @pytest.fixture

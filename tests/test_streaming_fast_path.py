@@ -238,12 +238,13 @@ async def test_the_fast_path_can_be_turned_off(
 
 
 async def test_many_streams_are_spread_over_pools_of_at_most_pool_streams(fake: FakeOpenAI) -> None:
-    """40 streams at once go over 3 connection pools (16 + 16 + 8), each sending the same request."""
+    """On the SDK's httpx transport, 40 streams at once go over 3 connection pools (16 + 16 + 8),
+    each sending the same request."""
     import asyncio
 
     from summarizer.models import streaming
 
-    model = model_for(fake)
+    model = model_for(fake, http_client="httpx")
     results = await asyncio.gather(*(collect(model, fast=True) for _ in range(40)))
     assert all("".join(texts) == "one two three four five six seven eight" for texts, _ in results)
     pools = streaming._POOLS[model.root_async_client]
@@ -269,3 +270,124 @@ async def test_a_given_http_client_is_never_spread(fake: FakeOpenAI) -> None:
     model.http_async_client = openai.DefaultAsyncHttpxClient()  # as if the user had given one
     await asyncio.gather(*(collect(model, fast=True) for _ in range(20)))
     assert model.root_async_client not in streaming._POOLS
+
+
+# -- the HTTP transport: the SDK's aiohttp client by default, httpx on request -------------------
+
+
+def _session(model: Any) -> Any:
+    """The aiohttp ``ClientSession`` under ``model``'s async client (``None`` before its first request)."""
+    return getattr(getattr(model.http_async_client, "_transport", None), "client", None)
+
+
+_PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")
+
+
+async def test_openai_models_stream_over_the_sdks_aiohttp_client_and_close_it(
+    fake: FakeOpenAI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``load_model`` gives OpenAI-like models the SDK's aiohttp client (a third less CPU per
+    token); ``aclose_model`` closes it; ``http_client="httpx"`` keeps the SDK's default."""
+    import openai
+
+    from summarizer.models.loader import aclose_model
+
+    for variable in _PROXY_VARIABLES:
+        monkeypatch.delenv(variable, raising=False)
+    model = model_for(fake)
+    assert isinstance(model.http_async_client, openai.DefaultAioHttpClient)
+    texts, usage = await collect(model, fast=True)
+    assert "".join(texts) == "one two three four five six seven eight" and usage is not None
+    session = _session(model)
+    assert session is not None and not session.closed  # the request went through aiohttp
+    await aclose_model(model)
+    assert session.closed
+    await aclose_model(model)  # idempotent
+
+    plain = model_for(fake, http_client="httpx")
+    assert plain.http_async_client is None
+    assert "".join((await collect(plain, fast=True))[0]) == "one two three four five six seven eight"
+    await aclose_model(plain)  # nothing of ours to close: a no-op
+
+
+def test_with_a_proxy_in_the_environment_auto_keeps_httpx(monkeypatch: pytest.MonkeyPatch) -> None:
+    """aiohttp's transport ignores ``HTTPS_PROXY``; httpx honours it: ``auto`` keeps httpx
+    there, and an explicit ``aiohttp`` is still obeyed."""
+    from summarizer.models.loader import load_model
+
+    for variable in _PROXY_VARIABLES:
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setenv("NO_PROXY", "localhost")  # not a proxy: aiohttp still
+    assert load_model("openai:x", base_url="http://127.0.0.1:9/v1").http_async_client is not None
+    monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")
+    assert load_model("openai:x", base_url="http://127.0.0.1:9/v1").http_async_client is None
+    forced = load_model("openai:x", base_url="http://127.0.0.1:9/v1", http_client="aiohttp")
+    assert forced.http_async_client is not None
+
+
+async def test_a_client_the_caller_gives_is_never_closed_by_us(fake: FakeOpenAI) -> None:
+    import openai
+
+    from summarizer.models.loader import aclose_model
+
+    given = openai.DefaultAioHttpClient()
+    model = model_for(fake, http_async_client=given)
+    assert model.http_async_client is given
+    await collect(model, fast=True)
+    await aclose_model(model)
+    assert not _session(model).closed  # the caller's to close
+    await given.aclose()
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["fake-401", "fake-429", "fake-500", "fake-ctx-5", "fake-malformed", "fake-drop", "fake-streamerr"],
+)
+async def test_both_http_clients_fail_alike(fake: FakeOpenAI, name: str) -> None:
+    """The same fault gives the same exception type, error code and retryability over
+    aiohttp as over httpx (the SDK maps both transports' errors), on either path."""
+    for fast in (True, False):
+        errors: list[BaseException] = []
+        for client in ("aiohttp", "httpx"):
+            with pytest.raises(Exception) as caught:
+                await collect(model_for(fake, name, http_client=client), fast=fast)
+            errors.append(caught.value)
+        over_aiohttp, over_httpx = errors
+        assert type(over_aiohttp) is type(over_httpx), (fast, errors)
+        a, b = classify_error(over_aiohttp), classify_error(over_httpx)
+        assert (a.code, a.retryable, type(a)) == (b.code, b.retryable, type(b))
+
+
+async def test_a_stall_past_the_read_timeout_is_a_timeout_over_aiohttp(fake: FakeOpenAI) -> None:
+    """The read timeout reaches aiohttp (``sock_read``): a stream silent for longer fails as a
+    retryable timeout, as over httpx."""
+    from summarizer.errors import ErrorCode
+    from summarizer.models.loader import load_model
+
+    for client in ("aiohttp", "httpx"):
+        model = load_model("openai:fake-stall", base_url=fake.url, read_timeout_s=0.5, http_client=client)
+        with pytest.raises(Exception) as caught:
+            await collect(model, fast=True)
+        error = classify_error(caught.value)
+        assert error.code is ErrorCode.MODEL_TIMEOUT and error.retryable, (client, caught.value)
+
+
+async def test_the_registry_closes_the_clients_it_made_and_loads_again(fake: FakeOpenAI) -> None:
+    """On shutdown the server closes its models' aiohttp sessions; a restarted lifespan (a new
+    event loop) loads the model again rather than reuse a closed client."""
+    from summarizer.server import ModelRegistry
+    from summarizer.settings import Settings
+
+    settings = Settings(_env_file=None, model="openai:fake-ok", base_url=fake.url)  # type: ignore[call-arg]
+    registry = ModelRegistry(settings)
+    model = registry.load("openai:fake-ok")
+    await collect(model, fast=True)
+    session = _session(model)
+    await registry.aclose()
+    assert session is not None and session.closed
+    again = registry.load("openai:fake-ok")
+    assert again is not model and "".join((await collect(again, fast=True))[0]).startswith("one two")
+    await registry.aclose()
+
+    httpx_registry = ModelRegistry(settings.model_copy(update={"model_http_client": "httpx"}))
+    assert httpx_registry.load("openai:fake-ok").http_async_client is None
