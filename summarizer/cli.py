@@ -19,7 +19,7 @@ import sys
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import click
 
@@ -86,7 +86,11 @@ def cli() -> None:
 @_setting("web_dir", "--web-dir", type=click.Path(file_okay=False, path_type=Path))
 @_setting("redis_url", "--redis-url")
 @_setting("openai_fast_path", "--openai-fast-path/--no-openai-fast-path")
-@_setting("model_http_client", "--model-http-client", type=click.Choice(["auto", "aiohttp", "httpx"]))
+@_setting(
+    "model_http_client",
+    "--model-http-client",
+    type=click.Choice(get_args(_FIELDS["model_http_client"].annotation)),
+)
 def serve(**given: Any) -> None:
     """Run the server: the WebSocket API at /ws and the web page at /.
 

@@ -43,7 +43,6 @@ from .extractive import ExtractiveChatModel
 
 __all__ = [
     "EXTRACTIVE",
-    "HTTP_CLIENTS",
     "LOCAL_API_KEY",
     "HttpClient",
     "aclose_model",
@@ -70,8 +69,6 @@ HttpClient = Literal["auto", "aiohttp", "httpx"]
 """The async HTTP transport of OpenAI-like models: ``"aiohttp"`` (the SDK's
 ``DefaultAioHttpClient``), ``"httpx"`` (the SDK's default) or ``"auto"`` (aiohttp
 when installed and no proxy is set in the environment, else httpx)."""
-
-HTTP_CLIENTS: tuple[HttpClient, ...] = ("auto", "aiohttp", "httpx")
 
 _OWNED_CLIENTS: weakref.WeakSet[Any] = weakref.WeakSet()
 """The async HTTP clients :func:`load_model` made (closed by :func:`aclose_model`)."""
