@@ -22,6 +22,9 @@ from summarizer.ingest.pdf import (
     PdfPage,
     extract_pages,
     live_workers,
+    prewarm,
+    spare_workers,
+    stop_prewarmed,
     worker_command,
 )
 from summarizer.ingest.worker import read_frame
@@ -48,6 +51,31 @@ async def test_a_big_pdf_is_read_by_two_workers_each_page_once_in_order() -> Non
     assert most_shared == 2, "the second worker never ran"
     assert [page.number for page in shared] == list(range(1, 353))  # in order, each once
     assert [page.text for page in shared] == [page.text for page in alone]
+    assert await no_workers_left()
+
+
+async def test_a_taken_spare_is_replaced_once_the_document_is_parsed_not_beside_its_pages() -> None:
+    """A prewarmed worker's replacement starts after the parse: its start would slow the first pages."""
+    data = corpus_path("pdf", "tracemonkey.pdf").read_bytes()
+    prewarm(1)
+    try:
+        first = spare_workers()
+        assert len(first) == 1
+        during: list[int] = []
+        async with contextlib.aclosing(extract_pages(data)) as events:
+            async for event in events:
+                if isinstance(event, PdfPage):
+                    during.append(len(spare_workers()))
+                    await asyncio.sleep(0.02)  # the parse lasts long enough for a start to show
+        assert during and max(during) == 0, f"spares while parsing, page by page: {during}"
+        deadline = time.monotonic() + 10
+        while not spare_workers() and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        replaced = spare_workers()
+        assert len(replaced) == 1 and replaced != first, "the spare was not replaced after the parse"
+    finally:
+        await asyncio.to_thread(stop_prewarmed)
+    assert not spare_workers()
     assert await no_workers_left()
 
 

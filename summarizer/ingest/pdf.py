@@ -72,6 +72,7 @@ __all__ = [
     "extract_pages",
     "live_workers",
     "prewarm",
+    "spare_workers",
     "stop_prewarmed",
     "unreadable_reason",
     "worker_command",
@@ -122,6 +123,20 @@ _spare_lock = threading.Lock()
 # Idle started workers, their stderr and the environment they were started with.
 _spares: list[tuple[subprocess.Popen[bytes], IO[bytes], dict[str, str]]] = []
 _spare_target = 0
+_parsing = 0  # documents this process's workers are reading now (under _spare_lock)
+_parsing_ended = threading.Condition(_spare_lock)
+_refill_pending = False  # a thread waits to start the spares taken (under _spare_lock)
+
+REFILL_MAX_DELAY_S: Final = 10.0
+"""Longest the replacement of a taken spare waits for this process's parsing to end (s).
+
+A spare's start is a fresh interpreter importing pypdf: 0.3 s of CPU. Started at
+once, the replacements of the two workers a book takes compete on two cores with
+the very pages whose first chunk the user waits for (first chunk token of
+``freeculture.pdf`` 1.02-1.14 of its reference, against 0.87-0.95 with the start
+deferred, interleaved runs of ``bench.user_path``'s measure). So they start when
+no document is being parsed, or after this delay under a steady stream of PDFs.
+"""
 
 
 def prewarm(count: int = 1) -> None:
@@ -130,7 +145,9 @@ def prewarm(count: int = 1) -> None:
     A worker's start (a fresh interpreter importing pypdf: 0.1-0.5 s) then
     happens before the upload, not after it: the next document is handed to an
     idle worker that already loaded pypdf, and a new spare is started for the
-    one after. Spares are not in :func:`live_workers` until they take a job;
+    one after once no document is being parsed (at most
+    :data:`REFILL_MAX_DELAY_S` later), so that its start takes no CPU from the
+    pages being read. Spares are not in :func:`live_workers` until they take a job;
     one whose parent dies sees the end of its stdin and exits. Call it at
     server start; :func:`stop_prewarmed` at shutdown.
 
@@ -146,6 +163,12 @@ def prewarm(count: int = 1) -> None:
     with _spare_lock:
         _spare_target = count
     _replenish()
+
+
+def spare_workers() -> list[int]:
+    """Process ids of the idle prewarmed workers (see :func:`prewarm`), in start order."""
+    with _spare_lock:
+        return [process.pid for process, _, _ in _spares]
 
 
 def stop_prewarmed() -> None:
@@ -229,8 +252,42 @@ def _take_spare(command: list[str]) -> tuple[subprocess.Popen[bytes], IO[bytes]]
         _close_pipes(process)
         stderr.close()
     if wanted:
-        threading.Thread(target=_replenish, name=PROCESS_NAME + "-prewarm", daemon=True).start()
+        _refill_later()
     return taken
+
+
+def _refill_later() -> None:
+    """Start the missing spares once no document is being parsed (see :data:`REFILL_MAX_DELAY_S`)."""
+    global _refill_pending
+    with _spare_lock:
+        if _refill_pending:
+            return
+        _refill_pending = True
+
+    def refill() -> None:
+        global _refill_pending
+        deadline = time.monotonic() + REFILL_MAX_DELAY_S
+        with _parsing_ended:
+            while _parsing and (left := deadline - time.monotonic()) > 0:
+                _parsing_ended.wait(left)
+            _refill_pending = False
+        _replenish()
+
+    threading.Thread(target=refill, name=PROCESS_NAME + "-prewarm", daemon=True).start()
+
+
+def _parsing_started() -> None:
+    global _parsing
+    with _spare_lock:
+        _parsing += 1
+
+
+def _parsing_stopped() -> None:
+    global _parsing
+    with _parsing_ended:
+        _parsing -= 1
+        if not _parsing:
+            _parsing_ended.notify_all()
 
 
 def _close_pipes(process: subprocess.Popen[bytes]) -> None:
@@ -675,9 +732,13 @@ class _Group:
         self._split_decided = False
         self._next = 0  # first page index not yet handed out
         self._owner: list[int] = []  # page index -> the worker that took it
+        self._counted = False  # counted in ``_parsing`` (between start and stop)
 
     def start(self) -> None:
-        """Start the first worker."""
+        """Start the first worker; the document counts as being parsed until :meth:`stop`."""
+        with self._lock:
+            self._counted = True
+        _parsing_started()
         self._add()
 
     def _add(self) -> None:
@@ -702,8 +763,11 @@ class _Group:
         with self._lock:
             self._stopped = True
             workers = list(self._workers)
+            counted, self._counted = self._counted, False
         for worker in workers:
             worker.stop()
+        if counted:
+            _parsing_stopped()
 
     def add_text(self, characters: int) -> bool:
         """Count raw page text of any worker; ``False`` once over the limit (characters)."""
