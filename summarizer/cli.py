@@ -326,7 +326,7 @@ def _dry_run(file: Path, options: StartOptions, settings: Settings) -> int:
     # add to the process tree's peak while a book is parsed.
     from .models.pricing import cost_usd
     from .models.usage import TokenCount
-    from .pipeline import PipelineConfig, estimate_calls
+    from .plan import PipelineConfig, estimate_calls
     from .render import print_estimate
 
     model = settings.model

@@ -49,7 +49,7 @@ import math
 import re
 import time
 import weakref
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -72,17 +72,30 @@ from .errors import (
 from .ingest.ocr import ocr_eta, page_ranges
 from .ingest.types import Chunk, IngestProgress
 from .models.pricing import cost_usd
-from .models.retry import RetryPolicy, classify_error
+from .models.retry import classify_error
 from .models.streaming import fast_path_reason, open_stream, stream_chunk_timeout
-from .models.usage import CHARS_PER_TOKEN, TokenCount, UsageLedger
+from .models.usage import TokenCount, UsageLedger
+from .plan import (
+    SEPARATOR as _SEPARATOR,
+)
+from .plan import (
+    CallEstimate,
+    Piece,
+    PipelineConfig,
+    StepEstimate,
+    block_length,
+    estimate_calls,
+    group_pieces,
+    joined_length,
+)
+from .plan import (
+    estimated_tokens as _tokens,
+)
 from .prompts import (
     COLLAPSE_PROMPT,
-    LENGTH_WORDS,
     MAP_PROMPT,
     REDUCE_PROMPT,
-    SummaryFormat,
     collapse_inputs,
-    label_block,
     map_inputs,
     reduce_inputs,
 )
@@ -102,7 +115,6 @@ from .protocol import (
     ServerEvent,
     SkippedPages,
     Stage,
-    StartOptions,
     Summary,
     SummaryRestart,
     SummaryToken,
@@ -110,7 +122,7 @@ from .protocol import (
 )
 
 if TYPE_CHECKING:
-    from .settings import Settings
+    pass
 
 __all__ = [
     "CallEstimate",
@@ -137,161 +149,10 @@ EventSink = Callable[[ServerEvent], None]
 """Where the pipeline and ingestion put their events, in the order they happen
 (a job's :class:`~summarizer.jobs.EventLog` stamps and stores them)."""
 
-_SEPARATOR = "\n\n"
 _MIN_SPLIT_CHARS = 200
 """Texts shorter than this (characters) are not split further on a context overflow."""
-_CHARS_PER_WORD = 6
-"""Characters per word of a summary, for estimates (a word, a space, punctuation)."""
 _FATAL = (AuthenticationFailed, ModelNotFound)
 """Failures that would hit every chunk alike: they end the job even when not strict."""
-
-
-@dataclass(frozen=True, slots=True)
-class PipelineConfig:
-    """Knobs of the map-reduce. Only JSON values, so that jobs can store it.
-
-    Attributes:
-        concurrency: Model calls at once (map, and collapse within a level); default 4.
-        map_words: Target words per chunk summary; default 80.
-        summary_words: Target words of the final summary; default 250.
-        reduce_budget_chars: Largest input of one collapse or reduce call, in
-            characters (about 4 per token); default 12,000. The ``token_max`` of
-            LangChain's map-reduce, counted in characters.
-        max_collapse_levels: Collapse levels allowed before giving up; default 8.
-        model_name: Name of the map/collapse model (usage, prices, messages).
-        reduce_model_name: Name of the reduce model, reported in ``summary.model``;
-            ``""``: ``model_name``.
-        strict: Fail on the first chunk that fails after its retries, instead of
-            leaving it out (``chunk.failed``, ``summary.missing_pages``).
-        summary_format: ``"paragraphs"``, ``"bullets"`` or ``None`` (the model's choice).
-        language: Language of the final summary, or ``None`` (the document's).
-        instructions: The user's extra instructions, or ``None``.
-        max_retries: Retries of a failed call (429, 5xx, timeouts, drops); default 4.
-        retry_base_s: First retry delay in seconds, doubled each retry; default 1.
-        retry_max_s: Longest retry delay in seconds, also caps ``Retry-After``; default 30.
-        read_timeout_s: Seconds to wait for a call's first streamed piece
-            (``None``: no limit); default 120.
-        stall_timeout_s: Seconds allowed between two streamed pieces (``None``:
-            no limit); default 60.
-        max_split_depth: How many times a text the model finds too long may be
-            halved; default 4 (down to 1/16).
-        prices: USD per million tokens by model name, ``{"input_per_mtok": ..,
-            "output_per_mtok": ..}`` (see :mod:`summarizer.models.pricing`).
-        token_coalesce_s: Seconds a call's streamed pieces may be held to go out
-            as one token event (the first piece of a window is sent at once);
-            default 0.025; 0 sends every piece as its own event.
-        openai_fast_path: Let a plain ``ChatOpenAI`` stream through
-            :mod:`summarizer.models.streaming`'s fast path; ``False``: every model
-            through ``astream``. Default ``True``.
-    """
-
-    concurrency: int = 4
-    map_words: int = 80
-    summary_words: int = 250
-    reduce_budget_chars: int = 12_000
-    max_collapse_levels: int = 8
-    model_name: str = ""
-    reduce_model_name: str = ""
-    strict: bool = False
-    summary_format: SummaryFormat | None = None
-    language: str | None = None
-    instructions: str | None = None
-    max_retries: int = 4
-    retry_base_s: float = 1.0
-    retry_max_s: float = 30.0
-    read_timeout_s: float | None = 120.0
-    stall_timeout_s: float | None = 60.0
-    max_split_depth: int = 4
-    prices: dict[str, dict[str, float]] = field(default_factory=dict)
-    token_coalesce_s: float = 0.025
-    openai_fast_path: bool = True
-
-    def __post_init__(self) -> None:
-        if self.concurrency < 1:
-            raise ValueError(f"concurrency must be at least 1, got {self.concurrency}")
-        if self.reduce_budget_chars < 1:
-            raise ValueError(f"reduce_budget_chars must be positive, got {self.reduce_budget_chars}")
-        if self.max_retries < 0 or self.max_split_depth < 0:
-            raise ValueError("max_retries and max_split_depth must not be negative")
-        for name in ("read_timeout_s", "stall_timeout_s"):
-            value = getattr(self, name)
-            if value is not None and value <= 0:
-                raise ValueError(f"{name} must be positive or None, got {value}")
-        if self.summary_format not in (None, "paragraphs", "bullets"):
-            raise ValueError(f"summary_format must be 'paragraphs' or 'bullets', got {self.summary_format!r}")
-
-    @property
-    def retry_policy(self) -> RetryPolicy:
-        """The :class:`~summarizer.models.retry.RetryPolicy` of these settings."""
-        return RetryPolicy(max_retries=self.max_retries, base_s=self.retry_base_s, max_s=self.retry_max_s)
-
-    @classmethod
-    def from_settings(
-        cls,
-        settings: Settings,
-        options: StartOptions | None = None,
-        *,
-        model_name: str,
-        concurrency: int | None = None,
-    ) -> PipelineConfig:
-        """The configuration of one job: the server's settings, then the job's options.
-
-        Args:
-            settings: The server's :class:`~summarizer.settings.Settings`.
-            options: The job's ``start.options`` (``None``: defaults).
-            model_name: The job's model.
-            concurrency: Map calls at once (already capped by the caller);
-                ``None``: ``options.concurrency`` or the setting.
-
-        Returns:
-            The config. ``summary_words`` is ``options.summary_words``, else the
-            words of ``options.length``, else the setting; ``strict`` is the
-            option if given, else the setting.
-        """
-        opts = options or StartOptions()
-        words = opts.summary_words or (LENGTH_WORDS[opts.length] if opts.length else settings.summary_words)
-        return cls(
-            concurrency=concurrency or opts.concurrency or settings.concurrency,
-            map_words=settings.map_words,
-            summary_words=words,
-            reduce_budget_chars=settings.reduce_budget_chars,
-            max_collapse_levels=settings.max_collapse_levels,
-            model_name=model_name,
-            reduce_model_name=settings.reduce_model or "",
-            strict=settings.strict if opts.strict is None else opts.strict,
-            summary_format=opts.format,
-            language=opts.language,
-            instructions=opts.instructions,
-            max_retries=settings.max_retries,
-            retry_base_s=settings.retry_base_s,
-            retry_max_s=settings.retry_max_s,
-            read_timeout_s=settings.read_timeout_s,
-            stall_timeout_s=settings.stall_timeout_s,
-            token_coalesce_s=settings.token_coalesce_s,
-            openai_fast_path=settings.openai_fast_path,
-            prices={
-                name: {str(k): float(v) for k, v in price.items()} for name, price in settings.prices.items()
-            },
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class Piece:
-    """A summary and the pages it covers (1-based, inclusive)."""
-
-    first_page: int
-    last_page: int
-    text: str
-
-    @property
-    def pages(self) -> tuple[int, int]:
-        """``(first_page, last_page)``."""
-        return (self.first_page, self.last_page)
-
-    @property
-    def block(self) -> str:
-        """The summary as a collapse or reduce prompt carries it: ``[pp. a–b]`` line, then text."""
-        return label_block(self.first_page, self.last_page, self.text)
 
 
 @dataclass(slots=True)
@@ -311,55 +172,6 @@ class PriorResults:
     maps: dict[int, str] = field(default_factory=dict)
     collapses: dict[tuple[int, int], str] = field(default_factory=dict)
     failed: dict[int, tuple[str, str]] = field(default_factory=dict)
-
-
-def _text_length(piece: Piece) -> int:
-    return len(piece.text)
-
-
-def _block_length(piece: Piece) -> int:
-    return len(piece.block)
-
-
-def joined_length(pieces: Sequence[Piece], measure: Callable[[Piece], int] = _text_length) -> int:
-    """Characters of the pieces (as ``measure`` counts each) joined by blank lines."""
-    if not pieces:
-        return 0
-    return sum(measure(p) for p in pieces) + len(_SEPARATOR) * (len(pieces) - 1)
-
-
-def group_pieces(
-    pieces: Sequence[Piece], budget: int, measure: Callable[[Piece], int] = _text_length
-) -> list[list[Piece]]:
-    """Split consecutive pieces into groups whose joined length fits ``budget``.
-
-    Greedy and order-preserving, like LangChain's ``split_list_of_docs``, except
-    that a single piece longer than the budget forms a group of its own instead
-    of raising (collapsing it alone still shortens it).
-
-    Args:
-        pieces: Summaries in document order.
-        budget: Characters allowed per group.
-        measure: Characters of one piece; default its text's length (the
-            pipeline counts the labelled block, :attr:`Piece.block`).
-
-    Returns:
-        Non-empty groups, in order, that together hold every piece once.
-    """
-    groups: list[list[Piece]] = []
-    current: list[Piece] = []
-    size = 0
-    for piece in pieces:
-        extra = measure(piece) + (len(_SEPARATOR) if current else 0)
-        if current and size + extra > budget:
-            groups.append(current)
-            current, size = [], 0
-            extra = measure(piece)
-        current.append(piece)
-        size += extra
-    if current:
-        groups.append(current)
-    return groups
 
 
 _BREAKS = (re.compile(r"\n\s*\n"), re.compile(r"(?<=[.!?])\s+"), re.compile(r"\s+"))
@@ -920,16 +732,16 @@ class _Run:
     # -- collapse ------------------------------------------------------------------
 
     async def collapse_until_fits(self, pieces: list[Piece], budget: int) -> list[Piece]:
-        while len(pieces) > 1 and joined_length(pieces, _block_length) > budget:
+        while len(pieces) > 1 and joined_length(pieces, block_length) > budget:
             self.level += 1
             if self.level > self.config.max_collapse_levels:
                 raise ModelError(
-                    f"The summaries still take {joined_length(pieces, _block_length)} characters after "
+                    f"The summaries still take {joined_length(pieces, block_length)} characters after "
                     f"{self.config.max_collapse_levels} collapse levels, more than the reduce "
                     f"budget of {budget}: the model's summaries are too long."
                 )
             new = await self.collapse_level(self.level, pieces, budget)
-            before, after = joined_length(pieces, _block_length), joined_length(new, _block_length)
+            before, after = joined_length(pieces, block_length), joined_length(new, block_length)
             if after >= before:
                 raise ModelError(
                     f"Collapse level {self.level} did not shorten the summaries "
@@ -940,8 +752,8 @@ class _Run:
 
     async def collapse_level(self, level: int, pieces: list[Piece], budget: int) -> list[Piece]:
         """Summarize every budget-sized group of ``pieces`` concurrently; one piece per group."""
-        groups = group_pieces(pieces, budget, _block_length)
-        self.emit(Collapse(level=level, groups=len(groups), characters=joined_length(pieces, _block_length)))
+        groups = group_pieces(pieces, budget, block_length)
+        self.emit(Collapse(level=level, groups=len(groups), characters=joined_length(pieces, block_length)))
         tracker = _StageProgress("collapse", len(groups), self)
         async with asyncio.TaskGroup() as tg:
             tasks = [
@@ -996,7 +808,7 @@ class _Run:
                         [Piece(one.first_page, one.last_page, texts[1])],
                     )
             if halves is None:
-                raise _cannot_split(error, joined_length(group, _block_length), depth) from error
+                raise _cannot_split(error, joined_length(group, block_length), depth) from error
             log.info("collapse group of %d summaries too long for the model: splitting", len(group))
             out.discard(_reason(error))
             half_words = max(words // 2, 20)
@@ -1036,7 +848,7 @@ class _Run:
                     )
                     break
                 except ContextTooLong as error:
-                    size = joined_length(pieces, _block_length)
+                    size = joined_length(pieces, block_length)
                     if len(pieces) < 2 or shrinks >= self.config.max_split_depth:
                         raise _cannot_split(error, size, shrinks) from error
                     shrinks += 1
@@ -1086,11 +898,6 @@ def _every_chunk_failed(error: ModelError) -> ModelError:
             status=error.status,
         )
     return ModelError(message, code=error.code, retryable=error.retryable)
-
-
-def _tokens(chars: int) -> int:
-    """Estimated tokens of ``chars`` characters (4 per token, rounded up)."""
-    return -(-chars // CHARS_PER_TOKEN)
 
 
 def _cannot_split(error: ContextTooLong, size: int, depth: int) -> ContextTooLong:
@@ -1347,120 +1154,3 @@ def _first_leaf(group: BaseExceptionGroup[Any]) -> BaseException:
         if isinstance(leaf, SummarizerError):
             return leaf
     return leaves[0]
-
-
-# -- estimates (``summarizer summarize --dry-run``) ------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class StepEstimate:
-    """Estimated calls and tokens of one step.
-
-    Attributes:
-        calls: Model calls.
-        input_tokens: Prompt tokens (characters / 4).
-        output_tokens: Generated tokens (target words × 6 characters / 4).
-    """
-
-    calls: int = 0
-    input_tokens: int = 0
-    output_tokens: int = 0
-
-    def plus(self, input_chars: int, output_chars: int) -> StepEstimate:
-        """This estimate with one more call of the given sizes (characters)."""
-        return StepEstimate(
-            self.calls + 1,
-            self.input_tokens + _tokens(input_chars),
-            self.output_tokens + _tokens(output_chars),
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class CallEstimate:
-    """What summarizing a document would cost, before calling any model.
-
-    Attributes:
-        chunks: Chunks (map calls).
-        pages: Pages of the document (the last chunk's last page).
-        characters: Characters of text in the chunks.
-        collapse_levels: Collapse levels expected.
-        steps: ``"map"``, ``"collapse"``, ``"reduce"`` → :class:`StepEstimate`.
-    """
-
-    chunks: int
-    pages: int
-    characters: int
-    collapse_levels: int
-    steps: Mapping[str, StepEstimate]
-
-    @property
-    def total(self) -> StepEstimate:
-        """All steps together."""
-        return StepEstimate(
-            sum(s.calls for s in self.steps.values()),
-            sum(s.input_tokens for s in self.steps.values()),
-            sum(s.output_tokens for s in self.steps.values()),
-        )
-
-
-def _prompt_chars(prompt: ChatPromptTemplate, inputs: dict[str, Any]) -> int:
-    return sum(len(str(m.content)) for m in prompt.format_messages(**inputs))
-
-
-def estimate_calls(chunks: Sequence[Chunk], config: PipelineConfig | None = None) -> CallEstimate:
-    """Simulate the map-reduce on ``chunks`` with summaries of the target length.
-
-    Every summary is assumed to be as long as asked (``map_words`` or
-    ``summary_words`` words of 6 characters, but never longer than its input);
-    prompt sizes are the real prompts' characters, tokens are characters / 4.
-    Context overflows and retries are not foreseen.
-
-    Args:
-        chunks: The document's chunks (e.g. from :func:`summarizer.ingest.read_document`).
-        config: The pipeline configuration (defaults if ``None``).
-
-    Returns:
-        The :class:`CallEstimate`.
-    """
-    cfg = config or PipelineConfig()
-    steps = {"map": StepEstimate(), "collapse": StepEstimate(), "reduce": StepEstimate()}
-    pieces: list[Piece] = []
-    for chunk in chunks:
-        inputs = map_inputs(chunk.text, chunk.pages, cfg.map_words, instructions=cfg.instructions)
-        output = min(cfg.map_words * _CHARS_PER_WORD, len(chunk.text))
-        steps["map"] = steps["map"].plus(_prompt_chars(MAP_PROMPT, inputs), output)
-        pieces.append(Piece(chunk.first_page, chunk.last_page, "x" * output))
-    levels = 0
-    while len(pieces) > 1 and joined_length(pieces, _block_length) > cfg.reduce_budget_chars:
-        levels += 1
-        if levels > cfg.max_collapse_levels:
-            break
-        new = []
-        for group in group_pieces(pieces, cfg.reduce_budget_chars, _block_length):
-            inputs = collapse_inputs(
-                [p.block for p in group], cfg.summary_words, instructions=cfg.instructions
-            )
-            output = min(cfg.summary_words * _CHARS_PER_WORD, sum(len(p.text) for p in group))
-            steps["collapse"] = steps["collapse"].plus(_prompt_chars(COLLAPSE_PROMPT, inputs), output)
-            new.append(Piece(group[0].first_page, group[-1].last_page, "x" * output))
-        if joined_length(new, _block_length) >= joined_length(pieces, _block_length):
-            break
-        pieces = new
-    if pieces:
-        inputs = reduce_inputs(
-            [p.block for p in pieces],
-            cfg.summary_words,
-            summary_format=cfg.summary_format,
-            language=cfg.language,
-            instructions=cfg.instructions,
-        )
-        steps["reduce"] = steps["reduce"].plus(
-            _prompt_chars(REDUCE_PROMPT, inputs), cfg.summary_words * _CHARS_PER_WORD
-        )
-    return CallEstimate(
-        chunks=len(chunks),
-        pages=max((c.last_page for c in chunks), default=0),
-        characters=sum(len(c.text) for c in chunks),
-        collapse_levels=levels,
-        steps=steps,
-    )

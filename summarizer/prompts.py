@@ -32,22 +32,29 @@ Use :func:`map_inputs`, :func:`collapse_inputs` and :func:`reduce_inputs` to fil
 
 from __future__ import annotations
 
+import functools
 import re
-from collections.abc import Iterable, Sequence
-from typing import Any, Literal
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
 
-from langchain_core.prompts import ChatPromptTemplate
+if TYPE_CHECKING:
+    from langchain_core.prompts import ChatPromptTemplate
 
 __all__ = [
+    "COLLAPSE",
     "COLLAPSE_PROMPT",
     "DOC_CLOSE",
     "DOC_OPEN",
     "LENGTH_WORDS",
+    "MAP",
     "MAP_PROMPT",
     "MAX_INSTRUCTIONS_CHARS",
     "MAX_TITLE_CHARS",
+    "REDUCE",
     "REDUCE_PROMPT",
     "TITLE_PREFIX",
+    "PromptText",
     "SummaryFormat",
     "collapse_inputs",
     "fence",
@@ -91,8 +98,52 @@ _LABELS_EXPLAINED = (
     "for example (pp. 12–14) or (p. 7)."
 )
 
-MAP_PROMPT = ChatPromptTemplate.from_messages(
-    [
+
+@dataclass(frozen=True, slots=True)
+class PromptText:
+    """A chat prompt as plain text: ``(role, template)`` messages and its variables' defaults.
+
+    The templates use :meth:`str.format` fields (LangChain's default f-string
+    format), so that sizes can be computed without LangChain (the dry run);
+    :meth:`template` builds the ``ChatPromptTemplate`` the pipeline calls.
+
+    Attributes:
+        messages: ``(role, template)`` pairs, ``role`` ``"system"`` or ``"human"``.
+        defaults: Values of the variables an input may leave out.
+    """
+
+    messages: tuple[tuple[str, str], ...]
+    defaults: tuple[tuple[str, str], ...] = ()
+
+    def chars(self, inputs: Mapping[str, Any]) -> int:
+        """Characters of the formatted messages' contents.
+
+        Args:
+            inputs: The variables (as for ``ChatPromptTemplate.format_messages``).
+
+        Returns:
+            The total length in characters.
+
+        Raises:
+            KeyError: If a variable without a default is missing.
+        """
+        values = {**dict(self.defaults), **inputs}
+        return sum(len(template.format(**values)) for _, template in self.messages)
+
+    def template(self) -> ChatPromptTemplate:
+        """The LangChain prompt (built once per prompt, on first use)."""
+        return _template(self)
+
+
+@functools.cache
+def _template(prompt: PromptText) -> ChatPromptTemplate:
+    from langchain_core.prompts import ChatPromptTemplate
+
+    return ChatPromptTemplate.from_messages(list(prompt.messages)).partial(**dict(prompt.defaults))
+
+
+MAP = PromptText(
+    (
         ("system", _SYSTEM),
         (
             "human",
@@ -100,12 +151,13 @@ MAP_PROMPT = ChatPromptTemplate.from_messages(
             "main points in the order they appear.{focus}\n\n"
             f"{{title}}{DOC_OPEN}\n{{text}}\n{DOC_CLOSE}",
         ),
-    ]
-).partial(focus="", title="")
+    ),
+    (("focus", ""), ("title", "")),
+)
 """Summarize one chunk. Variables: ``text``, ``words``, ``pages``, ``focus``, ``title``."""
 
-COLLAPSE_PROMPT = ChatPromptTemplate.from_messages(
-    [
+COLLAPSE = PromptText(
+    (
         ("system", _SYSTEM),
         (
             "human",
@@ -114,14 +166,15 @@ COLLAPSE_PROMPT = ChatPromptTemplate.from_messages(
             f"original order. {_LABELS_EXPLAINED}{{focus}}\n\n"
             f"{{title}}{DOC_OPEN}\n{{text}}\n{DOC_CLOSE}",
         ),
-    ]
-).partial(focus="", title="")
+    ),
+    (("focus", ""), ("title", "")),
+)
 """Merge a group of summaries that together exceed the reduce budget.
 
 Variables: ``text`` (labelled blocks), ``words``, ``focus``, ``title``."""
 
-REDUCE_PROMPT = ChatPromptTemplate.from_messages(
-    [
+REDUCE = PromptText(
+    (
         ("system", _SYSTEM),
         (
             "human",
@@ -130,11 +183,34 @@ REDUCE_PROMPT = ChatPromptTemplate.from_messages(
             f"order. {_LABELS_EXPLAINED}{{notes}}\n\n"
             f"{{title}}{DOC_OPEN}\n{{text}}\n{DOC_CLOSE}",
         ),
-    ]
-).partial(notes="", title="")
+    ),
+    (("notes", ""), ("title", "")),
+)
 """Write the final summary from the (possibly collapsed) chunk summaries.
 
 Variables: ``text`` (labelled blocks), ``words``, ``notes``, ``title``."""
+
+_TEMPLATES = {"MAP_PROMPT": MAP, "COLLAPSE_PROMPT": COLLAPSE, "REDUCE_PROMPT": REDUCE}
+
+if TYPE_CHECKING:
+    MAP_PROMPT: ChatPromptTemplate
+    """:data:`MAP` as a ``ChatPromptTemplate``."""
+    COLLAPSE_PROMPT: ChatPromptTemplate
+    """:data:`COLLAPSE` as a ``ChatPromptTemplate``."""
+    REDUCE_PROMPT: ChatPromptTemplate
+    """:data:`REDUCE` as a ``ChatPromptTemplate``."""
+
+
+def __getattr__(name: str) -> ChatPromptTemplate:
+    """``MAP_PROMPT``, ``COLLAPSE_PROMPT`` and ``REDUCE_PROMPT``, built on first use (PEP 562).
+
+    Building a ``ChatPromptTemplate`` imports LangChain's tracers (0.5 s of CPU);
+    the dry run needs only the texts.
+    """
+    if name in _TEMPLATES:
+        return _TEMPLATES[name].template()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 _LOOKALIKE = re.compile(r"<\s*(/?)\s*document\b[^<>]*>", re.IGNORECASE)
 

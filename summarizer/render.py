@@ -39,7 +39,7 @@ from rich.text import Text
 from .protocol import dump
 
 if TYPE_CHECKING:
-    from .pipeline import CallEstimate
+    from .plan import CallEstimate
 
 __all__ = ["JsonRenderer", "Reword", "RichRenderer", "format_cost", "print_estimate"]
 

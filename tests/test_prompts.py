@@ -258,3 +258,30 @@ def test_title_line_is_one_defused_capped_line() -> None:
     prompt = MAP_PROMPT.format_messages(**inputs)[-1].content
     source, words = parse_request(str(prompt), 10)
     assert words == 40 and "Fifty" not in source
+
+
+@pytest.mark.parametrize("name", ["MAP", "COLLAPSE", "REDUCE"])
+def test_the_estimates_prompt_sizes_are_langchains_formatted_messages(name: str) -> None:
+    """:meth:`PromptText.chars` (the dry run, without LangChain) counts what the model is sent."""
+    import summarizer.prompts as prompts
+
+    text: prompts.PromptText = getattr(prompts, name)
+    template = getattr(prompts, f"{name}_PROMPT")
+    body = "A {brace} text, 100% data: {{not a field}} and \\n.\n\nSecond paragraph."
+    if name == "MAP":
+        cases = [
+            map_inputs(body, (3, 4), 80),
+            map_inputs(body, (1, 1), 9, instructions="Be brief.", title="T"),
+        ]
+    elif name == "COLLAPSE":
+        cases = [collapse_inputs([label_block(1, 2, body)], 100, instructions="Only dates.")]
+    else:
+        cases = [
+            reduce_inputs([label_block(1, 2, body)], 250),
+            reduce_inputs(
+                [label_block(1, 2, body)], 90, summary_format="bullets", language="French", title="T"
+            ),
+        ]
+    for inputs in cases:
+        expected = sum(len(str(m.content)) for m in template.format_messages(**inputs))
+        assert text.chars(inputs) == expected
