@@ -305,7 +305,7 @@ def run(ctx: Context) -> dict[str, Any]:
                 asyncio.run(_first_token_only(server.url, ctx.pdf("tracemonkey.pdf")))  # warm-up job
                 for name, concurrency, _ in chosen:
                     attempts = []
-                    for attempt in range(repeats if name == "tracemonkey.pdf" else 1):
+                    for attempt in range(repeats if name == "tracemonkey.pdf" else 2):
                         ctx.log(f"user path: {name}, c={concurrency}, {budget_name} ({attempt + 1})")
                         attempts.append(asyncio.run(run_ours(server.url, ctx.pdf(name), concurrency)))
                     for result in attempts:

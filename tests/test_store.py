@@ -108,3 +108,29 @@ def test_leases_grant_one_owner_at_a_time(store: JobStore) -> None:
     assert not store.renew_lease(job, "replica-1", 5)
     store.release_lease(job, "replica-2")
     assert store.acquire_lease(job, "replica-1", 5)
+
+
+def test_a_short_upload_write_is_completed_and_the_record_reads_back_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``writev`` may write less than asked (a signal, a disk filling up): the rest follows."""
+    import os
+
+    store = SqliteStore(tmp_path)
+    store.create_job("j", {}, "uploading")
+    real = os.writev
+    short: list[int] = []
+
+    def writev(fd: int, buffers: list[bytes]) -> int:
+        wanted = sum(len(b) for b in buffers)
+        written = real(fd, [b"".join(buffers)[: wanted // 3]])
+        short.append(written)
+        return written
+
+    monkeypatch.setattr(os, "writev", writev)
+    payloads = [bytes(range(256)) * 400, b"x" * 7]
+    for payload in payloads:
+        store.append_upload("j", payload)
+    store.close_upload("j")
+    assert short, "the store did not use writev"
+    assert list(store.upload_records("j")) == payloads

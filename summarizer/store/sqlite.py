@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import shutil
 import sqlite3
 import struct
@@ -59,6 +60,29 @@ CREATE TABLE IF NOT EXISTS events (
 """
 
 _HEADER = struct.Struct(">cI")
+
+
+def _write_all(handle: IO[bytes], header: bytes, payload: bytes) -> None:
+    """Write ``header`` then ``payload`` to an unbuffered file, in one system call where it can.
+
+    ``writev`` saves joining them: a copy of every upload frame (256 KiB) on the
+    event loop. A short write (a signal, a disk filling up) writes the rest, or
+    raises the ``OSError`` that explains it.
+
+    Raises:
+        OSError: The write failed (``ENOSPC``, ``EIO``, ...).
+    """
+    total = len(header) + len(payload)
+    if hasattr(os, "writev"):
+        written = os.writev(handle.fileno(), (header, payload))
+    else:  # pragma: no cover - Windows
+        written = handle.write(header + payload) or 0
+    if written < total:
+        rest = memoryview(header + payload)[written:]
+        while rest:
+            rest = rest[os.write(handle.fileno(), rest) :]
+
+
 _COLUMNS = "id, created, updated, state, spec, received, messages"
 
 
@@ -233,7 +257,7 @@ class SqliteStore:
         handle = self._handles.get(job_id)
         if handle is None:
             handle = self._handles[job_id] = self._upload_path(job_id).open("ab", buffering=0)
-        handle.write(_HEADER.pack(kind, len(payload)) + payload)
+        _write_all(handle, _HEADER.pack(kind, len(payload)), payload)
 
     def close_upload(self, job_id: str) -> None:
         """Close the job's upload file (the upload ended or the job finished)."""
