@@ -9,14 +9,17 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import pytest
 
 from summarizer.errors import DamagedDocument, ErrorCode
-from summarizer.ingest import IngestOptions, iter_chunks
+from summarizer.ingest import IngestOptions, IngestProgress, iter_chunks
 from summarizer.ingest.pdf import (
+    RANGE_PAGES,
+    SPLIT_LATEST_PAGES,
     SPLIT_MIN_PAGES,
     PdfOpened,
     PdfPage,
@@ -51,6 +54,62 @@ async def test_a_big_pdf_is_read_by_two_workers_each_page_once_in_order() -> Non
     assert most_shared == 2, "the second worker never ran"
     assert [page.number for page in shared] == list(range(1, 353))  # in order, each once
     assert [page.text for page in shared] == [page.text for page in alone]
+    assert await no_workers_left()
+
+
+async def _workers_by_page(data: bytes, gate: threading.Event, open_at: int | None) -> dict[int, int]:
+    """Worker process groups alive as each page comes; ``gate`` is set when page ``open_at`` comes."""
+    alive: dict[int, int] = {}
+    async with contextlib.aclosing(extract_pages(data, workers=2, split_gate=gate)) as events:
+        async for event in events:
+            if isinstance(event, PdfPage):
+                alive[event.number] = len(workers())
+                if event.number == open_at:
+                    gate.set()
+    return alive
+
+
+async def test_the_second_worker_waits_for_the_gate_then_starts() -> None:
+    """With a ``split_gate`` the first worker reads alone until the caller opens it (its first chunk)."""
+    data = corpus_path("pdf", "freeculture.pdf").read_bytes()
+    opened_at = 12
+    alive = await _workers_by_page(data, threading.Event(), opened_at)
+    assert list(alive) == list(range(1, 353))
+    assert max(alive[n] for n in range(1, opened_at + 1)) == 1, alive
+    # the gate is looked at when the first worker asks for its next range: by then a second one runs
+    assert max(alive[n] for n in range(opened_at + 1, opened_at + 4 * RANGE_PAGES)) == 2, alive
+    assert await no_workers_left()
+
+
+async def test_a_gate_never_opened_delays_the_second_worker_only_so_far() -> None:
+    data = corpus_path("pdf", "freeculture.pdf").read_bytes()
+    alive = await _workers_by_page(data, threading.Event(), None)
+    # pages are handed out a range or two ahead of the pages that reach the caller
+    assert max(alive[n] for n in range(1, SPLIT_LATEST_PAGES // 2 + 1)) == 1, alive
+    assert max(alive.values()) == 2, "the second worker never started"
+    assert await no_workers_left()
+
+
+async def test_ingestion_opens_the_gate_with_its_first_chunk() -> None:
+    """``iter_chunks`` reads a book's first chunk with one worker; the second starts after it."""
+    data = corpus_path("pdf", "freeculture.pdf").read_bytes()
+    before_first: list[int] = []  # workers alive at each page before the first chunk
+    after_first: list[int] = []
+    chunks = 0
+
+    def on_progress(_progress: IngestProgress) -> None:
+        (after_first if chunks else before_first).append(len(workers()))
+
+    async for _chunk in iter_chunks(
+        slices(data),
+        filename="freeculture.pdf",
+        media_type="application/pdf",
+        options=IngestOptions(parse_workers=2, ocr="off"),
+        on_progress=on_progress,
+    ):
+        chunks += 1
+    assert before_first and max(before_first) == 1, before_first
+    assert max(after_first) == 2, "the second worker never started"
     assert await no_workers_left()
 
 

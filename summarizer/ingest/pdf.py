@@ -97,6 +97,8 @@ RANGE_PAGES: Final = 4
 """Pages per range handed to a worker when several share a document."""
 SPLIT_MIN_PAGES: Final = 24
 """Documents with fewer pages are read by one worker (a second one would not pay for its start)."""
+SPLIT_LATEST_PAGES: Final = 32
+"""Pages handed to the first worker after which the others start even if ``split_gate`` is not set."""
 _WEDGE_MARGIN_BYTES: Final = 4 * 1024**2
 """A worker whose address space is this close to its limit cannot even allocate an arena (bytes)."""
 _WEDGE_S: Final = 1.0
@@ -461,6 +463,7 @@ async def extract_pages(
     ocr_dpi: int = 300,
     ocr_max_pixels: int = 25_000_000,
     workers: int = 1,
+    split_gate: threading.Event | None = None,
     command: Sequence[str] | None = None,
 ) -> AsyncGenerator[PdfEvent, None]:
     """Extract a PDF's text page by page in a worker process.
@@ -495,6 +498,12 @@ async def extract_pages(
             in ranges of :data:`RANGE_PAGES` pages handed to whichever worker
             asks next, and yielded in page order. Each worker has the memory
             limit, all share the wall-clock limit, and all are killed together.
+        split_gate: With ``workers > 1``, the other workers start only once
+            this is set (the caller sets it when its first chunk is out) or
+            once the first worker was handed :data:`SPLIT_LATEST_PAGES` pages;
+            the first worker then has a core of its own for the pages the user
+            waits for (``None``, the default: at the first worker's first
+            range). Checked when the first worker asks for its next range.
         command: The worker command (default :func:`worker_command`); tests
             pass a broken one.
 
@@ -535,6 +544,7 @@ async def extract_pages(
         timeout_s=timeout_s,
         max_raw_chars=_TEXT_LIMIT_FACTOR * max_text_chars,
         workers=workers,
+        split_gate=split_gate,
         post=lambda index, message: loop.call_soon_threadsafe(queue.put_nowait, (index, message)),
     )
     group.start()
@@ -697,7 +707,8 @@ class _Group:
 
     The first worker starts at once and reads from page 1. With ``workers > 1``
     it runs in ranges mode: its first ``want`` (sent after ``opened`` and any
-    ``ocr_plan``) decides whether more workers are worth starting (at least
+    ``ocr_plan``) once ``split_gate`` is set (or :data:`SPLIT_LATEST_PAGES`
+    pages were handed out) decides whether more workers are worth starting (at least
     :data:`SPLIT_MIN_PAGES` pages, not a scan: OCR planned for fewer than half
     the pages); every ``want`` is answered
     with the next :data:`RANGE_PAGES` pages not yet taken, or ``end``. Pump
@@ -713,6 +724,7 @@ class _Group:
         timeout_s: float,
         max_raw_chars: int,
         workers: int,
+        split_gate: threading.Event | None = None,
         post: Callable[[int, tuple[Any, ...]], object],
     ) -> None:
         self._data = data
@@ -721,6 +733,7 @@ class _Group:
         self._deadline = time.monotonic() + timeout_s
         self._max_raw_chars = max_raw_chars
         self._wanted = workers
+        self._split_gate = split_gate
         self._post = post
         self._lock = threading.Lock()
         self._workers: list[_Worker] = []
@@ -789,7 +802,8 @@ class _Group:
         more = 0
         with self._lock:
             index = self._workers.index(worker)
-            if not self._split_decided and index == 0:
+            gate_open = self._split_gate is None or self._split_gate.is_set()
+            if not self._split_decided and index == 0 and (gate_open or self._next >= SPLIT_LATEST_PAGES):
                 self._split_decided = True
                 if (self._pages or 0) >= SPLIT_MIN_PAGES and not self._ocr_planned:
                     more = self._wanted - 1
