@@ -29,6 +29,7 @@ from typing import Any
 
 from langchain_core.messages import HumanMessage
 
+from . import openai_sse as sse
 from .latency_model import LatencyModel
 from .server_proc import _listen, _stop_on_stdin_eof
 
@@ -40,6 +41,10 @@ class _Stats:
         self.calls = 0
         self.in_flight = 0
         self.peak = 0
+
+
+_ID = "chatcmpl-bench"
+"""The ``id`` of every completion this server answers."""
 
 
 def build_app(model: LatencyModel, stats: _Stats) -> Any:
@@ -55,16 +60,6 @@ def build_app(model: LatencyModel, stats: _Stats) -> Any:
         if isinstance(content, list):
             content = "".join(part.get("text", "") for part in content if isinstance(part, dict))
         return model.answer([HumanMessage(content=str(content))])
-
-    def chunk(name: str, delta: dict[str, Any], finish: str | None = None) -> str:
-        data = {
-            "id": "chatcmpl-bench",
-            "object": "chat.completion.chunk",
-            "created": 0,
-            "model": name,
-            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
-        }
-        return f"data: {json.dumps(data, separators=(',', ':'))}\n\n"
 
     async def completions(request: Request) -> Response:
         began = time.monotonic()
@@ -83,7 +78,7 @@ def build_app(model: LatencyModel, stats: _Stats) -> Any:
             message = {"role": "assistant", "content": "".join(words)}
             return JSONResponse(
                 {
-                    "id": "chatcmpl-bench",
+                    "id": _ID,
                     "object": "chat.completion",
                     "created": int(time.time()),
                     "model": name,
@@ -97,19 +92,18 @@ def build_app(model: LatencyModel, stats: _Stats) -> Any:
             stats.in_flight += 1
             stats.peak = max(stats.peak, stats.in_flight)
             try:
-                yield chunk(name, {"role": "assistant", "content": ""})
+                yield sse.chunk(_ID, name, {"role": "assistant", "content": ""})
                 for index, word in enumerate(words):
                     due = began + model.first_token_s + index * model.token_delay_s
                     remaining = due - time.monotonic()
                     if remaining > 0:
                         await asyncio.sleep(remaining)
                     text = f"{word[:-1]}@{time.time():.6f} " if model.stamp else word
-                    yield chunk(name, {"content": text})
-                yield chunk(name, {}, "stop")
+                    yield sse.chunk(_ID, name, {"content": text})
+                yield sse.chunk(_ID, name, {}, "stop")
                 if include_usage:
-                    final = {"id": "chatcmpl-bench", "object": "chat.completion.chunk", "created": 0}
-                    yield f"data: {json.dumps({**final, 'model': name, 'choices': [], 'usage': usage})}\n\n"
-                yield "data: [DONE]\n\n"
+                    yield sse.usage_chunk(_ID, name, usage)
+                yield sse.DONE
             finally:
                 stats.in_flight -= 1
 

@@ -621,6 +621,11 @@ class SummarizerClient:
                                 # running: resume again after the usual backoff.
                                 refused = f"the server could not look the job up ({event.message})"
                                 break
+                            if event.code == "server_busy" and job_id is not None:
+                                # The job moved to another replica (this one lost its lease):
+                                # resume, through the load balancer, where it runs now.
+                                refused = f"the job moved ({event.message})"
+                                break
                             if event.code == "superseded":
                                 # Another connection took our upload over (say, ours was cut
                                 # and its buffered frames arrived late): resume to take it back.

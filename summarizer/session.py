@@ -343,6 +343,13 @@ class Session:
         except TimeoutError:
             log.info("closing a connection that read nothing for %g s (job %s)", timeout, job.job_id)
             await self.close_socket(CloseCode.POLICY_VIOLATION, str(ErrorCode.SLOW_READER))
+        except SummarizerError as exc:  # the job moved to another replica (Job.move_away)
+            log.info("job %s moved away: %s", job.job_id, exc.message)
+            with contextlib.suppress(Exception):
+                await self.ws.send_text(
+                    dump(Error(job_id=None, code=exc.code, message=exc.message, retryable=exc.retryable))
+                )
+            await self.close_socket(exc.close_code or CloseCode.TRY_AGAIN_LATER, str(exc.code))
         except (WebSocketDisconnect, OSError):
             return  # the socket went away; the receive loop notices and cleans up
         except RuntimeError:
@@ -398,6 +405,7 @@ class Session:
         if (
             self.job is not None
             and not self.job.finished
+            and not self.job.moved  # it ends where it runs: only this connection is told
             and isinstance(exc, ProtocolError | LimitExceeded | DocumentError)
         ):
             self.job.fail(exc)

@@ -53,6 +53,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from bench import openai_sse as sse
+
 __all__ = ["FakeOpenAI", "Recorded"]
 
 _DOC = re.compile(r"<document>\n(.*)\n</document>", re.S)
@@ -206,16 +208,8 @@ class FakeOpenAI:
     async def _stream(
         self, model: str, words: list[str], usage: dict[str, int] | None, fault: str
     ) -> AsyncIterator[str]:
-        def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> str:
-            data = {
-                "id": "chatcmpl-fake",
-                "object": "chat.completion.chunk",
-                "created": 0,
-                "model": model,
-                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
-                **extra,
-            }
-            return f"data: {json.dumps(data)}\n\n"
+        def chunk(delta: dict[str, Any], finish: str | None = None) -> str:
+            return sse.chunk("chatcmpl-fake", model, delta, finish)
 
         yield chunk({"role": "assistant", "content": ""})
         for i, word in enumerate(words):
@@ -233,9 +227,8 @@ class FakeOpenAI:
             await asyncio.sleep(0)
         yield chunk({}, "stop")
         if usage is not None:
-            final = {"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 0, "model": model}
-            yield f"data: {json.dumps({**final, 'choices': [], 'usage': usage})}\n\n"
-        yield "data: [DONE]\n\n"
+            yield sse.usage_chunk("chatcmpl-fake", model, usage)
+        yield sse.DONE
 
     # -- running -------------------------------------------------------------------------
 

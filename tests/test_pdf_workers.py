@@ -18,7 +18,6 @@ import pytest
 from summarizer.errors import DamagedDocument, ErrorCode
 from summarizer.ingest import IngestOptions, IngestProgress, iter_chunks
 from summarizer.ingest.pdf import (
-    RANGE_PAGES,
     SPLIT_LATEST_PAGES,
     SPLIT_MIN_PAGES,
     PdfOpened,
@@ -69,29 +68,41 @@ async def _workers_by_page(data: bytes, gate: threading.Event, open_at: int | No
     return alive
 
 
-async def test_the_second_worker_waits_for_the_gate_then_starts() -> None:
+async def test_the_second_worker_waits_for_the_gate_then_starts(monkeypatch: pytest.MonkeyPatch) -> None:
     """With a ``split_gate`` the first worker reads alone until the caller opens it (its first chunk)."""
+    import summarizer.ingest.pdf as pdf
+
+    monkeypatch.setattr(pdf, "SPLIT_LATEST_PAGES", 10**6)  # the gate alone decides (a slow machine)
     data = corpus_path("pdf", "freeculture.pdf").read_bytes()
     opened_at = 12
     alive = await _workers_by_page(data, threading.Event(), opened_at)
     assert list(alive) == list(range(1, 353))
     assert max(alive[n] for n in range(1, opened_at + 1)) == 1, alive
-    # the gate is looked at when the first worker asks for its next range: by then a second one runs
-    assert max(alive[n] for n in range(opened_at + 1, opened_at + 4 * RANGE_PAGES)) == 2, alive
-    assert await no_workers_left()
-
-
-async def test_a_gate_never_opened_delays_the_second_worker_only_so_far() -> None:
-    data = corpus_path("pdf", "freeculture.pdf").read_bytes()
-    alive = await _workers_by_page(data, threading.Event(), None)
-    # pages are handed out a range or two ahead of the pages that reach the caller
-    assert max(alive[n] for n in range(1, SPLIT_LATEST_PAGES // 2 + 1)) == 1, alive
     assert max(alive.values()) == 2, "the second worker never started"
     assert await no_workers_left()
 
 
-async def test_ingestion_opens_the_gate_with_its_first_chunk() -> None:
+async def test_a_gate_never_opened_delays_the_second_worker_only_so_far(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Without the :data:`SPLIT_LATEST_PAGES` bound a closed gate keeps one worker; with it, two."""
+    import summarizer.ingest.pdf as pdf
+
+    data = corpus_path("pdf", "freeculture.pdf").read_bytes()
+    assert SPLIT_LATEST_PAGES < 352
+    alive = await _workers_by_page(data, threading.Event(), None)
+    assert max(alive.values()) == 2, "the second worker never started"
+    monkeypatch.setattr(pdf, "SPLIT_LATEST_PAGES", 10**6)
+    alive = await _workers_by_page(data, threading.Event(), None)
+    assert max(alive.values()) == 1, "a second worker started with the gate closed"
+    assert await no_workers_left()
+
+
+async def test_ingestion_opens_the_gate_with_its_first_chunk(monkeypatch: pytest.MonkeyPatch) -> None:
     """``iter_chunks`` reads a book's first chunk with one worker; the second starts after it."""
+    import summarizer.ingest.pdf as pdf
+
+    monkeypatch.setattr(pdf, "SPLIT_LATEST_PAGES", 10**6)  # the gate alone decides (a slow machine)
     data = corpus_path("pdf", "freeculture.pdf").read_bytes()
     before_first: list[int] = []  # workers alive at each page before the first chunk
     after_first: list[int] = []

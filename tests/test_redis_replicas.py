@@ -375,3 +375,48 @@ async def test_an_upload_cut_mid_way_continues_on_another_replica(cluster: Clust
         ),
     )
     assert new_owner != first_owner
+
+
+@pytest.mark.timeout(300)
+async def test_an_owner_paused_past_its_lease_lets_its_client_go_and_the_job_completes(
+    cluster: Cluster,
+) -> None:
+    """The owner is stopped (SIGSTOP: a stopped VM, a long GC) past its lease mid-map; another
+    replica claims the job and goes on. When the paused one wakes up, its heartbeat finds the
+    lease gone: it stops its copy, writes nothing more to the job's log, and tells the client
+    connected to it (``server_busy``, ``job_id: null``, close 1013); the client resumes and
+    gets the rest of the job, every seq once, one terminal event: the ``summary``."""
+    import os
+    import signal
+
+    owner_url = ""
+    client = SummarizerClient(cluster.url, reconnect_attempts=50, backoff_base_s=0.05, backoff_max_s=0.5)
+    reasons: list[str] = []
+    client.on_reconnect = lambda attempt, delay, reason: reasons.append(reason)
+    events: list[Any] = []
+    paused: str | None = None
+    async for event in client.summarize_file(corpus_file("pdf", "tracemonkey.pdf")):
+        events.append(event)
+        if (
+            paused is None
+            and event.type == "chunk.summary"
+            and sum(e.type == "chunk.summary" for e in events) == 3
+        ):
+            paused = await asyncio.to_thread(cluster.owner, event.job_id)
+            assert paused in ("r0", "r1", "r2")
+            replica = cluster.replica(paused)
+            assert replica.proc is not None
+            os.kill(replica.proc.pid, signal.SIGSTOP)
+            try:
+                deadline = time.monotonic() + LEASE_S * 4 + 10
+                while await asyncio.to_thread(cluster.owner, event.job_id) in (paused, None):
+                    assert time.monotonic() < deadline, "no replica claimed the job"
+                    await asyncio.sleep(0.1)
+                await asyncio.sleep(0.5)  # the new owner goes on while the old one sleeps
+            finally:
+                os.kill(replica.proc.pid, signal.SIGCONT)
+            owner_url = replica.base
+    assert paused is not None and owner_url
+    _exactly_once(events)
+    assert events[-1].type == "summary" and events[-1].text
+    assert any("moved" in reason for reason in reasons), reasons  # told, not left waiting

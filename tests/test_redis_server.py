@@ -284,3 +284,173 @@ async def test_a_replica_that_lost_the_lease_mid_upload_commits_nothing_more(own
         assert job.moved and not job.finished  # no terminal event: the job goes on elsewhere
     finally:
         store.close()
+
+
+def _steal_lease(url: str, job_id: str, owner: str = "r2") -> None:
+    """What another replica does once this one was paused past its lease: take the job."""
+    from summarizer.store.redis import RedisStore
+
+    store = RedisStore(url)
+    try:
+        store.r.set(store._k("lease", job_id), owner.encode(), px=60_000)
+    finally:
+        store.close()
+
+
+def _stored_types(url: str, job_id: str) -> list[str]:
+    from summarizer.store.redis import RedisStore
+
+    store = RedisStore(url)
+    try:
+        return [row.type for row in store.events(job_id)]
+    finally:
+        store.close()
+
+
+async def _until_closed(ws: object, timeout_s: float) -> tuple[list[dict[str, object]], int | None]:
+    """Messages until the server closes the socket, and its close code (``None``: still open)."""
+    import json
+
+    from websockets.exceptions import ConnectionClosed
+
+    received: list[dict[str, object]] = []
+    try:
+        async with asyncio.timeout(timeout_s):
+            while True:
+                received.append(json.loads(await ws.recv()))  # type: ignore[attr-defined]
+    except ConnectionClosed as closed:
+        return received, closed.rcvd.code if closed.rcvd else None
+    except TimeoutError:
+        return received, None
+
+
+@pytest.mark.timeout(120)
+async def test_a_replica_that_lost_a_processing_job_closes_its_followers_with_1013(
+    own_redis: RedisServer, tmp_path: Path
+) -> None:
+    """The lease of a job being summarized is taken by another replica (this one was paused past
+    it): this replica stops its copy and tells its clients in-band (``server_busy``, retryable,
+    close 1013, so that they resume where the job runs now) instead of leaving them waiting for
+    events that will never come here; it writes nothing more to the job's shared log."""
+    import json
+
+    from websockets.asyncio.client import connect
+
+    from summarizer.cli import running_server
+    from summarizer.protocol import End, Start, dump
+
+    from .fakes import EchoModel
+
+    model = EchoModel(words=4, delay_s=0.3)
+    settings = Settings(
+        model="echo",
+        data_dir=tmp_path / "unused",
+        redis_url=own_redis.url,
+        replica_id="r1",
+        lease_s=1.0,
+        concurrency=1,
+        chunk_size=500,
+        chunk_overlap=0,
+    )
+    text = ("A sentence of the document that goes on for a while. " * 60).encode()
+    with running_server(settings, models={"echo": model}) as url:
+        async with connect(url, compression=None) as ws:
+            await ws.send(dump(Start(filename="a.txt", media_type="text/plain", size=len(text))))
+            accepted = json.loads(await ws.recv())
+            job_id = str(accepted["job_id"])
+            await ws.send(text)
+            await ws.send(dump(End()))
+            while json.loads(await ws.recv())["type"] != "chunk.summary":
+                pass
+            await asyncio.to_thread(_steal_lease, own_redis.url, job_id)
+            stored_at_steal = await asyncio.to_thread(_stored_types, own_redis.url, job_id)
+            received, code = await _until_closed(ws, 10.0)
+    assert code == 1013, (code, received[-3:])
+    assert received[-1]["type"] == "error" and received[-1]["code"] == "server_busy", received[-1]
+    assert received[-1]["retryable"] is True and received[-1]["job_id"] is None  # not one of the job's events
+    after = await asyncio.to_thread(_stored_types, own_redis.url, job_id)
+    assert "error" not in after and "summary" not in after, after
+    # what was already committed stays; at most the events in flight at the steal follow it
+    assert after[: len(stored_at_steal)] == stored_at_steal
+
+
+@pytest.mark.timeout(120)
+async def test_a_refused_upload_frame_after_a_lost_lease_does_not_fail_the_job_for_the_new_owner(
+    own_redis: RedisServer, tmp_path: Path
+) -> None:
+    """Mid-upload the lease moves to another replica; this replica refuses the next frame with
+    ``server_busy`` and 1013, and does not end the job with an ``error`` event in the shared log:
+    the upload is to continue on the new owner."""
+    import json
+
+    from websockets.asyncio.client import connect
+
+    from summarizer.cli import running_server
+    from summarizer.protocol import Start, dump
+
+    settings = Settings(data_dir=tmp_path / "unused", redis_url=own_redis.url, replica_id="r1", lease_s=1.0)
+    with running_server(settings) as url:
+        async with connect(url, compression=None) as ws:
+            await ws.send(dump(Start(filename="a.txt", media_type="text/plain", size=200_000)))
+            job_id = str(json.loads(await ws.recv())["job_id"])
+            await ws.send(b"first part of the text. " * 100)
+            await asyncio.sleep(0.3)
+            await asyncio.to_thread(_steal_lease, own_redis.url, job_id)
+            await ws.send(b"second part of the text. " * 100)
+            received, code = await _until_closed(ws, 10.0)
+    assert code == 1013, (code, received[-3:])
+    errors = [m for m in received if m["type"] == "error"]
+    assert errors and errors[-1]["code"] == "server_busy" and errors[-1]["job_id"] is None, received
+    after = await asyncio.to_thread(_stored_types, own_redis.url, job_id)
+    assert "error" not in after, after
+
+
+async def test_a_job_whose_log_another_replica_writes_stops_here_and_writes_nothing_more(
+    own_redis: RedisServer,
+) -> None:
+    """This replica's next commit finds the job's next ``seq`` already in the shared log (another
+    replica took the job while this one was paused, and wrote on): ``LogTaken``. The copy here
+    stops without a ``storage_error`` (which would end the job for everyone), its readers get
+    ``server_busy`` (close 1013) to resume where the job runs, and the manager follows the job
+    through the store from then on."""
+    import json
+
+    from summarizer.errors import LimitExceeded
+    from summarizer.jobs import JobManager
+    from summarizer.jobs.lease import RemoteJob
+    from summarizer.protocol import Progress
+    from summarizer.store import EventRow
+    from summarizer.store.redis import RedisStore
+
+    from .fakes import EchoModel
+    from .test_jobs import make_spec
+
+    store = RedisStore(own_redis.url)
+    mgr = JobManager(store, lambda name: EchoModel(words=4), owner="r1", lease_s=30)
+    try:
+        job = mgr.create(make_spec())
+        await job.log.flushed()
+        last = store.last_seq(job.id)
+        # the other replica's events, as it would write them after taking the job
+        store.append_events(
+            [EventRow(job.id, last + 1, "progress", json.dumps({"type": "progress", "seq": last + 1}))]
+        )
+        seen: list[int] = []
+
+        async def follow() -> None:
+            async for stored in job.events(0):
+                seen.append(stored.seq)
+
+        reader = asyncio.create_task(follow())
+        job.emit(Progress(stage="extract", done=1, elapsed_s=0.1))  # this copy's seq last + 1
+        with pytest.raises(LimitExceeded) as told:
+            await asyncio.wait_for(reader, 10)
+        assert told.value.code == "server_busy" and int(told.value.close_code) == 1013
+        assert seen == list(range(1, last + 1))  # what this copy committed, then nothing of its own
+        assert job.moved
+        types = [row.type for row in store.events(job.id)]
+        assert types.count("progress") == 1 and "error" not in types, types
+        assert isinstance(mgr.get(job.id), RemoteJob)
+    finally:
+        await mgr.shutdown()
+        store.close()

@@ -36,8 +36,9 @@ import threading
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
+from ..errors import SummarizerError
 from ..protocol import TERMINAL_TYPES, ServerEvent, dump, parse_server
-from ..store import EventGap, EventRow, JobStore
+from ..store import EventGap, EventRow, JobStore, LogTaken
 
 __all__ = ["EventLog", "EventWriter", "StoredEvent"]
 
@@ -164,6 +165,9 @@ class EventWriter:
                     try:
                         self.store.append_events(rows)
                         self.batches += 1
+                    except LogTaken as exc:
+                        log.warning("job %s: %s; its copy here stops", item.job_id, exc)
+                        item._taken_from_thread(exc)
                     except Exception as exc:
                         log.exception(
                             "could not store %d events of job %s (from seq %d)",
@@ -212,6 +216,9 @@ class EventLog:
             could not be committed; they are already dropped (and ``seq`` rewound
             to the first of them), so the next :meth:`append` reuses that ``seq``.
             The job appends its terminal ``storage_error`` there.
+        on_taken: Called on the event loop with :class:`~summarizer.store.LogTaken`
+            when another replica writes the job's log now (a shared store): the
+            uncommitted events are dropped and nothing more is committed from here.
     """
 
     def __init__(
@@ -224,6 +231,7 @@ class EventLog:
         ended: bool = False,
         tail_events: int = 512,
         on_lost: Callable[[Exception], None] | None = None,
+        on_taken: Callable[[LogTaken], None] | None = None,
     ) -> None:
         self.job_id = job_id
         self.store = store
@@ -238,8 +246,11 @@ class EventLog:
         self._pending: list[EventRow] = []
         self._lock = threading.Lock()
         self._changed = asyncio.Event()
+        self.detached: SummarizerError | None = None
+        """Why the readers were let go without a terminal event (:meth:`detach`), if they were."""
         self._loop: asyncio.AbstractEventLoop | None = None
         self._on_lost = on_lost
+        self._on_taken = on_taken
         self._broken = False  # a commit failed: the writer takes nothing until the loop has rewound
         self.storage_failed = False
         """Whether events could not be stored (the log then ends with ``storage_error``)."""
@@ -263,7 +274,7 @@ class EventLog:
         Raises:
             RuntimeError: The log is read only (no writer).
         """
-        if self.ended:
+        if self.ended or self.detached is not None:
             return None
         if self._writer is None:
             raise RuntimeError(f"the event log of job {self.job_id} is read only")
@@ -321,6 +332,24 @@ class EventLog:
             self._on_lost(exc)
         self._wake()
 
+    def _taken_from_thread(self, exc: LogTaken) -> None:
+        with self._lock:
+            self._broken = True  # nothing more is committed from here
+            self._pending = []
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(self._taken, exc)
+
+    def _taken(self, exc: LogTaken) -> None:
+        """Another replica writes this job's log now: drop what was not committed, tell the job."""
+        self.last_seq = self.committed_seq
+        while self._tail and self._tail[-1].seq > self.last_seq:
+            self._tail.pop()
+        if self._on_taken is not None:
+            self._on_taken(exc)
+        self._wake()
+
     def _committed_from_thread(self, seq: int) -> None:
         loop = self._loop
         if loop is not None and not loop.is_closed():
@@ -335,6 +364,16 @@ class EventLog:
     def _wake(self) -> None:
         self._changed.set()
         self._changed = asyncio.Event()
+
+    def detach(self, error: SummarizerError) -> None:
+        """Take no more events and let every reader go with ``error``, after the committed ones.
+
+        For a job another replica runs now: its terminal event is written there,
+        and a reader of this copy would otherwise wait for it forever. Idempotent.
+        """
+        if self.detached is None:
+            self.detached = error
+        self._wake()
 
     async def flushed(self) -> None:
         """Wait until every appended event is committed."""
@@ -380,6 +419,8 @@ class EventLog:
                     log.error("event log of job %s has a gap at seq %d", self.job_id, next_seq)
                     return
                 continue
+            if self.detached is not None:
+                raise self.detached
             if self.durable_end or (self._writer is None and self.ended):
                 return
             await self._changed.wait()

@@ -195,8 +195,10 @@ class Job:
         self._task: asyncio.Task[None] | None = None
         self._cancel_requested = False
         self._finishing = False
+        self._moving: asyncio.Future[None] | None = None
         self.moved = False
-        """Handed over to another replica (:meth:`hand_over`): upload data is refused here."""
+        """Another replica runs the job (:meth:`hand_over`, :meth:`move_away`): upload data is
+        refused here and nothing more is written to its log."""
         self.log = EventLog(
             job_id,
             store,
@@ -205,6 +207,7 @@ class Job:
             ended=self.finished,
             tail_events=tail_events,
             on_lost=self._storage_lost,
+            on_taken=self._log_taken,
         )
         self.upload = Upload(
             job_id,
@@ -254,8 +257,8 @@ class Job:
         return round(self._clock() - self._started, 3)
 
     def _set_state(self, state: JobState) -> bool:
-        """Move to ``state`` unless the job is finished; ``True`` if it moved."""
-        if self.finished:
+        """Move to ``state`` unless the job is finished (or runs elsewhere); ``True`` if it moved."""
+        if self.finished or self.moved:
             return False
         self.state = state
         if not self.finished:
@@ -270,7 +273,7 @@ class Job:
         Dropped (``None``): events after the terminal one, and events a recovered
         job's log already has (see :meth:`summarizer.recovery.Recovery.is_duplicate`).
         """
-        if self.finished or (self._recovery is not None and self._recovery.is_duplicate(event)):
+        if self.finished or self.moved or (self._recovery is not None and self._recovery.is_duplicate(event)):
             return None
         stored = self.log.append(event)
         if stored is not None and stored.type in _TERMINAL_STATE:
@@ -290,6 +293,8 @@ class Job:
         Whatever the job had reached (even a ``summary`` among the lost events),
         it ends ``failed``; the error takes the ``seq`` of the first lost event.
         """
+        if self.moved:
+            return  # it ends on the replica that runs it now
         error = StorageError(
             f"The server could not store this job's events ({exc}); the job is stopped rather "
             "than send what it could not keep. Try again once the server has room."
@@ -301,6 +306,11 @@ class Job:
             self._task.cancel()
         self._schedule_finish()
 
+    def _log_taken(self, exc: Exception) -> None:
+        """Another replica writes the job's log (it took the job): stop this copy (:meth:`move_away`)."""
+        if not self.moved:
+            self._moving = asyncio.ensure_future(self.move_away())
+
     def _sink(self, event: ServerEvent) -> None:
         """:meth:`emit` as an :data:`~summarizer.pipeline.EventSink`."""
         self.emit(event)
@@ -308,6 +318,8 @@ class Job:
     async def _finish(self) -> None:
         """Once the terminal event is durable: record the final state, tell the manager."""
         await self.log.flushed()
+        if self.moved:
+            return  # the replica that runs it now records its state
         try:
             self._store.set_state(self.job_id, self.state.value)
         except Exception:  # a full disk: the job is recovered (and ends again) after a restart
@@ -356,13 +368,18 @@ class Job:
     def _check_here(self) -> None:
         """Raise ``server_busy`` (retryable, close 1013) once the job moved to another replica."""
         if self.moved:
-            err = LimitExceeded(
-                f"Job {self.job_id} moved to another replica; reconnect and resume to continue the upload.",
-                code=ErrorCode.SERVER_BUSY,
-                retryable=True,
-            )
-            err.close_code = CloseCode.TRY_AGAIN_LATER
-            raise err
+            raise self.moved_error()
+
+    def moved_error(self) -> LimitExceeded:
+        """``server_busy`` (retryable, close 1013): the job runs on another replica now, resume there."""
+        then = "continue the upload" if self.state is JobState.UPLOADING else "follow it"
+        err = LimitExceeded(
+            f"Job {self.job_id} moved to another replica; reconnect and resume to {then}.",
+            code=ErrorCode.SERVER_BUSY,
+            retryable=True,
+        )
+        err.close_code = CloseCode.TRY_AGAIN_LATER
+        return err
 
     async def feed_bytes(self, data: bytes) -> None:
         """Accept one binary frame of the file (waits while the upload queue is full).
@@ -480,8 +497,8 @@ class Job:
 
     def fail(self, error: SummarizerError) -> None:
         """End the job with ``error`` (emitted as an ``error`` event) and stop its task."""
-        if self.finished:
-            return
+        if self.finished or self.moved:
+            return  # a moved job ends on the replica that runs it, not here
         self.emit(Error(code=error.code, message=error.message, retryable=error.retryable))
         if self._task is not None and not self._task.done():
             self._task.cancel()
@@ -507,6 +524,17 @@ class Job:
         if task is not None:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+
+    async def move_away(self) -> None:
+        """Another replica took the job (its lease): stop here, write nothing more, let followers go.
+
+        Like :meth:`hand_over`, and every reader of this copy's events gets
+        :meth:`moved_error` after the events committed here (the session tells its
+        client in-band and closes with 1013; the client resumes where the job runs).
+        """
+        self.moved = True
+        self.log.detach(self.moved_error())
+        await self.hand_over()
 
     async def stop(self) -> None:
         """Stop the task without a terminal event (server shutdown: resumable later)."""

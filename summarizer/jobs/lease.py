@@ -79,6 +79,7 @@ class RemoteJob(Job):
             upload_stored=(record.received, record.messages),
         )
         self.poll_s = poll_s
+        self.moved = True  # it runs elsewhere: nothing is written here, upload data is refused
 
     async def events(self, after_seq: int = 0) -> AsyncIterator[StoredEvent]:
         """Every event with ``seq > after_seq`` from the shared log, then new ones as they are
@@ -218,7 +219,7 @@ class LeaseKeeper:
             if not ok:
                 log.warning("lost the lease of job %s to another replica; stopping it here", job.job_id)
                 self.jobs.forget(job)
-                await job.stop()
+                await job.move_away()
 
     async def poll_handoffs(self) -> None:
         """Hand the uploading jobs another replica asked for over to it (module docstring)."""

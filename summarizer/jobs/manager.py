@@ -193,6 +193,9 @@ class JobManager:
                 fate is unknown here, so it is neither reported missing nor touched.
         """
         job = self._jobs.get(job_id)
+        if job is not None and job.moved:
+            self.forget(job)  # another replica runs it now: follow it through the store
+            job = None
         if job is not None:
             return job
         try:

@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from .base import EventGap, EventRow, JobRecord, JobStore, LeaseLost, UploadRecord
+from .base import EventGap, EventRow, JobRecord, JobStore, LeaseLost, LogTaken, UploadRecord
 from .sqlite import SqliteStore
 
-__all__ = ["EventGap", "EventRow", "JobRecord", "JobStore", "LeaseLost", "SqliteStore", "UploadRecord"]
+__all__ = [
+    "EventGap",
+    "EventRow",
+    "JobRecord",
+    "JobStore",
+    "LeaseLost",
+    "LogTaken",
+    "SqliteStore",
+    "UploadRecord",
+]

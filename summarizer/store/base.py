@@ -62,6 +62,27 @@ class EventGap(ValueError):
         self.last_seq = last_seq
 
 
+class LogTaken(ValueError):
+    """A batch's ``seq`` of a job is already in the job's log with other events: another
+    replica writes that log now (it took the job while this one was paused past its lease).
+    Nothing of the batch was added; this replica's copy of the job must stop.
+
+    Attributes:
+        job_id: The job.
+        seq: The ``seq`` this writer tried to add.
+        last_seq: The job's last stored ``seq``.
+    """
+
+    def __init__(self, job_id: str, seq: int, last_seq: int) -> None:
+        super().__init__(
+            f"the event log of job {job_id} already reaches seq {last_seq} (this writer sent {seq}): "
+            "another replica writes it"
+        )
+        self.job_id = job_id
+        self.seq = seq
+        self.last_seq = last_seq
+
+
 UploadRecord = bytes | str
 """One upload message: a binary frame's bytes or a ``text`` message's text."""
 

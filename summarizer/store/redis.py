@@ -48,7 +48,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from ..errors import StoreUnavailable
-from .base import EventGap, EventRow, JobRecord, LeaseLost, UploadRecord
+from .base import EventGap, EventRow, JobRecord, LeaseLost, LogTaken, UploadRecord
 
 __all__ = ["UPLOAD_PAGE", "RedisStore", "StoreUnavailable"]  # StoreUnavailable: from ..errors
 
@@ -297,6 +297,8 @@ class RedisStore:
             redis.ResponseError: A ``seq`` is not after its job's last one (nothing is added).
             EventGap: A job's first ``seq`` is beyond its last stored one + 1: Redis lost
                 acknowledged events (nothing is added; the writer repairs the log).
+            LogTaken: A ``seq`` is already in its job's log, not from this batch: another
+                replica writes the log now (nothing is added).
         """
         if not rows:
             return
@@ -327,6 +329,11 @@ class RedisStore:
                 if str(exc).startswith("GAPSEQ"):
                     _, index, last = str(exc).split()
                     raise EventGap(rows[int(index) - 1].job_id, int(last)) from None
+                if str(exc).startswith("DUPSEQ"):  # DUPSEQ <key> seq <seq> is not after <last>
+                    parts = str(exc).split()
+                    key, sent, stored = parts[1], int(parts[3]), int(parts[-1])
+                    job_id = next((row.job_id for row in rows if self._k("ev", row.job_id) == key), key)
+                    raise LogTaken(job_id, sent, stored) from None
                 raise
 
     def _already_appended(self, rows: Sequence[EventRow]) -> bool:

@@ -181,9 +181,10 @@ export class SummaryJob {
   }
 
   handle(ev) {
-    if (ev.type === "error" && !ev.job_id && (ev.code === "superseded" || (ev.code === "store_unavailable" && this.jobId))) {
+    if (ev.type === "error" && !ev.job_id && (ev.code === "superseded" || ((ev.code === "store_unavailable" || ev.code === "server_busy") && this.jobId))) {
       // superseded: another connection took our upload over; store_unavailable: the server
-      // cannot read its job store now. Either way it closes this socket and we resume.
+      // cannot read its job store now; server_busy once the job exists: it moved to another
+      // replica. Either way the server closes this socket and we resume.
       return;
     }
     if (ev.type === "resumed") {
