@@ -343,7 +343,7 @@ class Session:
         except TimeoutError:
             log.info("closing a connection that read nothing for %g s (job %s)", timeout, job.job_id)
             await self.close_socket(CloseCode.POLICY_VIOLATION, str(ErrorCode.SLOW_READER))
-        except SummarizerError as exc:  # the job moved to another replica (Job.move_away)
+        except SummarizerError as exc:  # the job moved to another replica (Job.hand_over)
             log.info("job %s moved away: %s", job.job_id, exc.message)
             with contextlib.suppress(Exception):
                 await self.ws.send_text(

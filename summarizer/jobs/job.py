@@ -197,8 +197,8 @@ class Job:
         self._finishing = False
         self._moving: asyncio.Future[None] | None = None
         self.moved = False
-        """Another replica runs the job (:meth:`hand_over`, :meth:`move_away`): upload data is
-        refused here and nothing more is written to its log."""
+        """Another replica runs the job (:meth:`hand_over`): upload data is refused here and
+        nothing more is written to its log."""
         self.log = EventLog(
             job_id,
             store,
@@ -307,9 +307,9 @@ class Job:
         self._schedule_finish()
 
     def _log_taken(self, exc: Exception) -> None:
-        """Another replica writes the job's log (it took the job): stop this copy (:meth:`move_away`)."""
+        """Another replica writes the job's log (it took the job): stop this copy (:meth:`hand_over`)."""
         if not self.moved:
-            self._moving = asyncio.ensure_future(self.move_away())
+            self._moving = asyncio.ensure_future(self.hand_over())
 
     def _sink(self, event: ServerEvent) -> None:
         """:meth:`emit` as an :data:`~summarizer.pipeline.EventSink`."""
@@ -510,13 +510,17 @@ class Job:
                 await asyncio.shield(self._task)
 
     async def hand_over(self) -> None:
-        """Stop here for another replica to continue the job (its upload): no terminal event.
+        """Stop here for another replica to continue the job: no terminal event, nothing more written.
 
-        Before the first await the task is cancelled and the upload closed, so no upload
-        record is committed here afterwards (one feeder at a time); later upload data is
-        refused with ``server_busy`` (the client reconnects and reaches the new owner).
+        For an upload handed over on request, and for a job whose lease (or log) another
+        replica took. Before the first await the task is cancelled, the upload closed and
+        the log detached, so no upload record or event is committed here afterwards (one
+        writer at a time); later upload data is refused with :meth:`moved_error`, and every
+        reader of this copy's events gets it after the events committed here (the session
+        tells its client in-band and closes with 1013; the client resumes where the job runs).
         """
         self.moved = True
+        self.log.detach(self.moved_error())
         task = self._task
         if task is not None and not task.done():
             task.cancel()
@@ -524,17 +528,6 @@ class Job:
         if task is not None:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-
-    async def move_away(self) -> None:
-        """Another replica took the job (its lease): stop here, write nothing more, let followers go.
-
-        Like :meth:`hand_over`, and every reader of this copy's events gets
-        :meth:`moved_error` after the events committed here (the session tells its
-        client in-band and closes with 1013; the client resumes where the job runs).
-        """
-        self.moved = True
-        self.log.detach(self.moved_error())
-        await self.hand_over()
 
     async def stop(self) -> None:
         """Stop the task without a terminal event (server shutdown: resumable later)."""

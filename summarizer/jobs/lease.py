@@ -219,7 +219,7 @@ class LeaseKeeper:
             if not ok:
                 log.warning("lost the lease of job %s to another replica; stopping it here", job.job_id)
                 self.jobs.forget(job)
-                await job.move_away()
+                await job.hand_over()
 
     async def poll_handoffs(self) -> None:
         """Hand the uploading jobs another replica asked for over to it (module docstring)."""
