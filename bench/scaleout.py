@@ -187,7 +187,11 @@ def run(ctx: Any = None, *, repeats: int | None = None, lease_s: float = 3.0) ->
         (tmp / "redis").mkdir()
         redis_proc, url = _redis(tmp / "redis")
         try:
-            takeovers = [takeover(tmp / f"t{i}", url, lease_s) for i in range(1 if quick else 3)]
+            # Each repeat in its own Redis database: the job a previous repeat left unfinished
+            # (its replicas are stopped mid-job) is not resumed by the next repeat's replicas.
+            base = url.rsplit("/", 1)[0]
+            repeats_takeover = 1 if quick else 3
+            takeovers = [takeover(tmp / f"t{i}", f"{base}/{i + 1}", lease_s) for i in range(repeats_takeover)]
             resumed = [t["next_event_after_s"] for t in takeovers]
             return {
                 "document": PDF.name,
