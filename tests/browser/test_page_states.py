@@ -9,6 +9,7 @@ WebSocket (``tests/browser/stub.py``) until the server emits it.
 from __future__ import annotations
 
 import base64
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -25,7 +26,7 @@ from .conftest import (
     wait_for_phase,
     watch,
 )
-from .stub import ScriptedSocket, emit_ocr_rest, emit_ocr_stage
+from .stub import JOB_ID, ScriptedSocket, emit_ocr_rest, emit_ocr_stage
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
 
@@ -244,4 +245,47 @@ def test_ocr_of_a_scanned_pdf_on_a_real_server(context: Any, base_url: str) -> N
         "badges => badges.map(b => Number(b.closest('.chunk-card').dataset.index))"
     )
     assert sorted(shown) == sorted(set(ocr_chunks))
+    assert watched.console_errors == []
+
+
+def test_a_job_that_moved_to_another_replica_is_resumed_not_shown_as_failed(
+    context: Any, base_url: str
+) -> None:
+    """The replica the page is connected to lost the job to another one (it was paused past its
+    lease): it says ``server_busy`` with ``job_id: null`` and closes with 1013. The page resumes
+    (``resume`` with its last seq) and shows the job through to its summary, with no error."""
+    import json
+
+    def moved(sock: ScriptedSocket) -> None:
+        emit_ocr_stage(sock)
+        error = {
+            "type": "error",
+            "job_id": None,
+            "seq": 0,
+            "code": "server_busy",
+            "message": "Job moved to another replica; reconnect and resume to follow it.",
+            "retryable": True,
+        }
+        sock.ws.send(json.dumps(error))
+        sock.ws.close(code=1013, reason="server_busy")
+
+    page = context.new_page()
+    watched = watch(page)
+    sock = ScriptedSocket(page, on_end=moved)
+    page.goto(base_url)
+    page.wait_for_function(
+        "() => document.querySelector('#server-status').dataset.status === 'ok'", timeout=60_000
+    )
+    drop_file(page, b"%PDF-1.7\n% a scanned report (the scripted server never reads it)\n", name="scan.pdf")
+    deadline = time.monotonic() + 30
+    while not any(m["type"] == "resume" for m in sock.client):
+        assert time.monotonic() < deadline, f"the page did not resume: {sock.client}"
+        page.wait_for_timeout(100)
+    resume = next(m for m in sock.client if m["type"] == "resume")
+    assert resume["job_id"] == JOB_ID and resume["last_seq"] <= sock.seq
+    sock.emit("resumed", state="processing", last_seq=sock.seq, received=sock.size, messages=1)
+    emit_ocr_rest(sock)
+    assert wait_for_phase(page, "done", "error", timeout_s=30) == "done"
+    assert "moved" not in page.inner_text("body").lower()
+    assert [m["type"] for m in sock.client] == ["start", "end", "resume"]
     assert watched.console_errors == []
