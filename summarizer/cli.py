@@ -36,6 +36,21 @@ EXIT_TRANSPORT = 3
 EXIT_CANCELLED = 130
 
 _FIELDS = Settings.model_fields
+_OPTIONS = StartOptions.model_fields
+
+
+def _choices(annotation: Any) -> list[str]:
+    """The values of a ``Literal`` annotation, or of ``Literal[...] | None``, for ``click.Choice``.
+
+    The settings and the protocol's ``start.options`` own the lists; the CLI repeats none.
+    """
+    values: list[str] = []
+    for arg in get_args(annotation):
+        if isinstance(arg, str):
+            values.append(arg)
+        else:
+            values.extend(_choices(arg))
+    return values
 
 
 def _setting(name: str, *flags: str, per_job: bool = False, **kwargs: Any) -> Callable[[Any], Any]:
@@ -89,7 +104,7 @@ def cli() -> None:
 @_setting(
     "model_http_client",
     "--model-http-client",
-    type=click.Choice(get_args(_FIELDS["model_http_client"].annotation)),
+    type=click.Choice(_choices(_FIELDS["model_http_client"].annotation)),
 )
 def serve(**given: Any) -> None:
     """Run the server: the WebSocket API at /ws and the web page at /.
@@ -204,14 +219,14 @@ def running_server(settings: Settings, *, models: Mapping[str, Any] | None = Non
 @_setting("summary_words", "--summary-words", type=int, per_job=True)
 @click.option(
     "--length",
-    type=click.Choice(["short", "medium", "long"]),
+    type=click.Choice(_choices(_OPTIONS["length"].annotation)),
     default=None,
     help="Summary length: short (100 words), medium (250), long (600); --summary-words wins.",
 )
 @click.option(
     "--format",
     "format",
-    type=click.Choice(["paragraphs", "bullets"]),
+    type=click.Choice(_choices(_OPTIONS["format"].annotation)),
     default=None,
     help="Summary format: prose paragraphs or a bulleted list.",
 )
@@ -239,7 +254,7 @@ def running_server(settings: Settings, *, models: Mapping[str, Any] | None = Non
 @click.option("--password", default=None, help="Password of an encrypted PDF.")
 @click.option(
     "--ocr",
-    type=click.Choice(["auto", "off", "force"]),
+    type=click.Choice(_choices(_OPTIONS["ocr"].annotation)),
     default=None,
     help="OCR of PDF pages: auto (pages without text that have images), off, or force (every page); "
     "default: the server's SUMMARIZER_OCR (auto).",

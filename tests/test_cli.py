@@ -180,3 +180,38 @@ def test_dry_run_parses_the_pdf_before_loading_langchain() -> None:
     assert done.returncode == 0, done.stderr[-2000:]
     assert "NOT LOADED" in done.stderr, done.stderr[-2000:]
     assert "AFTER []" in done.stderr, done.stderr[-2000:]
+
+
+def test_the_choice_flags_offer_exactly_what_the_protocol_and_settings_accept() -> None:
+    """``--length``, ``--format``, ``--ocr`` and ``--model-http-client`` list their values from the
+    ``Literal`` types they fill (``start.options``, the settings), not from a copy."""
+    from typing import get_args
+
+    import click
+
+    from summarizer.cli import cli
+    from summarizer.protocol import StartOptions
+    from summarizer.settings import Settings
+
+    def choices(command: str, flag: str) -> list[str]:
+        group = cli
+        assert isinstance(group, click.Group)
+        sub = group.commands[command]
+        (param,) = [p for p in sub.params if flag in getattr(p, "opts", [])]
+        assert isinstance(param.type, click.Choice)
+        return list(param.type.choices)
+
+    def literal(annotation: object) -> list[str]:
+        (inner, *_) = [a for a in get_args(annotation) if get_args(a)] or [annotation]
+        return list(get_args(inner))
+
+    fields = StartOptions.model_fields
+    assert (
+        choices("summarize", "--length")
+        == literal(fields["length"].annotation)
+        == ["short", "medium", "long"]
+    )
+    assert choices("summarize", "--format") == literal(fields["format"].annotation)
+    assert choices("summarize", "--ocr") == literal(fields["ocr"].annotation) == ["auto", "off", "force"]
+    http = Settings.model_fields["model_http_client"].annotation
+    assert choices("serve", "--model-http-client") == list(get_args(http))
