@@ -345,10 +345,7 @@ class Session:
             await self.close_socket(CloseCode.POLICY_VIOLATION, str(ErrorCode.SLOW_READER))
         except SummarizerError as exc:  # the job moved to another replica (Job.hand_over)
             log.info("job %s moved away: %s", job.job_id, exc.message)
-            with contextlib.suppress(Exception):
-                await self.ws.send_text(
-                    dump(Error(job_id=None, code=exc.code, message=exc.message, retryable=exc.retryable))
-                )
+            await self._tell(exc)
             await self.close_socket(exc.close_code or CloseCode.TRY_AGAIN_LATER, str(exc.code))
         except (WebSocketDisconnect, OSError):
             return  # the socket went away; the receive loop notices and cleans up
@@ -412,12 +409,16 @@ class Session:
             await self.stop_sender()
         else:
             await self.stop_sender()
-            with contextlib.suppress(Exception):
-                await self.ws.send_text(
-                    dump(Error(job_id=None, code=exc.code, message=exc.message, retryable=exc.retryable))
-                )
+            await self._tell(exc)
         if exc.close_code is not None:
             await self.close_socket(exc.close_code, str(exc.code))
+
+    async def _tell(self, exc: SummarizerError) -> None:
+        """Send ``exc`` as an ``error`` that is none of a job's events (``job_id: null``, no ``seq``)."""
+        with contextlib.suppress(Exception):  # the socket may be gone already
+            await self.ws.send_text(
+                dump(Error(job_id=None, code=exc.code, message=exc.message, retryable=exc.retryable))
+            )
 
     def idle_wait_s(self) -> float | None:
         """How much longer a connection that was silent for its receive timeout stays open.
