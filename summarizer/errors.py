@@ -235,6 +235,20 @@ class LimitExceeded(SummarizerError):
     code = ErrorCode.DOCUMENT_TOO_LARGE
     close_code = CloseCode.POLICY_VIOLATION
 
+    @classmethod
+    def server_busy(cls, message: str) -> LimitExceeded:
+        """``server_busy``: not now or not here; retryable, and it closes with 1013, not 1008.
+
+        Args:
+            message: What is busy and what the client should do.
+
+        Returns:
+            The error (raise it).
+        """
+        err = cls(message, code=ErrorCode.SERVER_BUSY, retryable=True)
+        err.close_code = CloseCode.TRY_AGAIN_LATER
+        return err
+
 
 class DocumentError(SummarizerError):
     """The document cannot be summarized; the job ends, the connection stays open."""

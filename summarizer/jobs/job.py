@@ -25,7 +25,7 @@ from typing import Any
 
 from langchain_core.language_models import BaseChatModel
 
-from ..errors import CloseCode, ErrorCode, LimitExceeded, StorageError, SummarizerError
+from ..errors import ErrorCode, LimitExceeded, StorageError, SummarizerError
 from ..ingest import iter_chunks
 from ..ingest.types import IngestOptions
 from ..pipeline import IngestEvents, PipelineConfig, summarize_into
@@ -373,13 +373,9 @@ class Job:
     def moved_error(self) -> LimitExceeded:
         """``server_busy`` (retryable, close 1013): the job runs on another replica now, resume there."""
         then = "continue the upload" if self.state is JobState.UPLOADING else "follow it"
-        err = LimitExceeded(
-            f"Job {self.job_id} moved to another replica; reconnect and resume to {then}.",
-            code=ErrorCode.SERVER_BUSY,
-            retryable=True,
+        return LimitExceeded.server_busy(
+            f"Job {self.job_id} moved to another replica; reconnect and resume to {then}."
         )
-        err.close_code = CloseCode.TRY_AGAIN_LATER
-        return err
 
     async def feed_bytes(self, data: bytes) -> None:
         """Accept one binary frame of the file (waits while the upload queue is full).

@@ -37,7 +37,7 @@ import time
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
-from ..errors import CloseCode, ErrorCode, LimitExceeded
+from ..errors import LimitExceeded
 from ..protocol import TERMINAL_TYPES
 from ..store import JobRecord, JobStore
 from .eventlog import REPLAY_PAGE, StoredEvent
@@ -107,14 +107,10 @@ class RemoteJob(Job):
                 await asyncio.sleep(self.poll_s)
 
     def _elsewhere(self) -> LimitExceeded:
-        err = LimitExceeded(
+        return LimitExceeded.server_busy(
             f"Job {self.job_id} is uploading on another replica; reconnect (through the load balancer) "
-            "and resume to continue the upload there.",
-            code=ErrorCode.SERVER_BUSY,
-            retryable=True,
+            "and resume to continue the upload there."
         )
-        err.close_code = CloseCode.TRY_AGAIN_LATER
-        return err
 
     async def feed_bytes(self, data: bytes) -> None:
         """Refused: the upload is assembled by the replica that owns the job.

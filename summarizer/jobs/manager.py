@@ -19,7 +19,7 @@ from typing import Any
 
 from langchain_core.language_models import BaseChatModel
 
-from ..errors import CloseCode, ErrorCode, LimitExceeded, StorageError, StoreUnavailable, SummarizerError
+from ..errors import ErrorCode, LimitExceeded, StorageError, StoreUnavailable, SummarizerError
 from ..protocol import TERMINAL_TYPES, Accepted, Error, parse_server
 from ..recovery import Recovery
 from ..store import JobRecord, JobStore
@@ -126,13 +126,9 @@ class JobManager:
             StorageError: ``storage_error``: the store could not keep the new job.
         """
         if self.running() >= self.max_jobs:
-            err = LimitExceeded(
-                f"The server is running {self.max_jobs} jobs, its limit; try again in a minute.",
-                code=ErrorCode.SERVER_BUSY,
-                retryable=True,
+            raise LimitExceeded.server_busy(
+                f"The server is running {self.max_jobs} jobs, its limit; try again in a minute."
             )
-            err.close_code = CloseCode.TRY_AGAIN_LATER
-            raise err
         model = self._load_model(spec.model)
         reduce_model = self._load_model(spec.reduce_model) if spec.reduce_model else None
         job_id = spec.start.job_id or new_job_id()
