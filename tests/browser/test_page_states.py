@@ -120,15 +120,21 @@ def test_missing_pages_are_counted_and_shown_as_ranges(context: Any, fault_serve
     assert watched.console_errors == []
 
 
-def test_ocr_stage_pages_and_badges_from_a_scripted_stream(context: Any, base_url: str) -> None:
+def _scripted_upload(context: Any, base_url: str, on_end: Any) -> tuple[Any, Watched, ScriptedSocket]:
+    """A page whose socket is scripted, once it dropped a scanned PDF; ``on_end`` runs at its ``end``."""
     page = context.new_page()
     watched = watch(page)
-    sock = ScriptedSocket(page, on_end=emit_ocr_stage)
+    sock = ScriptedSocket(page, on_end=on_end)
     page.goto(base_url)
     page.wait_for_function(
         "() => document.querySelector('#server-status').dataset.status === 'ok'", timeout=60_000
     )
     drop_file(page, b"%PDF-1.7\n% a scanned report (the scripted server never reads it)\n", name="scan.pdf")
+    return page, watched, sock
+
+
+def test_ocr_stage_pages_and_badges_from_a_scripted_stream(context: Any, base_url: str) -> None:
+    page, watched, sock = _scripted_upload(context, base_url, emit_ocr_stage)
 
     # During the OCR stage: its own step with pages done / total, the headline, the ETA.
     ocr = page.locator("#stages li[data-stage='ocr']")
@@ -269,14 +275,7 @@ def test_a_job_that_moved_to_another_replica_is_resumed_not_shown_as_failed(
         sock.ws.send(json.dumps(error))
         sock.ws.close(code=1013, reason="server_busy")
 
-    page = context.new_page()
-    watched = watch(page)
-    sock = ScriptedSocket(page, on_end=moved)
-    page.goto(base_url)
-    page.wait_for_function(
-        "() => document.querySelector('#server-status').dataset.status === 'ok'", timeout=60_000
-    )
-    drop_file(page, b"%PDF-1.7\n% a scanned report (the scripted server never reads it)\n", name="scan.pdf")
+    page, watched, sock = _scripted_upload(context, base_url, moved)
     deadline = time.monotonic() + 30
     while not any(m["type"] == "resume" for m in sock.client):
         assert time.monotonic() < deadline, f"the page did not resume: {sock.client}"
