@@ -141,6 +141,8 @@ class _LagProbe:
         self.busy = busy
         self.period = period
         self.samples: list[float] = []
+        self.times: list[float] = []
+        """When each sample's sleep began (seconds, ``perf_counter``)."""
         self.heartbeat = time.perf_counter()
         """When the loop last ran the probe (seconds, ``perf_counter``): the stall tracer's clock."""
         self.busy_s = 0.0
@@ -162,6 +164,7 @@ class _LagProbe:
                 late = now - began - self.period
                 if self.busy():
                     self.samples.append(late)
+                    self.times.append(began)
                     self.busy_s += now - began
                     self.cpu_ns += cpu1 - cpu0
                     self.runq_ns += runq1 - runq0
@@ -185,6 +188,10 @@ class _LagProbe:
             "p50": percentile(ms, 50),
             "p99": percentile(ms, 99),
             "max": max(ms) if ms else None,
+            # The five worst sleeps: (seconds from the first sample, ms late).
+            "worst": sorted(
+                ((t - self.times[0], m) for t, m in zip(self.times, ms, strict=True)), key=lambda x: -x[1]
+            )[:5],
             # The loop thread while jobs ran, per second of wall time (schedstat; 0 if unavailable).
             "loop_cpu_per_s": self.cpu_ns / 1e9 / busy,
             "loop_runq_wait_per_s": self.runq_ns / 1e9 / busy,

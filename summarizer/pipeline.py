@@ -75,6 +75,7 @@ from .models.pricing import cost_usd
 from .models.retry import classify_error
 from .models.streaming import fast_path_reason, open_stream, stream_chunk_timeout
 from .models.usage import TokenCount, UsageLedger
+from .pacing import take_turn
 from .plan import (
     SEPARATOR as _SEPARATOR,
 )
@@ -519,6 +520,8 @@ class _Run:
             ModelTimeout: No first piece within ``read_timeout_s``, or no next
                 one within ``stall_timeout_s``.
         """
+        # Calls that start together (a hundred jobs' maps ending at once) take turns.
+        await take_turn()
         value = prompt.format_prompt(**inputs)
         limiter = self.limiters.get(id(model))
         if limiter is not None:

@@ -32,6 +32,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 from .errors import CloseCode, DocumentError, ErrorCode, LimitExceeded, ProtocolError, SummarizerError
 from .ingest.types import IngestOptions
 from .jobs import Job, JobLimits, JobManager, JobSpec, JobState
+from .pacing import take_turn
 from .pipeline import PipelineConfig
 from .protocol import PROTOCOL_VERSION, Cancel, End, Error, Resume, Resumed, Start, Text, dump, parse_client
 from .settings import Settings
@@ -275,6 +276,8 @@ class Session:
                 f"This connection has started {self.started_jobs} jobs, the limit; open a new connection.",
                 code=ErrorCode.TOO_MANY_JOBS,
             )
+        # A burst of starts (many sessions at once) is spread over loop iterations.
+        await take_turn()
         job, created = self.jobs.open(self.job_spec(start))
         if not created:  # a repeated start with the client's job_id: re-attach, as resume from 0
             await self.resume(Resume(job_id=job.job_id, last_seq=0), job=job)

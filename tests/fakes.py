@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -12,6 +13,14 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from pydantic import Field
+
+
+def burn(seconds: float) -> None:
+    """Hold the thread (and the event loop) busy for ``seconds`` of CPU time."""
+    end = time.thread_time() + seconds
+    while time.thread_time() < end:
+        pass
+
 
 _DOC = re.compile(r"<document>\n(.*)\n</document>", re.S)
 
@@ -25,6 +34,8 @@ class EchoModel(BaseChatModel):
 
     words: int = 5
     delay_s: float = 0.0
+    start_cpu_s: float = 0.0
+    """CPU seconds burnt (busy-waiting) as a call starts, before its first suspension."""
     fail_on: str | None = None
     active: int = 0
     peak: int = 0
@@ -73,6 +84,8 @@ class EchoModel(BaseChatModel):
         self.peak = max(self.peak, self.active)
         try:
             answer = self._answer(messages)
+            if self.start_cpu_s:
+                burn(self.start_cpu_s)
             await asyncio.sleep(self.delay_s)
             for word in re.findall(r"\S+\s*", answer):
                 await asyncio.sleep(0)
