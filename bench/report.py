@@ -42,6 +42,11 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[Any]], align: str = ""
     return "\n".join(lines)
 
 
+def _goal(number: str, what: str, goal: str, measured: str, passed: Any) -> Goal:
+    """A goals-table row; ``passed`` ``None`` (not measured) shows as a dash."""
+    return [number, what, goal, measured, _status(passed)]
+
+
 def _status(passed: Any) -> str:
     if passed is None:
         return "–"
@@ -106,13 +111,13 @@ during the run. Short cases: best of three runs.
 
 {table}
 """
-    goal = [
+    goal = _goal(
         "1",
         "pure-pipeline overhead (chunks in memory, not the user path): wall / limit (worst)",
         f"≤ {r['goal']}",
         _num(r["worst_ratio"], 3),
-        _status(r["passed"]),
-    ]
+        r["passed"],
+    )
     return text, [goal]
 
 
@@ -207,20 +212,20 @@ see, "first summary token" the first token of the final summary.{best_of}
 {ratio_table}
 """
     goals = [
-        [
+        _goal(
             "2a",
             "total time / best peer's (worst case)",
             f"≤ 1.0 (± {r.get('noise', 0):.0%} noise)",
             _num(r["worst_total_ratio"], 3),
-            _status(r["passed_total"]),
-        ],
-        [
+            r["passed_total"],
+        ),
+        _goal(
             "2b",
             "first chunk token / model's first-token latency (worst case)",
             "≤ 1.1",
             _num(r["worst_first_token_ratio"], 3),
-            _status(r["passed_first_token"]),
-        ],
+            r["passed_first_token"],
+        ),
     ]
     return text, goals
 
@@ -255,7 +260,7 @@ piece. The incremental chunker cuts a chunk as soon as it holds
 First chunk token / upload duration = **{ratio}** (goal < 1: the map starts
 before the upload ends).
 """
-    goal = ["3", "first chunk token / upload duration", "< 1", ratio, _status(r["passed"])]
+    goal = _goal("3", "first chunk token / upload duration", "< 1", ratio, r["passed"])
     return text, [goal]
 
 
@@ -314,7 +319,7 @@ judged with {frame_kib} KiB frames; 256 KiB is `SummarizerClient`'s default fram
 
 Ours / bare = **{ratio}** (goal ≥ {r["goal"]}). {cap}
 """
-    goal = ["4", "upload MiB/s, ours / bare websockets", f"≥ {r['goal']}", ratio, _status(r["passed"])]
+    goal = _goal("4", "upload MiB/s, ours / bare websockets", f"≥ {r['goal']}", ratio, r["passed"])
     return text, [goal]
 
 
@@ -486,27 +491,27 @@ their callers' layers, and the shares scaled to the event-loop thread's CPU in t
 {layers}
 """
     goals = [
-        [
+        _goal(
             "7a",
             "100 sessions: added p99 token delay, ours - bare (ms)",
             f"≤ {_num(100.0, 0)}",
             _num(r.get("added_p99_ms"), 0),
-            _status(r.get("passed_delay")),
-        ],
-        [
+            r.get("passed_delay"),
+        ),
+        _goal(
             "7b",
             "100 sessions: p99 session time, ours / bare",
             "≤ 1.2",
             _num(r.get("session_ratio_p99"), 2),
-            _status(r.get("passed_session")),
-        ],
-        [
+            r.get("passed_session"),
+        ),
+        _goal(
             "7c",
             "100 sessions: server event-loop lag p99 (ms)",
             "≤ 20",
             _num(lag.get("p99"), 1),
-            _status(r.get("passed_lag")),
-        ],
+            r.get("passed_lag"),
+        ),
     ]
     return text, goals
 
@@ -537,13 +542,13 @@ reference's length.
 
 Margin of ours over the best baseline (all documents, F1 x 100): {margins}.
 """
-    goal = [
+    goal = _goal(
         "8",
         "ROUGE-1 / 2 / Lsum F1: ours ahead of every baseline, both sets, both halves",
         "> 0",
         margins,
-        _status(bool(r["ahead"])),
-    ]
+        bool(r["ahead"]),
+    )
     return text, [goal]
 
 
@@ -679,27 +684,27 @@ average after: {loads("recipe")}.
 {recipe_table}
 """
     goals = [
-        [
+        _goal(
             "0a",
             "user path: first chunk token / (TTFT + upload + bare parse of its pages + 0.2 s), fresh server",
             "≤ 1",
             _num(r["worst_first_token_ratio"], 2),
-            _status(r["passed_first_token"]),
-        ],
-        [
+            r["passed_first_token"],
+        ),
+        _goal(
             "0b",
             "user path: total / critical path incl. upload and parse (worst; c = 4, 16; ± collapse)",
             f"≤ {r['goal_total']}",
             _num(r["worst_total_ratio"], 3),
-            _status(r["passed_total"]),
-        ],
-        [
+            r["passed_total"],
+        ),
+        _goal(
             "0c",
             "user path: total / LangGraph recipe with its parse (worst)",
             "≤ 1",
             _num(r["worst_recipe_ratio"], 3),
-            _status(r["passed_recipe"]),
-        ],
+            r["passed_recipe"],
+        ),
     ]
     return text, goals
 
@@ -747,13 +752,13 @@ cuts greedily at the last paragraph, sentence, line or word boundary in the last
 
 {table}
 """
-    goal = [
+    goal = _goal(
         "0p",
         "chunks / ceil(characters / (size - overlap)) (worst), and ≤ stock splitter",
         f"≤ {r['goal']}",
         _num(r["worst_ratio"], 3),
-        _status(r["passed"]),
-    ]
+        r["passed"],
+    )
     return text, [goal]
 
 
@@ -822,20 +827,20 @@ Growth of the memory above baseline, {r["largest_times"]}x / 1x = {_num(r["growt
 (linear in size would be {r["largest_times"]}; flat means memory does not depend on the size).
 """
     goals = [
-        [
+        _goal(
             "5m",
             "book: peak RSS of the process tree (MiB)",
             f"≤ {_num(r['memory_goal_mib'], 0)}",
             _num(first["tree_peak_mib"], 0),
-            _status(r["passed_memory"]),
-        ],
-        [
+            r["passed_memory"],
+        ),
+        _goal(
             "5w",
             "book: ingestion wall / bare single-process pypdf loop (2 cores)",
             f"≤ {r['wall_goal']}",
             _num(first["wall_ratio"], 2),
-            _status(r["passed_wall"]),
-        ],
+            r["passed_wall"],
+        ),
     ]
     return text, goals
 
@@ -873,13 +878,9 @@ Redis / SQLite job time (medians) = **{ratio}** (run by run: {pairs}).
 """
     goals = [
         ["", "Redis / SQLite job time, one replica", "–", ratio, "–"],
-        [
-            "",
-            "takeover after SIGKILL (next event)",
-            f"≤ {_num(r['goal_s'], 1)} s",
-            _num(worst),
-            _status(r["passed"]),
-        ],
+        _goal(
+            "", "takeover after SIGKILL (next event)", f"≤ {_num(r['goal_s'], 1)} s", _num(worst), r["passed"]
+        ),
     ]
     return text, goals
 
