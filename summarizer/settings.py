@@ -19,7 +19,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from summarizer.ingest.types import default_ocr_workers, default_parse_workers
 
-__all__ = ["WEB_DIR", "ModelPrice", "Settings", "default_web_dir"]
+__all__ = ["WEB_DIR", "HttpClient", "ModelPrice", "Settings", "default_web_dir"]
 
 
 def default_web_dir() -> Path:
@@ -50,6 +50,11 @@ WEB_DIR = default_web_dir()
 """The page served at ``/`` by default (see :func:`default_web_dir`)."""
 
 MiB = 1024 * 1024
+
+HttpClient = Literal["auto", "aiohttp", "httpx"]
+"""The async HTTP transport of OpenAI-like models: ``"aiohttp"`` (the SDK's
+``DefaultAioHttpClient``), ``"httpx"`` (the SDK's default) or ``"auto"`` (aiohttp
+when installed and no proxy is set in the environment, else httpx)."""
 
 ModelPrice = dict[Literal["input_per_mtok", "output_per_mtok"], Annotated[float, Field(ge=0)]]
 """USD per million input and output tokens of one model (a missing key counts as 0)."""
@@ -128,7 +133,7 @@ class Settings(BaseSettings):
             "read as plain JSON (several times less CPU per token); false: every call through astream."
         ),
     )
-    model_http_client: Literal["auto", "aiohttp", "httpx"] = Field(
+    model_http_client: HttpClient = Field(
         default="auto",
         description=(
             "HTTP transport of OpenAI-compatible models: 'aiohttp' (the openai SDK's aiohttp client: "

@@ -32,13 +32,14 @@ from __future__ import annotations
 import os
 import urllib.request
 import weakref
-from typing import Any, Literal
+from typing import Any
 
 from langchain.chat_models import init_chat_model
 from langchain_core.language_models import BaseChatModel
 from langchain_core.rate_limiters import BaseRateLimiter, InMemoryRateLimiter
 
 from ..errors import ErrorCode, ModelError
+from ..settings import HttpClient
 from .extractive import ExtractiveChatModel
 
 __all__ = [
@@ -64,11 +65,6 @@ _TIMEOUT_AND_RETRIES = frozenset(
 )
 """Other providers whose chat model takes ``timeout`` (s) and ``max_retries``."""
 
-
-HttpClient = Literal["auto", "aiohttp", "httpx"]
-"""The async HTTP transport of OpenAI-like models: ``"aiohttp"`` (the SDK's
-``DefaultAioHttpClient``), ``"httpx"`` (the SDK's default) or ``"auto"`` (aiohttp
-when installed and no proxy is set in the environment, else httpx)."""
 
 _OWNED_CLIENTS: weakref.WeakSet[Any] = weakref.WeakSet()
 """The async HTTP clients :func:`load_model` made (closed by :func:`aclose_model`)."""
