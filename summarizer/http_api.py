@@ -41,6 +41,7 @@ from starlette.types import Message, Send
 from .errors import ErrorCode, LimitExceeded, ProtocolError, SummarizerError, Superseded
 from .jobs import Job, JobManager
 from .jobs.eventlog import StoredEvent
+from .pacing import take_turn
 from .protocol import ServerEvent, Start, StartOptions
 from .session import build_job_spec
 from .settings import Settings
@@ -437,6 +438,7 @@ async def create_job(request: Request) -> Response:
                         options=options,
                     )
                     models = request.app.state.models
+                    await take_turn()  # a burst of posts is spread over loop iterations
                     job = jobs.create(build_job_spec(start, settings=settings, models=models))
                     job.readers += 1
                     upload = _Upload(job, min(_SLICE_BYTES, settings.max_frame_bytes))

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -130,11 +132,14 @@ async def test_model_calls_that_start_together_take_turns() -> None:
     assert gaps.longest < SLICE_S + 4 * STEP_S + 0.01, gaps.longest
 
 
-async def test_sessions_that_start_together_take_turns_creating_their_jobs(
-    monkeypatch: pytest.MonkeyPatch,
+@pytest.mark.parametrize("transport", ["ws", "http"])
+async def test_jobs_posted_together_take_turns_being_created(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, transport: str
 ) -> None:
-    """Forty sessions send ``start`` at once to the real server; creating a job here burns
-    4 ms (a slow disk): the server's loop never spends one iteration on all of them."""
+    """Forty clients start a job at once on the real server (``start`` on the WebSocket, or
+    ``POST /v1/jobs``); creating a job here burns 4 ms (a slow disk): the server's loop
+    never runs more than a slice's worth of them in one iteration."""
+    import httpx
     import websockets
 
     from summarizer.cli import running_server
@@ -142,25 +147,45 @@ async def test_sessions_that_start_together_take_turns_creating_their_jobs(
     from summarizer.settings import Settings
     from tests.test_session_feed import recv_event
 
-    real_open = JobManager.open
+    real_create = JobManager.create
     ticker: list[_Iterations] = []
+    iterations: list[int] = []  # per job created, the server loop's iteration it was created in
 
-    def slow_open(self: JobManager, spec: Any) -> Any:
-        if not ticker:  # on the server's loop: measure its iterations from the first start on
+    def slow_create(self: JobManager, spec: Any) -> Any:
+        if not ticker:  # on the server's loop: count its iterations from the first job on
             ticker.append(_Iterations().__enter__())
+        iterations.append(ticker[0].count)
         burn(0.004)
-        return real_open(self, spec)
+        return real_create(self, spec)
 
-    monkeypatch.setattr(JobManager, "open", slow_open)
-    settings = Settings(model="echo", max_jobs=STEPS)
-    start = json.dumps({"type": "start", "protocol": 1, "filename": "a.txt", "media_type": "text/plain"})
+    monkeypatch.setattr(JobManager, "create", slow_create)
+    settings = Settings(model="echo", max_jobs=STEPS, data_dir=tmp_path)  # nobody else's jobs to recover
     with running_server(settings, models={"echo": EchoModel(words=4)}) as url:
-        sockets = [await websockets.connect(url) for _ in range(STEPS)]
-        try:
-            await asyncio.gather(*(ws.send(start) for ws in sockets))
-            accepted = [await recv_event(ws) for ws in sockets]
-        finally:
-            await asyncio.gather(*(ws.close() for ws in sockets))
-        assert [e.type for e in accepted] == ["accepted"] * STEPS
-        (gaps,) = ticker
-        assert gaps.longest < SLICE_S + 0.004 + 0.012, gaps.longest  # unpaced: up to 160 ms
+        if transport == "ws":
+            start = json.dumps(
+                {"type": "start", "protocol": 1, "filename": "a.txt", "media_type": "text/plain"}
+            )
+            sockets = [await websockets.connect(url) for _ in range(STEPS)]
+            try:
+                await asyncio.gather(*(ws.send(start) for ws in sockets))
+                kinds = [(await recv_event(ws)).type for ws in sockets]
+            finally:
+                await asyncio.gather(*(ws.close() for ws in sockets))
+            assert kinds == ["accepted"] * STEPS
+        else:
+            base = url.replace("ws://", "http://").removesuffix("/ws")
+            files = {"file": ("a.txt", b"The committee met on Tuesday. " * 20, "text/plain")}
+            async with httpx.AsyncClient(timeout=30) as client:
+                await client.get(f"{base}/healthz")
+                replies = await asyncio.gather(
+                    *(client.post(f"{base}/v1/jobs", files=files) for _ in range(STEPS))
+                )
+            assert [r.status_code for r in replies] == [201] * STEPS, (
+                Counter(r.status_code for r in replies),
+                len(iterations),
+            )
+        ticker[0].__exit__()
+    # At most a slice's worth of creations (4 ms each) per iteration: the one that opens
+    # the slice and the one that finds it not yet spent.
+    per_iteration = Counter(iterations)
+    assert max(per_iteration.values()) <= 2, per_iteration

@@ -391,3 +391,26 @@ async def test_the_registry_closes_the_clients_it_made_and_loads_again(fake: Fak
 
     httpx_registry = ModelRegistry(settings.model_copy(update={"model_http_client": "httpx"}))
     assert httpx_registry.load("openai:fake-ok").http_async_client is None
+
+
+def test_a_job_on_another_model_never_imports_the_openai_sdk() -> None:
+    """Telling the fast path apart must not import ``openai`` (0.5-0.7 s on the event
+    loop at a fresh server's first model call) when the model is not ChatOpenAI."""
+    import subprocess
+    import sys
+
+    script = (
+        "import asyncio, sys\n"
+        "from summarizer.models import ExtractiveChatModel\n"
+        "from summarizer.pipeline import summarize_chunks\n"
+        "from tests.test_pipeline import aiter_chunks, make_chunks\n"
+        "async def main():\n"
+        "    async for _ in summarize_chunks(aiter_chunks(make_chunks(2)), ExtractiveChatModel()):\n"
+        "        pass\n"
+        "asyncio.run(main())\n"
+        "print('openai' in sys.modules)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert out.stdout.split()[-1] == "False", out.stdout + out.stderr

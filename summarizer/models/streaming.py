@@ -98,6 +98,10 @@ def fast_path_reason(model: Any) -> str | None:
     Returns:
         A short reason (for logs and tests), or ``None``: the fast path applies.
     """
+    if not type(model).__module__.startswith("langchain_openai."):
+        # Not ChatOpenAI, and no import of the openai SDK (0.5-0.7 s, on the event loop,
+        # at the first call of a server whose model is another one: the embedded model).
+        return "not exactly langchain_openai.ChatOpenAI"
     parts = _openai_parts()
     if parts is None:
         return "langchain-openai not available"
