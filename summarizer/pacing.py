@@ -102,9 +102,9 @@ class Pacer:
     def _start(self, steps: int = 1) -> None:
         """Count ``steps`` into the current slice, opening it (and scheduling its close) if needed.
 
-        Called after the released waiters' futures are resolved: their wake-ups
-        are then ahead of :meth:`_close` in the loop's ready queue, so the
-        close runs, and measures, after them.
+        :meth:`_release` calls it after resolving the released waiters' futures:
+        their wake-ups are then ahead of :meth:`_close` in the loop's ready
+        queue, so the close runs, and measures, after them.
         """
         if not self._open:
             self._open = True

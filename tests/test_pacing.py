@@ -38,13 +38,20 @@ class _Iterations:
             self.count += 1
             last = now
 
-    def __enter__(self) -> _Iterations:
+    def start(self) -> _Iterations:
+        """Start counting on the running loop."""
         self._task = asyncio.get_running_loop().create_task(self._tick())
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def stop(self) -> None:
         assert self._task is not None
         self._task.cancel()
+
+    def __enter__(self) -> _Iterations:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
 
 
 async def test_a_burst_of_heavy_steps_never_holds_one_iteration_much_past_the_slice() -> None:
@@ -153,7 +160,7 @@ async def test_jobs_posted_together_take_turns_being_created(
 
     def slow_create(self: JobManager, spec: Any) -> Any:
         if not ticker:  # on the server's loop: count its iterations from the first job on
-            ticker.append(_Iterations().__enter__())
+            ticker.append(_Iterations().start())
         iterations.append(ticker[0].count)
         burn(0.004)
         return real_create(self, spec)
@@ -184,7 +191,7 @@ async def test_jobs_posted_together_take_turns_being_created(
                 Counter(r.status_code for r in replies),
                 len(iterations),
             )
-        ticker[0].__exit__()
+        ticker[0].stop()
     # At most a slice's worth of creations (4 ms each) per iteration: the one that opens
     # the slice and the one that finds it not yet spent.
     per_iteration = Counter(iterations)
