@@ -309,9 +309,10 @@ def _upload(r: dict[str, Any]) -> tuple[str, list[Goal]]:
     if write is not None:
         ours_cpu = s["ours"]["server_cpu_ms_per_mib"]
         limit = (
-            f"Where our server's CPU goes: committing each frame before it is acknowledged (one "
-            f"`writev` per {frame_kib} KiB frame to a file in the temporary directory, where the "
-            f"server keeps its data, timed in this run) costs {_num(write, 1)} ms per MiB of the "
+            f"Where our server's CPU goes: committing each frame before it is acknowledged "
+            f"(`SqliteStore.append_upload`, one `writev` per {frame_kib} KiB frame, into a store in the "
+            f"temporary directory, where the server keeps its data; timed in this run) costs "
+            f"{_num(write, 1)} ms per MiB of the "
             f"{_num(ours_cpu, 1)}; the other {_num(ours_cpu - write, 1)} are uvicorn, Starlette, the "
             f"session and the job, against the bare server's {_num(s['bare']['server_cpu_ms_per_mib'], 1)} "
             "(the same frame parser; it writes nothing). The client runs on the same two cores."

@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import tempfile
 import time
 from typing import Any
 
@@ -25,6 +23,7 @@ from websockets.asyncio.client import connect
 
 from summarizer.client import SummarizerClient
 from summarizer.protocol import Cancel, Start, dump
+from summarizer.store.sqlite import SqliteStore
 
 from .common import Context, median, proc_cpu_s, server_process
 
@@ -108,23 +107,25 @@ async def upload_once(url: str, total: int, frame: int = FRAME_BYTES) -> dict[st
 
 
 def disk_write_cpu_ms_per_mib(total: int, frame: int, repeats: int = 3) -> float:
-    """CPU (ms per MiB) of committing an upload the way the SQLite store does, measured here.
+    """CPU (ms per MiB) of committing an upload with the SQLite store, measured here.
 
-    ``total`` bytes are written as ``frame``-byte payloads, each behind a 5-byte
-    record header, with one ``os.writev`` per frame to a fresh unbuffered file in
-    the temporary directory (where the benchmark server keeps its data); the
-    median of ``repeats`` runs of this thread's CPU time. This is the part of our
-    server's CPU per MiB that the bare server, which writes nothing, does not have.
+    ``total`` bytes go through :meth:`SqliteStore.append_upload` as
+    ``frame``-byte payloads, into a fresh temporary store (the temporary
+    directory, where the benchmark server keeps its data); the median of
+    ``repeats`` runs of this thread's CPU time. This is the part of our server's
+    CPU per MiB that the bare server, which writes nothing, does not have.
     """
-    header = bytes(5)
     payload = bytes(frame)
     samples = []
     for _ in range(repeats):
-        with tempfile.TemporaryFile(buffering=0) as handle:
+        store = SqliteStore(None)
+        try:
             began = time.thread_time()
             for _ in range(-(-total // frame)):
-                os.writev(handle.fileno(), (header, payload))
+                store.append_upload("bench", payload)
             samples.append(time.thread_time() - began)
+        finally:
+            store.close()
     return 1000 * median(samples) / (total / MiB)
 
 
