@@ -78,7 +78,7 @@ def test_upload_records_survive_and_a_torn_one_is_dropped(store: JobStore, tmp_p
     assert list(store.upload_records(job, 1)) == [b"more"]
     store.close_upload(job)
     if isinstance(store, SqliteStore):  # tear the last record as a crash mid-write would
-        path = store.uploads / f"{job}.bin"
+        path = store.uploads / f"{job}.data"
         path.write_bytes(path.read_bytes()[:-2])
     assert store.truncate_upload(job) == (len(b"\x00\x01binary"), 1)
     store.append_upload(job, "text after")
@@ -113,24 +113,23 @@ def test_leases_grant_one_owner_at_a_time(store: JobStore) -> None:
 def test_a_short_upload_write_is_completed_and_the_record_reads_back_whole(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """``writev`` may write less than asked (a signal, a disk filling up): the rest follows."""
+    """``write`` may write less than asked (a signal, a disk filling up): the rest follows."""
     import os
 
     store = SqliteStore(tmp_path)
     store.create_job("j", {}, "uploading")
-    real = os.writev
+    real = os.write
     short: list[int] = []
 
-    def writev(fd: int, buffers: list[bytes]) -> int:
-        wanted = sum(len(b) for b in buffers)
-        written = real(fd, [b"".join(buffers)[: wanted // 3]])
+    def write(fd: int, data: bytes) -> int:
+        written = real(fd, bytes(data)[: max(1, len(data) // 3)])
         short.append(written)
         return written
 
-    monkeypatch.setattr(os, "writev", writev)
+    monkeypatch.setattr(os, "write", write)
     payloads = [bytes(range(256)) * 400, b"x" * 7]
     for payload in payloads:
         store.append_upload("j", payload)
     store.close_upload("j")
-    assert short, "the store did not use writev"
+    assert len(short) > 2 * len(payloads), "no write was short"
     assert list(store.upload_records("j")) == payloads

@@ -25,8 +25,11 @@ Tear = Callable[[str, bytes], None]
 def _tear_sqlite(store: SqliteStore) -> Tear:
     def tear(job_id: str, payload: bytes) -> None:
         store.close_upload(job_id)
-        with (store.uploads / f"{job_id}.bin").open("ab") as f:  # header says 1000 bytes; 3 follow
-            f.write(b"B" + (1000).to_bytes(4, "big") + payload[:3])
+        # Killed mid-record: 3 bytes of its payload written, 2 of its 5-byte index entry.
+        with (store.uploads / f"{job_id}.data").open("ab") as f:
+            f.write(payload[:3])
+        with (store.uploads / f"{job_id}.idx").open("ab") as f:
+            f.write(b"B" + (1000).to_bytes(4, "big")[:1])
 
     return tear
 

@@ -2,14 +2,13 @@
 
 Layout under the data directory::
 
-    jobs.sqlite3          jobs (spec, state) and every event (job_id, seq, type, JSON)
-    uploads/<job_id>.bin  the upload as received, one record per message
+    jobs.sqlite3           jobs (spec, state) and every event (job_id, seq, type, JSON)
+    uploads/<job_id>.data  the upload as received: the payloads of its messages
+    uploads/<job_id>.idx   one entry per message (kind, length); see :mod:`.upload_files`
 
-An upload file is a sequence of records ``kind (1 byte, b"B" binary or b"T" text)
-+ length (4 bytes, big-endian) + payload``. Message boundaries are kept because
-incremental decoding and chunking see the same pieces on replay, so a job that
-is recovered after a crash cuts exactly the same chunks and can reuse the chunk
-summaries it already paid for.
+Message boundaries are kept because incremental decoding and chunking see the
+same pieces on replay, so a job that is recovered after a crash cuts exactly
+the same chunks and can reuse the chunk summaries it already paid for.
 
 Durability: SQLite runs in WAL mode with ``synchronous=NORMAL``; a batch of
 events is one transaction, committed before any of its events is sent, so a
@@ -23,20 +22,18 @@ are granted in memory: one process owns every job it runs.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import shutil
 import sqlite3
-import struct
 import tempfile
 import threading
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from .base import EventRow, JobRecord, UploadRecord
+from .upload_files import UploadFiles
 
 __all__ = ["SqliteStore"]
 
@@ -58,30 +55,6 @@ CREATE TABLE IF NOT EXISTS events (
     PRIMARY KEY (job_id, seq)
 ) WITHOUT ROWID;
 """
-
-_HEADER = struct.Struct(">cI")
-
-
-def _write_all(handle: IO[bytes], header: bytes, payload: bytes) -> None:
-    """Write ``header`` then ``payload`` to an unbuffered file, in one system call where it can.
-
-    ``writev`` saves joining them: a copy of every upload frame (256 KiB) on the
-    event loop. A short write (a signal, a disk filling up) writes the rest, or
-    raises the ``OSError`` that explains it.
-
-    Raises:
-        OSError: The write failed (``ENOSPC``, ``EIO``, ...).
-    """
-    total = len(header) + len(payload)
-    if hasattr(os, "writev"):
-        written = os.writev(handle.fileno(), (header, payload))
-    else:  # pragma: no cover - Windows
-        written = handle.write(header + payload) or 0
-    if written < total:
-        rest = memoryview(header + payload)[written:]
-        while rest:
-            rest = rest[os.write(handle.fileno(), rest) :]
-
 
 _COLUMNS = "id, created, updated, state, spec, received, messages"
 
@@ -108,7 +81,7 @@ class SqliteStore:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.executescript(_SCHEMA)
-        self._handles: dict[str, IO[bytes]] = {}
+        self._uploads = UploadFiles(self.uploads)
         self._leases: dict[str, tuple[str, float]] = {}
         self._closed = False
 
@@ -118,8 +91,7 @@ class SqliteStore:
             if self._closed:
                 return
             self._closed = True
-            for job_id in list(self._handles):
-                self.close_upload(job_id)
+            self._uploads.close_all()
             self.db.close()
         if self._temporary:
             shutil.rmtree(self.root, ignore_errors=True)
@@ -141,7 +113,7 @@ class SqliteStore:
                 )
             except sqlite3.IntegrityError:
                 raise KeyError(job_id) from None
-        self._upload_path(job_id).write_bytes(b"")
+        self._uploads.create(job_id)
 
     def set_state(self, job_id: str, state: str) -> None:
         """Record a state change."""
@@ -180,13 +152,12 @@ class SqliteStore:
                 )
             ]
             for job_id in ids:
-                self.close_upload(job_id)
+                self._uploads.close(job_id)
                 self.db.execute("BEGIN")
                 self.db.execute("DELETE FROM events WHERE job_id = ?", (job_id,))
                 self.db.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
                 self.db.execute("COMMIT")
-                with contextlib.suppress(FileNotFoundError):
-                    self._upload_path(job_id).unlink()
+                self._uploads.delete(job_id)
         return ids
 
     # -- events -----------------------------------------------------------------------
@@ -240,79 +211,33 @@ class SqliteStore:
 
     # -- uploads ------------------------------------------------------------------------
 
-    def _upload_path(self, job_id: str) -> Path:
-        return self.uploads / f"{job_id}.bin"
-
     def append_upload(self, job_id: str, record: UploadRecord, *, owner: str | None = None) -> None:
-        """Append one upload message to the job's upload file (kept open until :meth:`close_upload`).
+        """Append one upload message to the job's upload files (kept open until :meth:`close_upload`).
 
         ``owner`` is not checked: one process owns every job of an SQLite store.
 
         The write reaches the operating system before this returns, so it
         survives the server process being killed.
+
+        Raises:
+            OSError: The write failed (``ENOSPC``, ``EIO``, ...).
         """
-        kind, payload = (
-            (b"T", record.encode("utf-8", "surrogatepass")) if isinstance(record, str) else (b"B", record)
-        )
-        handle = self._handles.get(job_id)
-        if handle is None:
-            handle = self._handles[job_id] = self._upload_path(job_id).open("ab", buffering=0)
-        _write_all(handle, _HEADER.pack(kind, len(payload)), payload)
+        self._uploads.append(job_id, record)
 
     def close_upload(self, job_id: str) -> None:
-        """Close the job's upload file (the upload ended or the job finished)."""
-        handle = self._handles.pop(job_id, None)
-        if handle is not None:
-            handle.close()
+        """Close the job's upload files (the upload ended or the job finished)."""
+        self._uploads.close(job_id)
 
     def upload_records(self, job_id: str, start: int = 0) -> Iterator[UploadRecord]:
         """The job's complete upload records from index ``start``, in order.
 
-        A record torn by a crash mid-write (the file's last one) is ignored.
+        A record torn by a crash mid-write (the last one) is ignored.
         """
-        path = self._upload_path(job_id)
-        if not path.exists():
-            return
-        with path.open("rb") as f:
-            index = 0
-            while True:
-                header = f.read(_HEADER.size)
-                if len(header) < _HEADER.size:
-                    return
-                kind, length = _HEADER.unpack(header)
-                if index < start:
-                    f.seek(length, 1)
-                    index += 1
-                    continue
-                payload = f.read(length)
-                if len(payload) < length:
-                    return
-                index += 1
-                yield payload.decode("utf-8", "surrogatepass") if kind == b"T" else payload
+        return self._uploads.records(job_id, start)
 
     def truncate_upload(self, job_id: str) -> tuple[int, int]:
         """Drop a torn last record (a crash mid-write); returns ``(payload bytes, messages)`` kept."""
-        path = self._upload_path(job_id)
-        if not path.exists():
-            return 0, 0
-        total = path.stat().st_size
-        size = received = messages = 0
-        with path.open("rb") as f:
-            while True:
-                header = f.read(_HEADER.size)
-                if len(header) < _HEADER.size:
-                    break
-                _, length = _HEADER.unpack(header)
-                if size + _HEADER.size + length > total:
-                    break
-                f.seek(length, 1)
-                size += _HEADER.size + length
-                received += length
-                messages += 1
-        if size != total:
-            with path.open("r+b") as f:
-                f.truncate(size)
-        return received, messages
+        return self._uploads.repair(job_id)
 
     # -- leases (one process: granted unless another owner holds an unexpired one) ----------
 

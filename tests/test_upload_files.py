@@ -1,0 +1,88 @@
+"""The embedded store's upload files: aligned payloads, torn tails, files of earlier versions."""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+
+import pytest
+
+from summarizer.store.upload_files import UploadFiles
+
+FRAME = 64 * 1024
+
+
+@pytest.fixture
+def files(tmp_path: Path) -> UploadFiles:
+    return UploadFiles(tmp_path)
+
+
+def test_payloads_lie_back_to_back_so_fixed_size_frames_start_on_page_boundaries(
+    files: UploadFiles, tmp_path: Path
+) -> None:
+    files.create("j")
+    frames = [bytes([i]) * FRAME for i in range(3)]
+    for frame in frames:
+        files.append("j", frame)
+    data = (tmp_path / "j.data").read_bytes()
+    assert data == b"".join(frames)  # no header between payloads: frame k starts at k * 64 KiB
+    assert (tmp_path / "j.idx").stat().st_size == 5 * len(frames)
+    assert list(files.records("j")) == frames
+
+
+@pytest.mark.parametrize(
+    ("data_tail", "index_tail"),
+    [
+        (b"abc", b""),  # killed after part of the payload
+        (b"abcdefgh", b""),  # after the whole payload, before its entry
+        (b"abcdefgh", b"B\x00"),  # in the middle of its entry
+        (b"abc", b"B\x00\x00\x00\x08"),  # a whole entry, part of the payload (a power cut)
+    ],
+)
+def test_a_torn_tail_is_left_out_and_repaired_away(
+    files: UploadFiles, tmp_path: Path, data_tail: bytes, index_tail: bytes
+) -> None:
+    files.create("j")
+    files.append("j", b"first")
+    files.append("j", "sécond")
+    files.close("j")
+    with (tmp_path / "j.data").open("ab") as f:
+        f.write(data_tail)
+    with (tmp_path / "j.idx").open("ab") as f:
+        f.write(index_tail)
+    assert list(files.records("j")) == [b"first", "sécond"]
+    assert files.repair("j") == (5 + len("sécond".encode()), 2)
+    assert (tmp_path / "j.data").stat().st_size == 5 + len("sécond".encode())
+    assert (tmp_path / "j.idx").stat().st_size == 10
+    files.append("j", b"third")  # appends land after the repaired tail
+    assert list(files.records("j", 1)) == ["sécond", b"third"]
+
+
+def test_an_earlier_versions_file_is_converted_at_first_touch(files: UploadFiles, tmp_path: Path) -> None:
+    header = struct.Struct(">cI")
+    legacy = tmp_path / "old.bin"
+    text = "héllo".encode()
+    legacy.write_bytes(
+        header.pack(b"B", 4)
+        + b"\x00\x01\x02\x03"
+        + header.pack(b"T", len(text))
+        + text
+        + header.pack(b"B", 100)
+        + b"torn"  # a crash mid-record
+    )
+    assert list(files.records("old")) == [b"\x00\x01\x02\x03", "héllo"]
+    assert not legacy.exists()
+    assert files.repair("old") == (4 + len(text), 2)
+    files.append("old", b"new")
+    assert list(files.records("old")) == [b"\x00\x01\x02\x03", "héllo", b"new"]
+
+
+def test_create_starts_over_and_delete_removes_every_file(files: UploadFiles, tmp_path: Path) -> None:
+    files.create("j")
+    files.append("j", b"x")
+    files.create("j")
+    assert list(files.records("j")) == [] and files.repair("j") == (0, 0)
+    (tmp_path / "j.bin").write_bytes(b"")
+    files.delete("j")
+    assert list(tmp_path.iterdir()) == []
+    assert list(files.records("j")) == [] and files.repair("j") == (0, 0)
