@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import struct
 from pathlib import Path
 
 import pytest
 
-from summarizer.store.upload_files import UploadFiles
+from summarizer.store.upload_files import DROP_STEP, UploadFiles
 
 FRAME = 64 * 1024
 
@@ -86,3 +87,23 @@ def test_create_starts_over_and_delete_removes_every_file(files: UploadFiles, tm
     files.delete("j")
     assert list(tmp_path.iterdir()) == []
     assert list(files.records("j")) == [] and files.repair("j") == (0, 0)
+
+
+@pytest.mark.skipif(not hasattr(os, "posix_fadvise"), reason="no posix_fadvise on this platform")
+def test_written_pages_are_dropped_from_the_page_cache_every_step(
+    files: UploadFiles, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[tuple[int, int, int]] = []
+    real = os.posix_fadvise
+
+    def fadvise(fd: int, offset: int, length: int, advice: int) -> None:
+        calls.append((offset, length, advice))
+        real(fd, offset, length, advice)
+
+    monkeypatch.setattr(os, "posix_fadvise", fadvise)
+    files.create("j")
+    frames = 3 * DROP_STEP // FRAME
+    for i in range(frames):
+        files.append("j", bytes([i % 256]) * FRAME)
+    assert calls == [(0, 0, os.POSIX_FADV_DONTNEED)] * 3  # one per DROP_STEP, over the whole file
+    assert sum(1 for _ in files.records("j")) == frames  # read back from disk after the drops
