@@ -152,7 +152,6 @@ class SqliteStore:
                 )
             ]
             for job_id in ids:
-                self._uploads.close(job_id)
                 self.db.execute("BEGIN")
                 self.db.execute("DELETE FROM events WHERE job_id = ?", (job_id,))
                 self.db.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
