@@ -7,8 +7,9 @@ it listens on ``127.0.0.1:<n>``, serves until its stdin closes (or
 * ``app``: :func:`summarizer.server.create_app` with a preloaded
   :class:`~bench.latency_model.LatencyModel` named ``latency`` and a private
   temporary data directory (:class:`~summarizer.storage.Storage` ``(None)``), under
-  ``uvicorn.Server`` with ``ws_per_message_deflate=False``, on uvloop when it is
-  installed (the loop ``uvicorn.run`` picks, so the loop ``summarizer serve`` runs on). With ``--probe``, a
+  ``uvicorn.Server`` with the server's WebSocket options
+  (:func:`summarizer.ws_protocol.uvicorn_options`), on uvloop when it is installed
+  (the loop ``uvicorn.run`` picks, so the loop ``summarizer serve`` runs on). With ``--probe``, a
   task sleeps 10 ms in a loop and records how much longer each sleep took
   (event-loop lag), counted only while at least one job runs.
 * ``bare``: a ``websockets`` server (``compression=None``) that answers ``start``
@@ -306,6 +307,7 @@ async def _serve_app(args: argparse.Namespace) -> dict[str, Any]:
     from summarizer.server import create_app
     from summarizer.settings import Settings
     from summarizer.storage import Storage
+    from summarizer.ws_protocol import uvicorn_options
 
     overrides: dict[str, Any] = {}
     if args.max_jobs is not None:
@@ -334,8 +336,7 @@ async def _serve_app(args: argparse.Namespace) -> dict[str, Any]:
     config = uvicorn.Config(
         app,
         log_level="warning",
-        ws_max_size=settings.max_frame_bytes,
-        ws_per_message_deflate=False,
+        **uvicorn_options(settings),
         lifespan="on",
     )
     server = uvicorn.Server(config)

@@ -115,6 +115,7 @@ def serve(**given: Any) -> None:
     import uvicorn
 
     from .server import create_app
+    from .ws_protocol import uvicorn_options
 
     settings = _settings(**given)
     if settings.redis_url:
@@ -125,8 +126,7 @@ def serve(**given: Any) -> None:
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level.lower(),
-        ws_max_size=settings.max_frame_bytes,
-        ws_per_message_deflate=False,
+        **uvicorn_options(settings),
     )
 
 
@@ -171,6 +171,7 @@ def running_server(settings: Settings, *, models: Mapping[str, Any] | None = Non
     import uvicorn
 
     from .server import create_app
+    from .ws_protocol import uvicorn_options
 
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -184,8 +185,7 @@ def running_server(settings: Settings, *, models: Mapping[str, Any] | None = Non
     config = uvicorn.Config(
         create_app(settings, models=models, storage=storage),
         log_level="warning",
-        ws_max_size=settings.max_frame_bytes,
-        ws_per_message_deflate=False,
+        **uvicorn_options(settings),
         lifespan="on",
     )
     server = uvicorn.Server(config)

@@ -173,6 +173,11 @@ class Settings(BaseSettings):
     # -- limits -----------------------------------------------------------------------
     max_document_bytes: int = Field(default=200 * MiB, ge=1, description="Largest upload (bytes).")
     max_frame_bytes: int = Field(default=4 * MiB, ge=1024, description="Largest frame (bytes).")
+    ws_read_buffer_bytes: int = Field(
+        default=1 * MiB,
+        ge=64 * 1024,
+        description="WebSocket messages read ahead of the app per connection before reading pauses (bytes).",
+    )
     ack_window_bytes: int = Field(
         default=8 * MiB, ge=1024, description="Unacknowledged upload bytes a client may have."
     )

@@ -18,6 +18,7 @@ import uvicorn
 
 from summarizer.server import create_app
 from summarizer.settings import Settings
+from summarizer.ws_protocol import uvicorn_options
 
 from .fakes import EchoModel
 
@@ -36,7 +37,7 @@ def main() -> None:
     settings = Settings(model="echo", data_dir=data_dir)
     model = QuietEcho(words=8, delay_s=float(os.environ.get("ECHO_DELAY_S", "0.02")))
     app = create_app(settings, models={"echo": model})
-    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", ws_per_message_deflate=False)
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", **uvicorn_options(settings))
 
 
 if __name__ == "__main__":

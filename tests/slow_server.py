@@ -20,6 +20,7 @@ from langchain_core.outputs import ChatGenerationChunk
 from summarizer.models import ExtractiveChatModel
 from summarizer.server import create_app
 from summarizer.settings import Settings
+from summarizer.ws_protocol import uvicorn_options
 
 
 class CountingModel(ExtractiveChatModel):
@@ -52,7 +53,7 @@ def main() -> None:
     settings = Settings(model="slow", data_dir=data_dir, concurrency=2)
     model = CountingModel(token_delay_s=0.004, calls_file=calls_file)
     app = create_app(settings, models={"slow": model})
-    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", ws_per_message_deflate=False)
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", **uvicorn_options(settings))
 
 
 if __name__ == "__main__":
