@@ -309,9 +309,10 @@ def _upload(r: dict[str, Any]) -> tuple[str, list[Goal]]:
     if write is not None:
         ours_cpu = s["ours"]["server_cpu_ms_per_mib"]
         limit = (
-            f"Where our server's CPU goes: committing each frame before it is acknowledged "
-            f"(`SqliteStore.append_upload`: per {frame_kib} KiB frame a `write` of the payload and one of "
-            f"its 5-byte index entry, into a store in the "
+            f"Where our server's CPU goes: committing the frames before they are acknowledged "
+            f"(`SqliteStore.append_uploads`: the {frame_kib} KiB frames the transport has read "
+            "are committed together, at most 512 KiB at a time, as one `writev` of the payloads and "
+            "one `write` of their 5-byte index entries, into a store in the "
             f"temporary directory, where the server keeps its data; timed in this run) costs "
             f"{_num(write, 1)} ms per MiB of the "
             f"{_num(ours_cpu, 1)}; the other {_num(ours_cpu - write, 1)} are uvicorn, Starlette, the "

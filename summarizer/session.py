@@ -22,7 +22,7 @@ import contextlib
 import logging
 import secrets
 import time
-from collections.abc import MutableMapping
+from collections.abc import Callable, MutableMapping
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
@@ -36,13 +36,25 @@ from .pacing import take_turn
 from .pipeline import PipelineConfig
 from .protocol import PROTOCOL_VERSION, Cancel, End, Error, Resume, Resumed, Start, Text, dump, parse_client
 from .settings import Settings
+from .ws_protocol import READY_FRAMES
 
-__all__ = ["ABORT_SCOPE_KEY", "Session", "build_job_spec", "host_allowed", "origin_allowed"]
+__all__ = [
+    "ABORT_SCOPE_KEY",
+    "FRAME_RUN_BYTES",
+    "Session",
+    "build_job_spec",
+    "host_allowed",
+    "origin_allowed",
+]
 
 log = logging.getLogger(__name__)
 
 _UNMETERED_FRAME_BYTES = 16 * 1024
 """Binary frames at least this large do not count against ``max_messages_per_second``."""
+
+FRAME_RUN_BYTES = 512 * 1024
+"""Most bytes of binary frames already read by the transport that are fed to the job together
+(one store write, one wake-up of ingestion; see :data:`summarizer.ws_protocol.READY_FRAMES`)."""
 
 ABORT_SCOPE_KEY = "summarizer.abort"
 """Scope key of a callable that aborts the connection's TCP transport (set by the server)."""
@@ -144,6 +156,9 @@ class Session:
         self.started_jobs = 0
         self.authenticated = settings.token is None
         self.rate = _RateLimit(settings.max_messages_per_second)
+        ready = websocket.scope.get("extensions", {}).get(READY_FRAMES)
+        self._take_ready: Callable[[int, int], list[bytes]] | None = ready["take"] if ready else None
+        """Takes the binary frames the server has already read (``None``: a server without it)."""
 
     async def serve(self) -> None:
         """Check the handshake, then receive until the socket closes."""
@@ -196,12 +211,10 @@ class Session:
     async def dispatch(self, message: MutableMapping[str, Any]) -> None:
         data = message.get("bytes")
         if data is not None:
-            if len(data) > self.settings.max_frame_bytes:
-                raise _too_big(len(data), self.settings.max_frame_bytes)
-            self.check_authenticated()
-            if job := self.current_job("binary frame"):
-                job.check_feeder(self)
-                await job.feed_bytes(data)
+            frames = [data]
+            if self._take_ready is not None and len(data) >= _UNMETERED_FRAME_BYTES:
+                frames += self._take_ready(FRAME_RUN_BYTES, _UNMETERED_FRAME_BYTES)
+            await self.feed_frames(frames)
             return
         raw = message.get("text") or ""
         if len(raw) > self.settings.max_frame_bytes:
@@ -225,6 +238,25 @@ class Session:
                 await job.end(msg.sha256)
         elif isinstance(msg, Cancel) and (job := self.current_job("'cancel'")):
             job.cancel()
+
+    async def feed_frames(self, frames: list[bytes]) -> None:
+        """Feed binary frames that arrived together to the job; a frame over the size limit
+        is refused after the ones before it are fed.
+
+        Raises:
+            LimitExceeded: ``frame_too_large``.
+            ProtocolError: No job, or the job refuses the data (see :meth:`Job.feed_frames`).
+        """
+        limit = self.settings.max_frame_bytes
+        refused = next((i for i, frame in enumerate(frames) if len(frame) > limit), None)
+        if refused == 0:
+            raise _too_big(len(frames[0]), limit)
+        self.check_authenticated()
+        if job := self.current_job("binary frame"):
+            job.check_feeder(self)
+            await job.feed_frames(frames[:refused])
+        if refused is not None:
+            raise _too_big(len(frames[refused]), limit)
 
     # -- authentication ------------------------------------------------------------------
 

@@ -153,6 +153,39 @@ def test_upload_records_and_torn_record(backend: tuple[JobStore, Tear]) -> None:
     assert len(list(store.upload_records("u"))) == len(records) + 1
 
 
+def test_append_uploads_keeps_order_and_counts_each_record(backend: tuple[JobStore, Tear]) -> None:
+    """Several records in one call (frames a transport read at once) are the same records, in
+    the same order, as one call each; a torn tail after them is dropped as after single appends."""
+    store, tear = backend
+    store.create_job("m", {}, "uploading")
+    store.append_upload("m", b"first")
+    frames = [bytes([i]) * (1000 + i) for i in range(40)]
+    store.append_uploads("m", frames)
+    store.append_uploads("m", [b"last"])
+    expected = [b"first", *frames, b"last"]
+    assert list(store.upload_records("m")) == expected
+    assert list(store.upload_records("m", 30)) == expected[30:]
+    tear("m", b"torn")
+    assert store.truncate_upload("m") == (sum(map(len, expected)), len(expected))
+    assert list(store.upload_records("m")) == expected
+
+
+def test_append_uploads_is_fenced_as_a_whole(store: JobStore) -> None:
+    """A replica without the lease appends none of a batch (a shared store); SQLite has no fence."""
+    from summarizer.jobs.lease import is_shared
+    from summarizer.store import LeaseLost
+
+    store.create_job("g", {}, "uploading")
+    assert store.acquire_lease("g", "r2", 30)
+    if not is_shared(store):
+        pytest.skip("one process: no fence")
+    with pytest.raises(LeaseLost, match="r1"):
+        store.append_uploads("g", [b"a", b"b", b"c"], owner="r1")
+    assert list(store.upload_records("g")) == [] and store.truncate_upload("g") == (0, 0)
+    store.append_uploads("g", [b"a", b"b"], owner="r2")
+    assert store.truncate_upload("g") == (2, 2)
+
+
 def test_purge(store: JobStore) -> None:
     for job_id, state in [("old", "done"), ("run", "processing"), ("new", "failed")]:
         store.create_job(job_id, {}, state)

@@ -105,5 +105,48 @@ def test_written_pages_are_dropped_from_the_page_cache_every_step(
     frames = 3 * DROP_STEP // FRAME
     for i in range(frames):
         files.append("j", bytes([i % 256]) * FRAME)
-    assert calls == [(0, 0, os.POSIX_FADV_DONTNEED)] * 3  # one per DROP_STEP, over the whole file
+    # One per DROP_STEP, from the pages handed to writeback at the drop before (not the whole file).
+    drop = os.POSIX_FADV_DONTNEED
+    assert calls == [(0, 0, drop), (0, 0, drop), (DROP_STEP, 0, drop)]
     assert sum(1 for _ in files.records("j")) == frames  # read back from disk after the drops
+    files.close("j")  # reopened (a recovered upload goes on): offsets count from the file's size
+    calls.clear()
+    for i in range(frames):
+        files.append("j", bytes([i % 256]) * FRAME)
+    start = 3 * DROP_STEP
+    assert calls == [(start, 0, drop), (start, 0, drop), (start + DROP_STEP, 0, drop)]
+    assert sum(1 for _ in files.records("j")) == 2 * frames
+
+
+def test_records_appended_together_are_one_writev_and_survive_short_writes(
+    files: UploadFiles, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch is one ``writev`` of its payloads and one ``write`` of its entries; a short
+    ``writev`` (a signal) continues mid-buffer, and the records read back whole."""
+    real_writev, real_write = os.writev, os.write
+    writevs: list[int] = []
+    writes: list[int] = []
+
+    def short_writev(fd: int, buffers: list[memoryview]) -> int:
+        writevs.append(len(buffers))
+        # Write a little over half of what was asked: ends in the middle of some buffer.
+        want = sum(len(b) for b in buffers) // 2 + 7
+        flat = b"".join(bytes(b) for b in buffers)[:want]
+        return real_writev(fd, [flat])
+
+    def counting_write(fd: int, data: bytes) -> int:
+        writes.append(len(data))
+        return real_write(fd, data)
+
+    monkeypatch.setattr(os, "writev", short_writev)
+    monkeypatch.setattr(os, "write", counting_write)
+    files.create("j")
+    batch = [bytes([i]) * (FRAME + i) for i in range(8)]
+    batch.insert(3, b"")
+    files.append_many("j", batch)
+    assert writevs[0] == 8  # the empty payload is not a buffer
+    assert len(writevs) > 1, "no writev was short"
+    assert writes == [5 * len(batch)]  # every entry in one write
+    assert (tmp_path / "j.data").read_bytes() == b"".join(batch)
+    assert list(files.records("j")) == batch
+    assert files.repair("j") == (sum(map(len, batch)), len(batch))

@@ -19,7 +19,7 @@ import uvicorn
 from websockets.asyncio.client import connect
 
 from summarizer.settings import Settings
-from summarizer.ws_protocol import BufferedWebSocketProtocol, protocol_class, uvicorn_options
+from summarizer.ws_protocol import READY_FRAMES, BufferedWebSocketProtocol, protocol_class, uvicorn_options
 
 FRAME = 64 * 1024
 BOUND = 1024 * 1024
@@ -122,6 +122,73 @@ def test_the_server_reads_ahead_up_to_its_bound_and_no_further() -> None:
     # Nothing lost, nothing reordered: every frame reached the app, in order.
     assert len(sent) * FRAME > 2 * BOUND  # the client really outran the app
     assert app.received == [*sent, b"last"]
+    assert protocol.queued_bytes == 0
+
+
+class _TakingApp:
+    """Waits for ``release``, then takes frames the way the session does: after each large
+    binary message, the ones queued right behind it (``READY_FRAMES``), at most ``TAKE`` bytes."""
+
+    TAKE = 3 * FRAME
+    SMALL = 16 * 1024
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+        self.groups: list[list[bytes | str]] = []
+        self.extension: dict[str, Any] | None = None
+        self.done = threading.Event()
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "websocket":
+            return
+        await receive()
+        self.extension = scope["extensions"].get(READY_FRAMES)
+        await send({"type": "websocket.accept"})
+        while not self.release.is_set():
+            await asyncio.sleep(0.01)
+        assert self.extension is not None
+        take = self.extension["take"]
+        while True:
+            message = await receive()
+            if message["type"] == "websocket.disconnect":
+                break
+            data = message.get("bytes")
+            group: list[bytes | str] = [data if data is not None else message["text"]]
+            if data is not None and len(data) >= self.SMALL:
+                group += take(self.TAKE, self.SMALL)
+            self.groups.append(group)
+            if group[-1] == "last":
+                await send({"type": "websocket.close", "code": 1000})
+                break
+        self.done.set()
+
+
+def test_ready_frames_are_taken_in_runs_of_large_binary_frames_in_order() -> None:
+    """The extension hands over the large binary frames queued behind the one received, up to
+    its byte limit; a small frame or a text message ends the run and is received next."""
+    _Probe.instances.clear()
+    app = _TakingApp()
+    big = [i.to_bytes(4, "big") * (FRAME // 4) for i in range(10)]
+    script: list[bytes | str] = [*big[:6], b"s" * 1024, *big[6:8], "a text", *big[8:], "last"]
+
+    async def client(url: str) -> None:
+        async with connect(url, max_size=None, compression=None) as ws:
+            for message in script:
+                await ws.send(message)
+            await asyncio.sleep(0.3)  # all of it is read ahead (well under the 1 MiB bound)
+            app.release.set()
+            await asyncio.wait_for(ws.wait_closed(), timeout=20)
+
+    with _server(app, _Probe) as url:
+        asyncio.run(client(url))
+        assert app.done.wait(20)
+    (protocol,) = _Probe.instances
+    assert [m for group in app.groups for m in group] == script  # nothing lost or reordered
+    sizes = [len(group) for group in app.groups]
+    # 6 large frames: one received + 3 taken (the byte limit), then 1 + 1; the small frame and
+    # the text each end a run and arrive alone.
+    assert sizes == [4, 2, 1, 2, 1, 2, 1]
+    assert all(sum(map(len, g[1:])) <= _TakingApp.TAKE for g in app.groups)
     assert protocol.queued_bytes == 0
 
 

@@ -19,7 +19,7 @@ import enum
 import logging
 import secrets
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -387,9 +387,20 @@ class Job:
 
         A frame the store cannot keep (a full disk) fails the job with ``storage_error``.
         """
+        await self.feed_frames((bytes(data),))
+
+    async def feed_frames(self, frames: Sequence[bytes]) -> None:
+        """Accept binary frames that arrived together, in order
+        (see :meth:`~summarizer.jobs.upload.Upload.feed_many`).
+
+        Raises:
+            ProtocolError: As for :meth:`feed_bytes` (the frames before the refused one are kept).
+            LimitExceeded: As for :meth:`feed_bytes`.
+            Superseded: As for :meth:`feed_bytes`.
+        """
         self._check_here()
         try:
-            await self.upload.feed(bytes(data))
+            await self.upload.feed_many(frames)
         except LeaseLost:
             self._lost_lease()
         except StorageError as exc:

@@ -34,7 +34,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING
 
 from ..errors import LimitExceeded
@@ -117,6 +117,14 @@ class RemoteJob(Job):
 
         Raises:
             LimitExceeded: ``server_busy``, retryable, close 1013 (the client reconnects).
+        """
+        raise self._elsewhere()
+
+    async def feed_frames(self, frames: Sequence[bytes]) -> None:
+        """Refused, as :meth:`feed_bytes`.
+
+        Raises:
+            LimitExceeded: ``server_busy``, retryable, close 1013.
         """
         raise self._elsewhere()
 

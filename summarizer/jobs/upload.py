@@ -8,6 +8,11 @@ queue is bounded too (``ack_window_bytes``): a client that ignores the window
 waits in :meth:`Upload.feed` (its socket is not read), it cannot make the
 server buffer more.
 
+Frames that arrive together (the transport had already read several:
+:meth:`Upload.feed_many`) are committed as one run, one store write for all of
+them, and queued with one wake-up of ingestion; each is still checked, counted
+and acknowledged as if it had come alone.
+
 Ack cadence: after every ``text`` message; after binary frames at least every
 ``min(256 KiB, ack_window_bytes / 4)`` bytes; whenever ingestion has taken
 everything received so far (so a client with any window of at least one frame
@@ -35,9 +40,17 @@ import enum
 import hashlib
 import itertools
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 
-from ..errors import ErrorCode, LimitExceeded, ProtocolError, StorageError, Superseded, UnsupportedDocument
+from ..errors import (
+    ErrorCode,
+    LimitExceeded,
+    ProtocolError,
+    StorageError,
+    SummarizerError,
+    Superseded,
+    UnsupportedDocument,
+)
 from ..protocol import Ack
 from ..store import JobStore, LeaseLost, UploadRecord
 
@@ -163,6 +176,24 @@ class Upload:
     async def feed(self, record: UploadRecord) -> None:
         """Check, commit and queue one upload message; wait while the queue is full.
 
+        The same as :meth:`feed_many` with one record.
+        """
+        await self.feed_many((record,))
+
+    async def feed_many(self, records: Sequence[UploadRecord]) -> None:
+        """Check, commit and queue upload messages, in order; wait while the queue is full.
+
+        Records already waiting in the transport (several binary frames read at
+        once) are committed together: one store call (one write) for each run
+        that fits in the queue, then one wake-up of the consumer. Each record is
+        counted (``messages``) and acknowledged as if it had come alone.
+
+        If a record is refused, the ones before it are committed first, then its
+        error is raised; the ones after it are not used.
+
+        Args:
+            records: Binary frames or ``text`` pieces, in arrival order.
+
         Raises:
             ProtocolError: ``unexpected_message`` after ``end`` or when binary and
                 text are mixed; ``size_mismatch`` beyond ``start.size``.
@@ -170,69 +201,92 @@ class Upload:
             UnsupportedDocument: ``bad_encoding``: text that cannot be UTF-8
                 (a lone surrogate such as ``"\\ud800"``).
             Superseded: Another feeder took the upload over while this one waited.
-            StorageError: The store could not keep the record (it is not counted).
-            LeaseLost: Another replica owns the job now (nothing is committed).
+            StorageError: The store could not keep the records (they are not counted).
+            LeaseLost: Another replica owns the job now (nothing more is committed).
         """
+        sizes, refused = self._check(records)
+        done = 0
+        while done < len(sizes):
+            # Bounded queue: a client that ignores the ack window waits here (its socket is not read).
+            takeovers = self._takeovers
+            while self._queued_bytes and self._queued_bytes + sizes[done] > self.window:
+                if self.state is not UploadState.OPEN or self._takeovers != takeovers:
+                    break
+                await self._changed.wait()
+            if self.state is not UploadState.OPEN:
+                return  # aborted while waiting: the job ended, the data is not needed
+            if self._takeovers != takeovers:
+                # Another connection took over (and was told the counts) while this waited.
+                raise _superseded(self.job_id)
+            end, room = done + 1, self.window - self._queued_bytes - sizes[done]
+            while end < len(sizes) and sizes[end] <= room:
+                room -= sizes[end]
+                end += 1
+            run = records[done:end]
+            try:
+                # Committed before it is counted or acked; fenced by the lease on a shared store.
+                self.store.append_uploads(self.job_id, run, owner=self.owner)
+            except LeaseLost:
+                raise
+            except Exception as exc:  # a full disk, an I/O error
+                raise StorageError(
+                    f"The server could not store the upload of job {self.job_id} ({exc}); the job is stopped."
+                ) from exc
+            run_bytes = sum(sizes[done:end])
+            self._kind = type(run[0])
+            self.received += run_bytes
+            self.messages += len(run)
+            self._queue.extend(run)
+            self._queued_bytes += run_bytes
+            self.last_activity = self._clock()
+            self._wake()
+            done = end
+        if refused is not None:
+            raise refused
+
+    def _check(self, records: Sequence[UploadRecord]) -> tuple[list[int], SummarizerError | None]:
+        """The sizes (bytes) of the longest acceptable prefix of ``records``, and why the next
+        one is refused (``None``: all are acceptable)."""
         if self.state is not UploadState.OPEN:
-            raise ProtocolError(
+            return [], ProtocolError(
                 f"Upload data arrived after 'end' (the upload is {self.state.value}).",
                 code=ErrorCode.UNEXPECTED_MESSAGE,
             )
-        if self._kind is not None and self._kind is not type(record):
-            raise ProtocolError(
-                "A job's upload is either binary frames or 'text' messages, not both.",
-                code=ErrorCode.UNEXPECTED_MESSAGE,
-            )
-        if isinstance(record, str):
-            try:
-                size = len(record.encode("utf-8"))
-            except UnicodeEncodeError as exc:
-                raise UnsupportedDocument(
-                    f"A 'text' message holds a character that is not valid Unicode text "
-                    f"(a lone surrogate {record[exc.start]!r} at character {self.received + exc.start}); "
-                    "it cannot be encoded as UTF-8.",
-                    code=ErrorCode.BAD_ENCODING,
-                ) from None
-        else:
-            size = len(record)
-        total = self.received + size
-        if total > self.max_document_bytes:
-            raise LimitExceeded(
-                f"The document exceeds the server's limit of {self.max_document_bytes} bytes.",
-                code=ErrorCode.DOCUMENT_TOO_LARGE,
-            )
-        if self.declared_size is not None and total > self.declared_size:
-            raise ProtocolError(
-                f"Received {total} bytes, more than the {self.declared_size} announced in 'start'.",
-                code=ErrorCode.SIZE_MISMATCH,
-            )
-        # Bounded queue: a client that ignores the ack window waits here (its socket is not read).
-        takeovers = self._takeovers
-        while self._queued_bytes and self._queued_bytes + size > self.window:
-            if self.state is not UploadState.OPEN or self._takeovers != takeovers:
-                break
-            await self._changed.wait()
-        if self.state is not UploadState.OPEN:
-            return  # aborted while waiting: the job ended, the data is not needed
-        if self._takeovers != takeovers:
-            # Another connection took over (and was told the counts) while this waited.
-            raise _superseded(self.job_id)
-        try:
-            # Committed before it is counted or acked; fenced by the lease on a shared store.
-            self.store.append_upload(self.job_id, record, owner=self.owner)
-        except LeaseLost:
-            raise
-        except Exception as exc:  # a full disk, an I/O error
-            raise StorageError(
-                f"The server could not store the upload of job {self.job_id} ({exc}); the job is stopped."
-            ) from exc
-        self._kind = type(record)
-        self.received = total
-        self.messages += 1
-        self._queue.append(record)
-        self._queued_bytes += size
-        self.last_activity = self._clock()
-        self._wake()
+        kind = self._kind
+        total = self.received
+        sizes: list[int] = []
+        for record in records:
+            if kind is not None and kind is not type(record):
+                return sizes, ProtocolError(
+                    "A job's upload is either binary frames or 'text' messages, not both.",
+                    code=ErrorCode.UNEXPECTED_MESSAGE,
+                )
+            kind = type(record)
+            if isinstance(record, str):
+                try:
+                    size = len(record.encode("utf-8"))
+                except UnicodeEncodeError as exc:
+                    return sizes, UnsupportedDocument(
+                        f"A 'text' message holds a character that is not valid Unicode text "
+                        f"(a lone surrogate {record[exc.start]!r} at character {total + exc.start}); "
+                        "it cannot be encoded as UTF-8.",
+                        code=ErrorCode.BAD_ENCODING,
+                    )
+            else:
+                size = len(record)
+            total += size
+            if total > self.max_document_bytes:
+                return sizes, LimitExceeded(
+                    f"The document exceeds the server's limit of {self.max_document_bytes} bytes.",
+                    code=ErrorCode.DOCUMENT_TOO_LARGE,
+                )
+            if self.declared_size is not None and total > self.declared_size:
+                return sizes, ProtocolError(
+                    f"Received {total} bytes, more than the {self.declared_size} announced in 'start'.",
+                    code=ErrorCode.SIZE_MISMATCH,
+                )
+            sizes.append(size)
+        return sizes, None
 
     async def end(self, sha256: str | None) -> bool:
         """Close the upload after checking its size and SHA-256 (computed in a worker thread).

@@ -11,7 +11,8 @@ The five things a store holds:
   the id may be chosen by the client (``start.job_id``), so creating is idempotent.
 * **event logs**: :meth:`~JobStore.append_events` (a batch, any jobs, one commit),
   :meth:`~JobStore.events` (replay by ``seq``, paged), :meth:`~JobStore.last_seq`.
-* **upload bytes**: :meth:`~JobStore.append_upload`, :meth:`~JobStore.upload_records`,
+* **upload bytes**: :meth:`~JobStore.append_upload` (and :meth:`~JobStore.append_uploads`,
+  several at once), :meth:`~JobStore.upload_records`,
   :meth:`~JobStore.truncate_upload`, :meth:`~JobStore.close_upload`.
 * **results already paid for**: they are the event log itself (``chunk.summary``,
   ``collapse.summary``, ``chunk.failed``); :mod:`summarizer.recovery` reads them
@@ -22,7 +23,7 @@ The five things a store holds:
   owner at a time, and a lapsed lease lets another replica claim the job.
 
 Threading contract: every method is blocking and thread-safe. The job core calls
-the cheap ones (create, state, lookup, one upload record) on the event loop and
+the cheap ones (create, state, lookup, one upload record or one run of them) on the event loop and
 the bulk ones (event batches, replay pages, whole uploads) from worker threads.
 Secrets (``options.password``) are never handed to a store.
 """
@@ -175,6 +176,21 @@ class JobStore(Protocol):
             record: Binary frame or ``text`` piece.
             owner: A shared store appends only while this replica id holds the job's
                 lease (a fenced write); ``None`` or a one-process store: no check.
+
+        Raises:
+            LeaseLost: ``owner`` does not hold the lease (nothing is appended).
+        """
+
+    def append_uploads(
+        self, job_id: str, records: Sequence[UploadRecord], *, owner: str | None = None
+    ) -> None:
+        """Append upload messages durably, in order, as one write where the store can
+        (the frames a transport read at once); otherwise as :meth:`append_upload` does.
+
+        Args:
+            job_id: The job.
+            records: Binary frames or ``text`` pieces (at least one).
+            owner: As for :meth:`append_upload`.
 
         Raises:
             LeaseLost: ``owner`` does not hold the lease (nothing is appended).

@@ -107,13 +107,16 @@ return #KEYS
 """
 
 # KEYS: upload list, job hash, lease; ARGV: record, its payload bytes, owner ("" = no fence).
+# KEYS: upload list, job hash, lease; ARGV: owner ('' for none), payload bytes, then the records.
 _APPEND_UPLOAD = """
-if ARGV[3] ~= '' and redis.call('GET', KEYS[3]) ~= ARGV[3] then
+if ARGV[1] ~= '' and redis.call('GET', KEYS[3]) ~= ARGV[1] then
   return 0
 end
-redis.call('RPUSH', KEYS[1], ARGV[1])
+for i = 3, #ARGV do
+  redis.call('RPUSH', KEYS[1], ARGV[i])
+end
 redis.call('HINCRBY', KEYS[2], 'received', ARGV[2])
-redis.call('HINCRBY', KEYS[2], 'messages', 1)
+redis.call('HINCRBY', KEYS[2], 'messages', #ARGV - 2)
 return 1
 """
 
@@ -374,10 +377,25 @@ class RedisStore:
         Raises:
             LeaseLost: Another replica holds the lease (or none does): nothing is appended.
         """
-        payload = record.encode("utf-8", "surrogatepass") if isinstance(record, str) else record
-        kind = b"T" if isinstance(record, str) else b"B"
+        self.append_uploads(job_id, (record,), owner=owner)
+
+    def append_uploads(
+        self, job_id: str, records: Sequence[UploadRecord], *, owner: str | None = None
+    ) -> None:
+        """Append upload messages and count them in one Lua call (one round trip): all or none,
+        fenced by the lease like :meth:`append_upload`.
+
+        Raises:
+            LeaseLost: Another replica holds the lease (or none does): nothing is appended.
+        """
+        items: list[bytes] = []
+        total = 0
+        for record in records:
+            payload = record.encode("utf-8", "surrogatepass") if isinstance(record, str) else record
+            items.append((b"T" if isinstance(record, str) else b"B") + payload)
+            total += len(payload)
         keys = [self._k("up", job_id), self._k("job", job_id), self._k("lease", job_id)]
-        if not self._append_upload(keys=keys, args=[kind + payload, len(payload), owner or ""]):
+        if not self._append_upload(keys=keys, args=[owner or "", total, *items]):
             assert owner is not None
             raise LeaseLost(job_id, owner)
 

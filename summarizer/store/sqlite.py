@@ -223,6 +223,16 @@ class SqliteStore:
         """
         self._uploads.append(job_id, record)
 
+    def append_uploads(
+        self, job_id: str, records: Sequence[UploadRecord], *, owner: str | None = None
+    ) -> None:
+        """Append upload messages with one write of their payloads and one of their index entries.
+
+        Raises:
+            OSError: A write failed (``ENOSPC``, ``EIO``, ...).
+        """
+        self._uploads.append_many(job_id, records)
+
     def close_upload(self, job_id: str) -> None:
         """Close the job's upload files (the upload ended or the job finished)."""
         self._uploads.close(job_id)
