@@ -133,3 +133,41 @@ def test_a_short_upload_write_is_completed_and_the_record_reads_back_whole(
     store.close_upload("j")
     assert len(short) > 2 * len(payloads), "no write was short"
     assert list(store.upload_records("j")) == payloads
+
+
+def _commit_for(store: SqliteStore, seconds: float, pause_s: float, first: int = 1) -> tuple[int, int]:
+    """Commit one event at a time for ``seconds``; returns (last seq, largest WAL file in bytes)."""
+    wal = store.root / "jobs.sqlite3-wal"
+    largest, seq, began = 0, first - 1, time.monotonic()
+    while time.monotonic() - began < seconds:
+        seq += 1
+        store.append_events([EventRow("w", seq, "progress", '{"x": "' + "y" * 200 + '"}')])
+        largest = max(largest, wal.stat().st_size)
+        time.sleep(pause_s)
+    return seq, largest
+
+
+def test_the_wal_is_checkpointed_off_the_commit_path_and_stays_bounded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Commits never run SQLite's automatic checkpoint (its fsync waited for upload writeback:
+    400 ms commits). The checkpointer thread copies the WAL back; when commits keep coming
+    during its checkpoints, the WAL cannot start over, and past its limit a checkpoint that
+    waits for the writer truncates it."""
+    import summarizer.store.sqlite as sqlite_store
+
+    monkeypatch.setattr(sqlite_store, "CHECKPOINT_INTERVAL_S", 0.05)
+    monkeypatch.setattr(sqlite_store, "WAL_LIMIT_PAGES", 256)  # 1 MiB
+    store = SqliteStore(tmp_path)
+    try:
+        assert store.db.execute("PRAGMA wal_autocheckpoint").fetchone() == (0,)
+        store.create_job("w", {}, "processing")
+        # About 1,000 commits a second (a busy server), each at least one 4 KiB WAL page:
+        # unchecked, the WAL would pass 4 MiB within the second.
+        seq, largest = _commit_for(store, 1.0, 0.0005)
+        assert store._checkpointer.checkpoints > 0 and store._checkpointer.restarts > 0
+        assert largest < 3 * 1024 * 1024, (seq, largest)
+        assert [row.seq for row in store.events("w")] == list(range(1, seq + 1))
+    finally:
+        store.close()
+    assert not (tmp_path / "jobs.sqlite3-wal").exists()  # the last close folds the WAL in
