@@ -106,7 +106,6 @@ end
 return #KEYS
 """
 
-# KEYS: upload list, job hash, lease; ARGV: record, its payload bytes, owner ("" = no fence).
 # KEYS: upload list, job hash, lease; ARGV: owner ('' for none), payload bytes, then the records.
 _APPEND_UPLOAD = """
 if ARGV[1] ~= '' and redis.call('GET', KEYS[3]) ~= ARGV[1] then

@@ -93,7 +93,7 @@ class _Checkpointer:
         interval_s: Seconds between checkpoints.
     """
 
-    def __init__(self, path: Path, interval_s: float = CHECKPOINT_INTERVAL_S) -> None:
+    def __init__(self, path: Path, interval_s: float) -> None:
         self.path = path
         self.interval_s = interval_s
         self.checkpoints = 0
