@@ -170,6 +170,24 @@ def test_append_uploads_keeps_order_and_counts_each_record(backend: tuple[JobSto
     assert list(store.upload_records("m")) == expected
 
 
+def test_upload_path_holds_the_payloads_back_to_back_or_is_none(store: JobStore) -> None:
+    """A store that keeps the upload in a local file names it, and its first bytes are every
+    appended payload in order (what a PDF's workers read); a shared store has no such file."""
+    from summarizer.jobs.lease import is_shared
+
+    store.create_job("f", {}, "uploading")
+    frames = [bytes([i]) * (4096 + i) for i in range(1, 9)]
+    store.append_upload("f", frames[0])
+    store.append_uploads("f", frames[1:])
+    path = store.upload_path("f")
+    if is_shared(store):
+        assert path is None
+        return
+    assert path is not None
+    expected = b"".join(frames)
+    assert path.read_bytes()[: len(expected)] == expected
+
+
 def test_append_uploads_is_fenced_as_a_whole(store: JobStore) -> None:
     """A replica without the lease appends none of a batch (a shared store); SQLite has no fence."""
     from summarizer.jobs.lease import is_shared

@@ -54,6 +54,7 @@ from summarizer.errors import (
     LimitExceeded,
     SummarizerError,
 )
+from summarizer.ingest.source import DocumentFile
 from summarizer.ingest.structure import OutlineEntry, PdfOutline
 from summarizer.ingest.worker import EXIT_OUT_OF_MEMORY, FRAME_HEADER, PYPDF_LIMITS, WorkerConfig, write_frame
 
@@ -450,7 +451,7 @@ def _parse_outline(message: Sequence[Any]) -> PdfOutline:
 
 
 async def extract_pages(
-    data: bytes,
+    data: bytes | DocumentFile,
     *,
     password: str | None = None,
     timeout_s: float = 600.0,
@@ -476,7 +477,9 @@ async def extract_pages(
     :func:`contextlib.aclosing` if you may stop early.
 
     Args:
-        data: The whole PDF file (bytes).
+        data: The whole PDF file: its bytes, or a :class:`DocumentFile` that
+            holds them (each worker then receives them streamed from the file,
+            and this process never holds the document).
         password: Tried after the empty password if the PDF is encrypted.
         timeout_s: Wall-clock limit for the worker (seconds), counted from its
             start, independent of how fast pages are consumed; it covers OCR.
@@ -717,7 +720,7 @@ class _Group:
 
     def __init__(
         self,
-        data: bytes,
+        data: bytes | DocumentFile,
         *,
         config: WorkerConfig,
         command: list[str],
@@ -843,7 +846,7 @@ class _Worker:
 
     def __init__(
         self,
-        data: bytes,
+        data: bytes | DocumentFile,
         *,
         config: WorkerConfig,
         command: list[str],
@@ -912,9 +915,16 @@ class _Worker:
 
     def _send_document(self, stdin: IO[bytes]) -> None:
         header = json.dumps(asdict(self._config)).encode("utf-8")
-        with contextlib.suppress(OSError):  # the worker died: the pump sees EOF
+        try:
             write_frame(stdin, header)
-            write_frame(stdin, self._data)
+            if isinstance(self._data, DocumentFile):
+                stdin.write(FRAME_HEADER.pack(self._data.size))
+                self._data.copy_to(stdin)  # an unreadable file raises: the pump reports it
+                stdin.flush()
+            else:
+                write_frame(stdin, self._data)
+        except (BrokenPipeError, ConnectionResetError):  # the worker died: the pump sees EOF
+            pass
         # stdin stays open: its EOF tells the worker that this process is gone.
 
     def _pump(self, process: subprocess.Popen[bytes], stderr: IO[bytes], deadline: float) -> None:
@@ -1025,7 +1035,7 @@ def _tail(stderr: IO[bytes]) -> str:
 def _worker_error(
     message: tuple[Any, ...],
     *,
-    data: bytes,
+    data: bytes | DocumentFile,
     timeout_s: float,
     memory_bytes: int,
     progress: tuple[int, int | None],
@@ -1131,7 +1141,8 @@ def _out_of_memory(memory_bytes: int) -> DamagedDocument:
     )
 
 
-def _truncation_hint(data: bytes) -> str:
-    if b"%%EOF" not in data[-4096:]:
+def _truncation_hint(data: bytes | DocumentFile) -> str:
+    tail = data.tail(4096) if isinstance(data, DocumentFile) else data[-4096:]
+    if b"%%EOF" not in tail:
         return "; it looks truncated: there is no %%EOF marker at its end"
     return ""

@@ -4,8 +4,9 @@
 
 * text and Markdown: decodes, paginates (form feeds) and chunks each piece as
   it arrives, so chunks flow while the upload is still coming in;
-* PDF: collects the whole file (a PDF cannot be read from its start), parses
-  it in a worker process (:mod:`summarizer.ingest.pdf`), cleans pages
+* PDF: takes in the whole file (a PDF cannot be read from its start: the
+  pieces are collected, or only counted when the file is already on disk, see
+  :mod:`summarizer.ingest.source`), parses it in a worker process (:mod:`summarizer.ingest.pdf`), cleans pages
   (:mod:`summarizer.ingest.clean`), drops unreadable pages and chunks the rest
   as pages arrive. The cleaner holds pages back only while the chunker could
   not cut its next chunk anyway: as soon as the pages in hand hold enough text,
@@ -49,6 +50,7 @@ from summarizer.ingest.pdf import (
     extract_pages,
     unreadable_reason,
 )
+from summarizer.ingest.source import DocumentFile, FileUpload, StoredUpload
 from summarizer.ingest.structure import StructureFilter, raw_leader_lines, text_title
 from summarizer.ingest.text import TextStreamReader
 from summarizer.ingest.types import Chunk, IngestOptions, IngestProgress, Page
@@ -124,7 +126,8 @@ async def iter_chunks(
             break
     kind = detect_kind(filename, media_type, bytes(head_bytes[:MAGIC_WINDOW]))
     if kind == "pdf":
-        stream = _pdf_chunks(head, pieces, chunker, options, progress, on_progress, filename)
+        stored = upload.document_path() if isinstance(upload, StoredUpload) else None
+        stream = _pdf_chunks(head, pieces, chunker, options, progress, on_progress, filename, stored)
     else:
         if kind == "markdown":
             chunker = IncrementalChunker(options.chunk_size, options.chunk_overlap, markdown=True)
@@ -160,17 +163,12 @@ def read_document(
     path = Path(path)
     if media_type is None:
         media_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-    data = path.read_bytes()
 
     async def collect() -> list[Chunk]:
-        async def upload() -> AsyncIterator[bytes]:
-            for start in range(0, len(data), 1 << 20):
-                yield data[start : start + (1 << 20)]
-
         return [
             chunk
             async for chunk in iter_chunks(
-                upload(),
+                FileUpload(path),  # a PDF's workers read the file itself
                 filename=path.name,
                 media_type=media_type,
                 options=options or IngestOptions(),
@@ -354,13 +352,27 @@ async def _pdf_chunks(
     progress: IngestProgress,
     on_progress: ProgressCallback | None,
     filename: str = "",
+    stored: Path | None = None,
 ) -> AsyncGenerator[Chunk, None]:
-    """Collect a PDF upload, then extract, clean, filter (structure) and chunk it page by page."""
+    """Take in a PDF upload, then extract, clean, filter (structure) and chunk it page by page.
+
+    With ``stored`` (the file that holds the upload's bytes, see
+    :mod:`summarizer.ingest.source`) the pieces are only counted; otherwise
+    they are collected here.
+    """
     pieces = [_pdf_bytes(piece) for piece in head]
-    async for piece in rest:
-        pieces.append(_pdf_bytes(piece))
-    data = b"".join(pieces)  # one copy at the end, not a growing buffer copied as it grows
-    del pieces
+    data: bytes | DocumentFile
+    if stored is not None:
+        size = sum(map(len, pieces))
+        del pieces
+        async for piece in rest:
+            size += len(_pdf_bytes(piece))
+        data = DocumentFile(stored, size)
+    else:
+        async for piece in rest:
+            pieces.append(_pdf_bytes(piece))
+        data = b"".join(pieces)  # one copy at the end, not a growing buffer copied as it grows
+        del pieces
     cleaner = PageCleaner()
     report = _PdfReport(ocr=options.ocr)
     ocr_pages: set[int] = set()
@@ -418,7 +430,7 @@ async def _pdf_chunks(
     # its reference with the gate, 0.84-1.11 without, interleaved fresh-server runs).
     first_chunk_out = threading.Event()
     events = extract_pages(
-        bytes(data),
+        data,
         password=options.password,
         timeout_s=options.parse_timeout_s,
         memory_bytes=options.parse_memory_bytes,

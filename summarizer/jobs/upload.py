@@ -40,7 +40,8 @@ import enum
 import hashlib
 import itertools
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
+from pathlib import Path
 
 from ..errors import (
     ErrorCode,
@@ -54,7 +55,7 @@ from ..errors import (
 from ..protocol import Ack
 from ..store import JobStore, LeaseLost, UploadRecord
 
-__all__ = ["Upload", "UploadState"]
+__all__ = ["Upload", "UploadState", "UploadStream"]
 
 ACK_STEP_MAX = 256 * 1024
 """Largest number of bytes between two acks (bytes)."""
@@ -375,12 +376,16 @@ class Upload:
     def _stored_batch(self, start: int) -> list[UploadRecord]:
         return list(itertools.islice(self.store.upload_records(self.job_id, start), _STORED_BATCH))
 
-    async def stream(self) -> AsyncIterator[UploadRecord]:
+    def stream(self) -> UploadStream:
         """The upload's pieces in order: stored ones (a recovered job) first, then live ones.
 
         Each live piece is acknowledged (see the module docstring) as it is taken.
-        Ends when the upload ended, or at once when it was aborted.
+        Ends when the upload ended, or at once when it was aborted. The stream
+        also tells where the store keeps the pieces (:meth:`UploadStream.document_path`).
         """
+        return UploadStream(self._records(), self.store, self.job_id)
+
+    async def _records(self) -> AsyncGenerator[UploadRecord, None]:
         index = 0
         while index < self._stored_messages:
             batch = await asyncio.to_thread(self._stored_batch, index)
@@ -409,6 +414,39 @@ class Upload:
                 self._ack(force=True)
                 return
             await self._changed.wait()
+
+
+class UploadStream:
+    """An upload's pieces (an async iterator) and the store's file of them.
+
+    It is a :class:`summarizer.ingest.source.StoredUpload`: when the store keeps
+    the payloads in a local file (the embedded store), ingestion reads a PDF from
+    that file instead of collecting the pieces in memory.
+
+    Args:
+        records: The pieces, from :meth:`Upload.stream`.
+        store: The job's store.
+        job_id: The job.
+    """
+
+    def __init__(self, records: AsyncGenerator[UploadRecord, None], store: JobStore, job_id: str) -> None:
+        self._records = records
+        self._store = store
+        self._job_id = job_id
+
+    def __aiter__(self) -> UploadStream:
+        return self
+
+    async def __anext__(self) -> UploadRecord:
+        return await self._records.__anext__()
+
+    async def aclose(self) -> None:
+        """Stop the pieces (as an async generator's ``aclose``)."""
+        await self._records.aclose()
+
+    def document_path(self) -> Path | None:
+        """The store's file of the upload's payloads, back to back (``None`` for a shared store)."""
+        return self._store.upload_path(self._job_id)
 
 
 def _superseded(job_id: str) -> Superseded:

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 __all__ = ["EventGap", "EventRow", "JobRecord", "JobStore", "LeaseLost", "UploadRecord"]
@@ -198,6 +199,17 @@ class JobStore(Protocol):
 
     def upload_records(self, job_id: str, start: int = 0) -> Iterator[UploadRecord]:
         """The complete upload records from index ``start``, in order (a torn last one is skipped)."""
+
+    def upload_path(self, job_id: str) -> Path | None:
+        """A local file that holds the job's upload payloads back to back, in order, or ``None``.
+
+        Each record's payload is in the file (binary frames as sent, ``text`` as
+        UTF-8) once its append returns, and stays there while the job exists; the
+        file may hold more after it (a torn tail). Ingestion then reads a PDF from
+        this file instead of collecting it in memory
+        (:class:`summarizer.ingest.source.StoredUpload`). ``None``: the store keeps
+        the upload elsewhere (the Redis store).
+        """
 
     def truncate_upload(self, job_id: str) -> tuple[int, int]:
         """Drop a torn last record; returns the ``(bytes, messages)`` kept."""

@@ -410,6 +410,10 @@ class RedisStore:
                 return
             index += len(page)
 
+    def upload_path(self, job_id: str) -> None:
+        """``None``: the upload is in Redis, not in a local file."""
+        return None
+
     def truncate_upload(self, job_id: str) -> tuple[int, int]:
         """Returns ``(payload bytes, messages)`` stored; a record is appended whole or not at all,
         so there is never a torn one to drop."""

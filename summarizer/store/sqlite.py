@@ -317,6 +317,10 @@ class SqliteStore:
         """
         return self._uploads.records(job_id, start)
 
+    def upload_path(self, job_id: str) -> Path:
+        """The job's upload data file (``<job_id>.data``: the payloads back to back)."""
+        return self._uploads.data_path(job_id)
+
     def truncate_upload(self, job_id: str) -> tuple[int, int]:
         """Drop a torn last record (a crash mid-write); returns ``(payload bytes, messages)`` kept."""
         return self._uploads.repair(job_id)

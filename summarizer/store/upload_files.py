@@ -16,8 +16,10 @@ machine). The index costs one small ``write`` per record.
 Uploads do not fill the page cache: every :data:`DROP_STEP` bytes of a job's
 data file, the pages written so far are handed to writeback and dropped once
 clean (``posix_fadvise(POSIX_FADV_DONTNEED)``, where the platform has it).
-Ingestion reads the live upload from memory; the file is read again only to
-recover a job after a restart. Writing into pages the kernel recycles is
+Ingestion takes a text upload's pieces from memory as they come; a PDF, which
+can only be parsed whole, is streamed from the data file to its workers once the
+upload ended (:mod:`summarizer.ingest.source`), and a recovered job re-reads the
+file. Writing into pages the kernel recycles is
 cheaper than into fresh ones: on the benchmark machine (a VM that returns free
 memory to its host) 64 KiB writes into fresh page-cache pages cost 1.5 ms of
 CPU per MiB, against 0.37 with the pages dropped (and half the system-wide CPU
@@ -140,6 +142,11 @@ class UploadFiles:
     def _legacy_path(self, job_id: str) -> Path:
         """Where an earlier version kept the job's upload (header and payload interleaved)."""
         return self.directory / f"{job_id}.bin"
+
+    def data_path(self, job_id: str) -> Path:
+        """The file of the job's payloads, back to back (an earlier version's file is converted first)."""
+        self._migrate(job_id)
+        return self._paths(job_id)[0]
 
     def create(self, job_id: str) -> None:
         """Start an empty upload for ``job_id`` (an earlier one of that id is dropped).
