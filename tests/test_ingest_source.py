@@ -1,10 +1,12 @@
-"""A PDF upload that a store keeps in a file is read from that file, not collected in memory."""
+"""A PDF upload is read from a file (the store's, or a temporary one), never held in memory."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import os
+import tempfile
 import tracemalloc
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -12,9 +14,10 @@ from pathlib import Path
 import pytest
 from pypdf import PdfReader, PdfWriter
 
-from summarizer.errors import ErrorCode, SummarizerError
+from summarizer.errors import ErrorCode, StorageError, SummarizerError
 from summarizer.ingest import IngestOptions, iter_chunks
 from summarizer.ingest.pdf import PdfPage, extract_pages
+from summarizer.ingest.pipeline import SPOOL_PREFIX
 from summarizer.ingest.source import DocumentFile, FileUpload, StoredUpload
 from summarizer.ingest.types import Chunk
 from summarizer.jobs.upload import Upload
@@ -83,16 +86,52 @@ async def _chunks_and_peak(upload: object, name: str) -> tuple[list[Chunk], int]
         tracemalloc.stop()
 
 
-async def test_a_stored_pdf_is_read_from_its_file_and_never_held_in_memory(big_pdf: Path) -> None:
-    """The same chunks either way; collected, the 24 MiB upload is held at once (peak above
-    its size), read from its file the peak stays a few pieces (below 8 MiB)."""
+async def test_a_pdf_upload_is_never_held_in_memory(
+    big_pdf: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A 24 MiB PDF, read from the store's file or spooled to a temporary file: the same
+    chunks, and the peak of this process's allocations stays a few pieces (below 8 MiB)."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     assert isinstance(_Stored(big_pdf), StoredUpload)
     stored, stored_peak = await _chunks_and_peak(_Stored(big_pdf), big_pdf.name)
+    assert not list(tmp_path.glob(SPOOL_PREFIX + "*"))  # the store's file is used as it is
     plain, plain_peak = await _chunks_and_peak(_plain(big_pdf), big_pdf.name)
     assert stored and [c.text for c in stored] == [c.text for c in plain]
     assert [c.pages for c in stored] == [c.pages for c in plain]
-    assert plain_peak > PADDING
     assert stored_peak < 8 * MiB, f"peak {stored_peak / MiB:.1f} MiB while reading a stored PDF"
+    assert plain_peak < 8 * MiB, f"peak {plain_peak / MiB:.1f} MiB while spooling a PDF"
+
+
+async def test_the_spool_file_lives_while_the_pdf_is_read_and_goes_with_it(
+    big_pdf: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """One temporary file of the PDF's size during ingestion; deleted at the end, and when the
+    consumer stops early."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    for stop_early in (False, True):
+        seen: list[list[int]] = []
+        chunks = iter_chunks(
+            _plain(big_pdf),
+            filename="big.pdf",
+            media_type="application/pdf",
+            options=IngestOptions(ocr="off"),
+        )
+        async with contextlib.aclosing(chunks):
+            async for _ in chunks:
+                seen.append([p.stat().st_size for p in tmp_path.glob(SPOOL_PREFIX + "*")])
+                if stop_early:
+                    break
+        assert seen and seen[0] == [big_pdf.stat().st_size]
+        assert not list(tmp_path.glob(SPOOL_PREFIX + "*"))
+
+
+async def test_a_spool_that_cannot_be_written_is_a_storage_error(
+    big_pdf: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "missing"))
+    with pytest.raises(StorageError, match="could not keep the PDF until it is parsed") as caught:
+        await _chunks_and_peak(_plain(big_pdf), big_pdf.name)
+    assert caught.value.code is ErrorCode.STORAGE_ERROR and caught.value.retryable
 
 
 async def test_read_document_streams_the_file_to_the_workers(big_pdf: Path) -> None:

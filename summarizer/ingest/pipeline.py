@@ -5,12 +5,13 @@
 * text and Markdown: decodes, paginates (form feeds) and chunks each piece as
   it arrives, so chunks flow while the upload is still coming in;
 * PDF: takes in the whole file (a PDF cannot be read from its start: the
-  pieces are collected, or only counted when the file is already on disk, see
-  :mod:`summarizer.ingest.source`), parses it in a worker process (:mod:`summarizer.ingest.pdf`), cleans pages
-  (:mod:`summarizer.ingest.clean`), drops unreadable pages and chunks the rest
-  as pages arrive. The cleaner holds pages back only while the chunker could
-  not cut its next chunk anyway: as soon as the pages in hand hold enough text,
-  they are released, so a chunk leaves the moment its last page is extracted.
+  pieces go to a temporary file, or are only counted when a file already holds
+  them, see :mod:`summarizer.ingest.source`), parses it in worker processes
+  (:mod:`summarizer.ingest.pdf`), cleans pages (:mod:`summarizer.ingest.clean`),
+  drops unreadable pages and chunks the rest as pages arrive. The cleaner holds
+  pages back only while the chunker could not cut its next chunk anyway: as soon
+  as the pages in hand hold enough text, they are released, so a chunk leaves
+  the moment its last page is extracted.
 
 It enforces the limits in :class:`IngestOptions`, reports progress through an
 optional callback, and ends with a specific :class:`DocumentError` when there
@@ -25,6 +26,7 @@ import contextlib
 import dataclasses
 import logging
 import mimetypes
+import tempfile
 import threading
 from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Callable, Iterable
 from pathlib import Path
@@ -34,6 +36,7 @@ from summarizer.errors import (
     ErrorCode,
     LimitExceeded,
     NoTextError,
+    StorageError,
     UnsupportedDocument,
 )
 from summarizer.ingest.chunking import PAGE_SEPARATOR, IncrementalChunker
@@ -55,7 +58,10 @@ from summarizer.ingest.structure import StructureFilter, raw_leader_lines, text_
 from summarizer.ingest.text import TextStreamReader
 from summarizer.ingest.types import Chunk, IngestOptions, IngestProgress, Page
 
-__all__ = ["ProgressCallback", "iter_chunks", "read_document"]
+__all__ = ["SPOOL_PREFIX", "ProgressCallback", "iter_chunks", "read_document"]
+
+SPOOL_PREFIX = "summarizer-pdf-"
+"""Name prefix of the temporary file a PDF upload is written to when no store file holds it."""
 
 logger = logging.getLogger(__name__)
 
@@ -356,23 +362,52 @@ async def _pdf_chunks(
 ) -> AsyncGenerator[Chunk, None]:
     """Take in a PDF upload, then extract, clean, filter (structure) and chunk it page by page.
 
-    With ``stored`` (the file that holds the upload's bytes, see
-    :mod:`summarizer.ingest.source`) the pieces are only counted; otherwise
-    they are collected here.
+    A PDF is parsed from its end, so it is taken in whole first, never held in
+    memory: with ``stored`` (the file that already holds the upload's bytes, see
+    :mod:`summarizer.ingest.source`) the pieces are only counted; otherwise they
+    are written to a temporary file (:data:`SPOOL_PREFIX`, in the temporary
+    directory, ``TMPDIR``), deleted when ingestion ends.
+
+    Raises:
+        StorageError: The temporary file cannot be written (say, the disk is full).
     """
-    pieces = [_pdf_bytes(piece) for piece in head]
-    data: bytes | DocumentFile
-    if stored is not None:
-        size = sum(map(len, pieces))
-        del pieces
-        async for piece in rest:
-            size += len(_pdf_bytes(piece))
-        data = DocumentFile(stored, size)
-    else:
-        async for piece in rest:
-            pieces.append(_pdf_bytes(piece))
-        data = b"".join(pieces)  # one copy at the end, not a growing buffer copied as it grows
-        del pieces
+    with contextlib.ExitStack() as stack:
+        size = 0
+        if stored is None:
+            try:
+                spool = stack.enter_context(tempfile.NamedTemporaryFile(prefix=SPOOL_PREFIX, suffix=".pdf"))
+                for piece in head:
+                    size += spool.write(_pdf_bytes(piece))
+                async for piece in rest:
+                    size += spool.write(_pdf_bytes(piece))
+                spool.flush()
+            except OSError as exc:
+                raise StorageError(
+                    f"The server could not keep the PDF until it is parsed ({exc}); try again later."
+                ) from exc
+            stored = Path(spool.name)
+        else:
+            for piece in head:
+                size += len(_pdf_bytes(piece))
+            async for piece in rest:
+                size += len(_pdf_bytes(piece))
+        pages = _pdf_file_chunks(
+            DocumentFile(stored, size), chunker, options, progress, on_progress, filename
+        )
+        async with contextlib.aclosing(pages):
+            async for chunk in pages:
+                yield chunk
+
+
+async def _pdf_file_chunks(
+    data: DocumentFile,
+    chunker: IncrementalChunker,
+    options: IngestOptions,
+    progress: IngestProgress,
+    on_progress: ProgressCallback | None,
+    filename: str,
+) -> AsyncGenerator[Chunk, None]:
+    """Extract, clean, filter (structure) and chunk a whole PDF page by page."""
     cleaner = PageCleaner()
     report = _PdfReport(ocr=options.ocr)
     ocr_pages: set[int] = set()
@@ -442,7 +477,6 @@ async def _pdf_chunks(
         workers=options.parse_workers,
         split_gate=first_chunk_out,
     )
-    del data
     async with contextlib.aclosing(events):
         async for event in events:
             if isinstance(event, PdfOpened):

@@ -8,12 +8,13 @@ into a fresh server process ran at 290–550 MiB/s with 1.9–3.8 ms of CPU per 
 against 590–710 MiB/s at 1.5–1.75 ms with the pieces dropped (six 80 MiB uploads
 each, ``bench/upload.py``'s client, one run).
 
-An upload whose bytes a store keeps in a file anyway (the embedded store's
-``<job_id>.data``, the payloads back to back) says so with
-:class:`StoredUpload`; ingestion then only counts the pieces and hands the PDF
-workers a :class:`DocumentFile`, which they receive streamed from the file.
-Other uploads (the shared Redis store, a script's async iterator) are collected
-in memory as before.
+So a PDF is always read from a file, as a :class:`DocumentFile` that the
+parent streams to each PDF worker. An upload whose bytes a store keeps in a file
+anyway (the embedded store's ``<job_id>.data``, the payloads back to back) says
+so with :class:`StoredUpload`, and ingestion only counts its pieces. Other
+uploads (the shared Redis store, a script's async iterator) are written to a
+temporary file as they come (one more local write per byte), deleted when
+ingestion ends. Either way the server holds a few pieces of a PDF, not the PDF.
 """
 
 from __future__ import annotations

@@ -421,7 +421,7 @@ class UploadStream:
 
     It is a :class:`summarizer.ingest.source.StoredUpload`: when the store keeps
     the payloads in a local file (the embedded store), ingestion reads a PDF from
-    that file instead of collecting the pieces in memory.
+    that file instead of writing the pieces to a temporary file.
 
     Args:
         records: The pieces, from :meth:`Upload.stream`.

@@ -206,7 +206,7 @@ class JobStore(Protocol):
         Each record's payload is in the file (binary frames as sent, ``text`` as
         UTF-8) once its append returns, and stays there while the job exists; the
         file may hold more after it (a torn tail). Ingestion then reads a PDF from
-        this file instead of collecting it in memory
+        this file instead of writing it to a temporary file of its own
         (:class:`summarizer.ingest.source.StoredUpload`). ``None``: the store keeps
         the upload elsewhere (the Redis store).
         """
