@@ -250,3 +250,36 @@ async def test_the_expiry_task_survives_an_exception(monkeypatch: pytest.MonkeyP
             assert resumed.state == "failed", resumed
             events = await until_terminal(ws)
             assert events[-1].code == "idle_timeout"
+
+
+async def test_a_large_pdf_upload_does_not_grow_the_server_by_its_size(tmp_path: Path) -> None:
+    """A client uploads 64 MiB of a PDF (every byte acknowledged: ingestion took it) to a real
+    server process: its RSS grows by a bounded amount, not by the upload (a PDF is read from the
+    store's upload file, not collected in memory; it grew by more than 64 MiB before)."""
+    from .serverproc import EchoServer
+
+    total, frame = 64 * 2**20, 256 * 1024
+    server = EchoServer(tmp_path / "data", {"SUMMARIZER_MAX_DOCUMENT_BYTES": str(2 * total)})
+    server.start()
+    try:
+        async with websockets.connect(server.url, max_size=None, compression=None) as ws:
+            await ws.send(json.dumps({"type": "start", "protocol": 1, "filename": "big.pdf", "size": total}))
+            accepted = await recv_event(ws)
+            window = accepted.limits.ack_window_bytes
+            before = server.rss_bytes()
+            head = b"%PDF-1.7\n%a large upload\n"
+            sent = acked = 0
+            while acked < total:
+                while sent < total and sent - acked + frame <= window:
+                    piece = head + bytes(frame - len(head)) if sent == 0 else bytes(frame)
+                    await ws.send(piece)
+                    sent += frame
+                event = await recv_event(ws, 30)
+                if event.type == "ack":
+                    acked = event.received
+                assert event.type in ("ack", "progress"), event
+            grown = server.rss_bytes() - before
+            await ws.send(json.dumps({"type": "cancel"}))
+        assert grown < 24 * 2**20, f"the server grew by {grown / 2**20:.0f} MiB during a 64 MiB upload"
+    finally:
+        server.stop()
