@@ -389,6 +389,28 @@ async def test_a_cover_is_ocrd_beside_the_first_chunk_and_completes_the_title() 
     ]
 
 
+def test_a_cover_is_rendered_at_the_cover_resolution_and_other_pages_at_ocr_dpi() -> None:
+    """A cover only gives the title (large type): it is rendered at COVER_DPI (200), a body page
+    at ``ocr_dpi``; a lower ``ocr_dpi`` wins for both."""
+    from summarizer.ingest import worker
+
+    class Renderer:
+        def __init__(self) -> None:
+            self.dpis: list[int | None] = []
+
+        def render(self, index: int, dpi: int | None = None) -> object:
+            self.dpis.append(dpi)
+            raise RuntimeError("rendered")
+
+    page = (1, "", True, True, None, False)
+    for ocr_dpi, expected in ((300, [200, 300]), (150, [150, 150])):
+        ocr = worker._Ocr(b"", worker.WorkerConfig(ocr="auto", ocr_dpi=ocr_dpi), None)  # type: ignore[arg-type]
+        ocr._renderer = renderer = Renderer()
+        assert ocr._run(0, page, worker.COVER_DPI)[4] == "OCR failed: RuntimeError: rendered"
+        ocr._run(1, page)
+        assert renderer.dpis == expected
+
+
 async def test_a_scan_defers_no_page() -> None:
     """Every page of a scan is content: page 1's OCR text is in the first chunk, in page order."""
     events: list[Any] = []

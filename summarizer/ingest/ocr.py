@@ -174,11 +174,12 @@ class PageRenderer:
         self._lock = threading.Lock()
         self._document: object | None = None
 
-    def render(self, index: int) -> Image:
+    def render(self, index: int, dpi: int | None = None) -> Image:
         """Render page ``index`` (0-based).
 
         Args:
             index: Page index.
+            dpi: Resolution of this page (dots per inch; default: the renderer's).
 
         Returns:
             An 8-bit grayscale :class:`PIL.Image.Image`.
@@ -196,7 +197,7 @@ class PageRenderer:
             page = document[index]
             try:
                 width, height = page.get_size()
-                scale = render_scale(width, height, dpi=self._dpi, max_pixels=self._max_pixels)
+                scale = render_scale(width, height, dpi=dpi or self._dpi, max_pixels=self._max_pixels)
                 bitmap = page.render(scale=scale, grayscale=True)
                 try:
                     image: Image = bitmap.to_pil().convert("L")

@@ -584,12 +584,14 @@ class _Ocr:
             self._cover_pool = ThreadPoolExecutor(
                 1, thread_name_prefix="ocr-cover", initializer=_lower_priority
             )
-        return self._cover_pool.submit(lambda: self._run(index, fallback) if self.start() else fallback)
+        return self._cover_pool.submit(
+            lambda: self._run(index, fallback, COVER_DPI) if self.start() else fallback
+        )
 
-    def _run(self, index: int, fallback: _PageMessage) -> _PageMessage:
+    def _run(self, index: int, fallback: _PageMessage, dpi: int | None = None) -> _PageMessage:
         number, text, has_images, blank, _, _ = fallback
         try:
-            image = self._renderer.render(index)
+            image = self._renderer.render(index, min(dpi or self._config.ocr_dpi, self._config.ocr_dpi))
             raw = self._engine.recognize(
                 image, languages=self._config.ocr_languages, timeout_s=self._config.ocr_page_timeout_s
             )
@@ -614,6 +616,12 @@ class _Ocr:
         if self._renderer is not None:
             self._renderer.close()
 
+
+COVER_DPI: Final = 200
+"""Resolution of a cover's OCR (dots per inch; lower if ``ocr_dpi`` is). A cover only gives the
+title, in large type: on freeculture.pdf's cover 200 dpi reads the same title and subtitle as
+300 dpi with about 0.27 s less CPU (rendering 0.11 s against 0.23, Tesseract 0.37 s against
+0.52); 100 dpi lost the heading. Body pages at 200 dpi read at 0.06% CER (the OCR benchmark)."""
 
 COVER_NICENESS: Final = 10
 """Added to the cover thread's nice value (Linux): its rendering and Tesseract yield to the first chunk."""
