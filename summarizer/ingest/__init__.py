@@ -6,7 +6,7 @@ offsets and page ranges. The modules, one idea each:
 
 * :mod:`~summarizer.ingest.detect`: PDF, text or Markdown?
 * :mod:`~summarizer.ingest.text`: incremental UTF-8 decoding and form-feed pages.
-* :mod:`~summarizer.ingest.source`: where a PDF's bytes are read from (memory or a file).
+* :mod:`~summarizer.ingest.source`: where a PDF's bytes are read from (a store's file or a temporary one).
 * :mod:`~summarizer.ingest.pdf`: page-by-page extraction in a worker process.
 * :mod:`~summarizer.ingest.worker`: that worker, ``python -m summarizer.ingest.worker``.
 * :mod:`~summarizer.ingest.ocr`: rendering, Tesseract and OCR cleanup for scanned pages.

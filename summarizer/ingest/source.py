@@ -1,12 +1,12 @@
-"""Where a PDF's bytes are read from: memory, or a file that already holds them.
+"""Where a PDF's bytes are read from: a file, the store's own or a temporary one.
 
 A PDF cannot be parsed before its last byte (the cross-reference table is at the
 end), so ingestion has to keep the whole upload until then. Collecting the pieces
-in memory costs the server the document's size per upload, and on a VM that
-returns free memory to its host every fresh page is a page fault: a PDF upload
-into a fresh server process ran at 290–550 MiB/s with 1.9–3.8 ms of CPU per MiB,
-against 590–710 MiB/s at 1.5–1.75 ms with the pieces dropped (six 80 MiB uploads
-each, ``bench/upload.py``'s client, one run).
+in memory, as earlier versions did, cost the server the document's size per
+upload, and on a VM that returns free memory to its host every fresh page is a
+page fault: 80 MiB PDF uploads into a fresh server process ran at 290–550 MiB/s
+with 1.9–3.8 ms of CPU per MiB; read from the store's file instead, 590–850 MiB/s
+at 1.1–1.9 ms (six uploads each, ``bench/upload.py``'s client, one run each).
 
 So a PDF is always read from a file, as a :class:`DocumentFile` that the
 parent streams to each PDF worker. An upload whose bytes a store keeps in a file
