@@ -75,6 +75,9 @@ def run_filter(raw: list[Page], **kwargs: object) -> tuple[StructureFilter, list
         ("INDEX", "index"),
         ("References to the literature are given below in the notes", None),
         ("Indexing strategies", None),
+        ("references", None),  # a UML association's label (GeoBase_NHNC1_Data_Model_UML_EN.pdf)
+        ("3. notes", None),
+        ("index", None),
     ],
 )
 def test_back_matter_headings(line: str, reason: str | None) -> None:

@@ -212,8 +212,12 @@ def back_matter_heading(line: str) -> SkipReason | None:
     """The back-matter section a heading line opens, or ``None``.
 
     A heading is a short line that is exactly "References", "Notes",
-    "Bibliography", "Acknowledgments", "Index" and the like (any case, maybe
-    numbered: ``"7. References"``).
+    "Bibliography", "Acknowledgments", "Index" and the like (capitalised or in
+    capitals, maybe numbered: ``"7. References"``). A lowercase line is a label
+    or a wrapped word, not a heading: the UML diagrams of
+    GeoBase_NHNC1_Data_Model_UML_EN.pdf label associations "references", and a
+    page whose running labels the cleaner had not yet removed started "back
+    matter" there (pages 11-19 dropped).
 
     Args:
         line: One line of text.
@@ -223,6 +227,9 @@ def back_matter_heading(line: str) -> SkipReason | None:
     """
     line = line.strip().rstrip(":.")
     if len(line) > 40:
+        return None
+    first = _WORDS.search(line)
+    if first is None or first.group()[0].islower():
         return None
     for pattern, reason in _BACK_HEADINGS:
         if pattern.fullmatch(line):
