@@ -149,7 +149,9 @@ def run(ctx: Context) -> dict[str, Any]:
     (256 KiB, ``SummarizerClient.frame_bytes``) is measured too, for information.
     """
     total = (24 if ctx.quick else 80) * MiB
-    repeats = ctx.repeats(3)
+    # Seven alternating runs: one upload takes a fraction of a second, and on a shared machine
+    # a three-run median of either server moved by a third between full benchmark runs.
+    repeats = ctx.repeats(7)
     frames = (FRAME_BYTES, SummarizerClient().frame_bytes)
     runs: dict[int, dict[str, list[dict[str, Any]]]] = {f: {"ours": [], "bare": []} for f in frames}
     with server_process("app") as ours, server_process("bare") as bare:
