@@ -136,8 +136,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.merge and args.json.exists():
         previous = json.loads(args.json.read_text(encoding="utf-8"))
         results["benchmarks"] = dict(previous.get("benchmarks", {}))
-        meta["merged_from"] = {
-            name: previous.get("meta", {}).get("date") for name in results["benchmarks"] if name not in chosen
+        fallback = {k: previous.get("meta", {}).get(k) for k in ("date", "commit")}
+        for result in results["benchmarks"].values():
+            result.setdefault("generated", fallback)  # files of earlier versions: the file's own run
+        meta["kept"] = {
+            name: result["generated"] for name, result in results["benchmarks"].items() if name not in chosen
         }
     failed = False
     for name in (b for b in BENCHMARKS if b in chosen):
@@ -151,6 +154,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             result = {"error": f"{type(exc).__name__}: {exc}"}
         result["run_s"] = time.perf_counter() - began
         result["loadavg"] = [round(x, 2) for x in os.getloadavg()]
+        result["generated"] = {"date": meta["date"], "commit": meta["commit"]}
         results["benchmarks"][name] = result
         ctx.log(f"=== {name} done in {result['run_s']:.0f} s")
     meta["seconds"] = time.perf_counter() - started
