@@ -202,14 +202,7 @@ async def _text_chunks(
     """Decode and chunk a text upload piece by piece."""
     reader = TextStreamReader()
     opening: list[str] = []  # the first characters, for the title
-
-    async def all_pieces() -> AsyncIterator[bytes | str]:
-        for piece in head:
-            yield piece
-        async for piece in rest:
-            yield piece
-
-    async for piece in all_pieces():
+    async for piece in _all_pieces(head, rest):
         if not piece:
             continue
         chunks: list[Chunk] = []
@@ -376,9 +369,7 @@ async def _pdf_chunks(
         if stored is None:
             try:
                 spool = stack.enter_context(tempfile.NamedTemporaryFile(prefix=SPOOL_PREFIX, suffix=".pdf"))
-                for piece in head:
-                    size += spool.write(_pdf_bytes(piece))
-                async for piece in rest:
+                async for piece in _all_pieces(head, rest):
                     size += spool.write(_pdf_bytes(piece))
                 spool.flush()
             except OSError as exc:
@@ -387,9 +378,7 @@ async def _pdf_chunks(
                 ) from exc
             stored = Path(spool.name)
         else:
-            for piece in head:
-                size += len(_pdf_bytes(piece))
-            async for piece in rest:
+            async for piece in _all_pieces(head, rest):
                 size += len(_pdf_bytes(piece))
         pages = _pdf_file_chunks(
             DocumentFile(stored, size), chunker, options, progress, on_progress, filename
@@ -558,6 +547,16 @@ async def _pdf_file_chunks(
         raise _no_chunks_error(report, progress.pages_total or 0)
     progress.finished = True
     _report(on_progress, progress)
+
+
+async def _all_pieces(
+    head: Iterable[bytes | str], rest: AsyncIterator[bytes | str]
+) -> AsyncIterator[bytes | str]:
+    """The pieces :func:`iter_chunks` read to detect the kind (``head``), then the rest of the upload."""
+    for piece in head:
+        yield piece
+    async for piece in rest:
+        yield piece
 
 
 def _pdf_bytes(piece: bytes | str) -> bytes:

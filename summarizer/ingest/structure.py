@@ -215,9 +215,9 @@ def back_matter_heading(line: str) -> SkipReason | None:
     "Bibliography", "Acknowledgments", "Index" and the like (capitalised or in
     capitals, maybe numbered: ``"7. References"``). A lowercase line is a label
     or a wrapped word, not a heading: the UML diagrams of
-    GeoBase_NHNC1_Data_Model_UML_EN.pdf label associations "references", and a
-    page whose running labels the cleaner had not yet removed started "back
-    matter" there (pages 11-19 dropped).
+    GeoBase_NHNC1_Data_Model_UML_EN.pdf label associations "references"; in an
+    experiment that handed pages on before the cleaner had removed such labels,
+    that line started "back matter" (pages 11-19 dropped).
 
     Args:
         line: One line of text.
