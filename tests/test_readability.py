@@ -159,3 +159,10 @@ def test_bullets_are_one_sentence_per_line() -> None:
     assert len(lines) >= 5
     assert all(line.startswith("- ") for line in lines)
     assert all(len(split_sentences(line[2:])) == 1 for line in lines)
+
+
+@pytest.mark.slow
+def test_tracemonkey_summary_says_what_the_abstract_says_first() -> None:
+    summary, _ = summarize("tracemonkey.pdf")
+    opening = "We present an alternative compilation technique for dynamically-typed languages"
+    assert opening in summary, summary
