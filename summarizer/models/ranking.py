@@ -1160,7 +1160,9 @@ def rank_sentences(
     + w_position * exp(-p / position_decay) + w_length * length_prior
     + w_title * title_overlap + w_section * opens_section
     - dialogue_penalty * quoted_fraction + w_names * name_density
-    - person_penalty * personal_fraction``, where ``p`` is the fraction of the
+    - person_penalty * personal_fraction + w_frequency * frequency
+    + w_function * function_share - quoted_person_penalty * quoted_personal_fraction``,
+    where ``p`` is the fraction of the
     text's words before the sentence (see :class:`RankingConfig`).
 
     Args:
