@@ -429,10 +429,7 @@ def test_recurring_names_raise_a_prose_sentence() -> None:
         "The crew of the freighter waited for the engines to be repaired at the station. "
         "Strike and Cob agreed that Gorman would never forgive them. "
     )
-    sentences = split_sentences(text)
-    named = dict(zip(*rank_sentences(sentences), strict=True))
-    plain = dict(zip(*rank_sentences(sentences, replace(DEFAULT_CONFIG, w_names=0.0)), strict=True))
-    gains = {i: named[i] - plain[i] for i in named}
+    gains = _gains(text, w_names=0.0)
     assert gains[1] > 0.5 * DEFAULT_CONFIG.w_names  # a third of its words are recurring names
     assert gains[0] == pytest.approx(0.0) and gains[2] == pytest.approx(0.0)  # none at all
     assert gains[5] == pytest.approx(DEFAULT_CONFIG.w_names)  # the densest gets the full weight
